@@ -1,0 +1,63 @@
+"""The one contract every statement format fulfils.
+
+A parser says whether it claims a file from its content (`sniff`) and turns
+the file's bytes into ParsedFile: statement metadata plus a bank-lines frame
+in the frames.BANK_LINES schema. Parsers read bytes they are given; they do
+not open files, touch the database or know about matching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from reconcile import frames
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One account's statement (or notification) inside a file."""
+
+    account: str
+    currency: str | None
+    lines: pl.DataFrame                   # frames.BANK_LINES
+    opening_minor: int | None = None
+    closing_minor: int | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    statement_id: str | None = None
+    location: str | None = None           # where the statement starts in the file
+    warnings: tuple[str, ...] = ()         # e.g. a balance that does not add up
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    format: str                           # "camt053", "camt054", "ofx", "csv:<profile>", "mt940", "bai2"
+    statements: list[Statement] = field(default_factory=list)
+
+    @property
+    def line_count(self) -> int:
+        return sum(s.lines.height for s in self.statements)
+
+
+class Parser(Protocol):
+    """What the registry needs of a format."""
+
+    name: str
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        """True when this parser recognises the file from its first bytes."""
+        ...
+
+    def parse(self, data: bytes, path: Path) -> ParsedFile:
+        """Parse the whole file; raise errors.InputError naming path, position and reason."""
+        ...
+
+
+def lines_frame(records: list[dict]) -> pl.DataFrame:
+    """Bank-lines frame from per-line dicts (row-wise parsers: CAMT, OFX, MT940, BAI2)."""
+    return frames.from_records(records, frames.BANK_LINES)

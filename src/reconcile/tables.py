@@ -1,0 +1,314 @@
+"""The database schema: SQLAlchemy 2 typed mapping, the only definition of tables.
+
+Money columns are BigInteger minor units (SQLite stores Numeric as a float);
+the database enforces what must never happen: a bank line stored twice
+(unique account + source_ref), a line posted twice (unique line + generation
+on postings), an open amount below zero (check constraints). Migrations in
+reconcile/migrations mirror this module.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+Money = BigInteger  # integer minor units of the row's currency
+
+
+# --- receivables -----------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerAlias(Base):
+    """Other names a customer pays under: from the snapshot or learned from staff decisions."""
+
+    __tablename__ = "customer_aliases"
+    __table_args__ = (UniqueConstraint("customer_id", "alias", name="uq_customer_aliases_customer_alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    alias: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))  # snapshot | learned
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PayerAccount(Base):
+    """Bank accounts a customer is known to pay from (snapshot or learned)."""
+
+    __tablename__ = "payer_accounts"
+    __table_args__ = (UniqueConstraint("customer_id", "account", name="uq_payer_accounts_customer_account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)  # normalised: upper case, no spaces
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("open_amount_minor >= 0", name="open_not_negative"),
+        CheckConstraint("snapshot_open_minor >= 0", name="snapshot_open_not_negative"),
+    )
+
+    invoice_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(Money)
+    # open amount in the last loaded snapshot, before anything this ledger posted
+    snapshot_open_minor: Mapped[int] = mapped_column(Money)
+    # snapshot open minus this ledger's net allocations: kept by posting only
+    open_amount_minor: Mapped[int] = mapped_column(Money)
+    payment_reference: Mapped[str | None] = mapped_column(String(64), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentPlan(Base):
+    __tablename__ = "payment_plans"
+
+    plan_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_number: Mapped[str] = mapped_column(ForeignKey("invoices.invoice_number"), index=True)
+
+
+class Installment(Base):
+    __tablename__ = "installments"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "installment_no", name="uq_installments_plan_no"),
+        CheckConstraint("open_amount_minor >= 0", name="open_not_negative"),
+        CheckConstraint("installment_no >= 1", name="number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("payment_plans.plan_id"))
+    invoice_number: Mapped[str] = mapped_column(ForeignKey("invoices.invoice_number"), index=True)
+    installment_no: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(Money)
+    snapshot_paid_minor: Mapped[int] = mapped_column(Money, default=0)
+    open_amount_minor: Mapped[int] = mapped_column(Money)
+
+
+# --- bank side -------------------------------------------------------------
+
+
+class StatementFile(Base):
+    """A statement file as received: identified by its content hash."""
+
+    __tablename__ = "statement_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    format: Mapped[str] = mapped_column(String(32))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    line_count: Mapped[int] = mapped_column(Integer)
+    new_line_count: Mapped[int] = mapped_column(Integer)
+
+
+class Statement(Base):
+    __tablename__ = "statements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    statement_ref: Mapped[str | None] = mapped_column(String(128))
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    opening_minor: Mapped[int | None] = mapped_column(Money)
+    closing_minor: Mapped[int | None] = mapped_column(Money)
+    warnings: Mapped[str | None] = mapped_column(Text)
+
+
+class BankLine(Base):
+    __tablename__ = "bank_lines"
+    __table_args__ = (
+        UniqueConstraint("account", "source_ref", name="uq_bank_lines_account_source_ref"),
+        Index("ix_bank_lines_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    source_ref: Mapped[str] = mapped_column(String(160))
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    booking_date: Mapped[date] = mapped_column(Date)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    direction: Mapped[str] = mapped_column(String(6))  # credit | debit
+    counterparty_name: Mapped[str | None] = mapped_column(String(255))
+    counterparty_account: Mapped[str | None] = mapped_column(String(64))
+    remittance: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(64))
+    end_to_end_id: Mapped[str | None] = mapped_column(String(64))
+    bank_code: Mapped[str | None] = mapped_column(String(64))
+    is_reversal: Mapped[bool] = mapped_column(Boolean, default=False)
+    instructed_amount_minor: Mapped[int | None] = mapped_column(Money)
+    instructed_currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rate: Mapped[str | None] = mapped_column(String(32))
+    charges_minor: Mapped[int | None] = mapped_column(Money)
+    location: Mapped[str | None] = mapped_column(String(255))
+    # unmatched -> posted | exception | skipped; a reversal returns posted -> unmatched
+    status: Mapped[str] = mapped_column(String(16), default="unmatched")
+    # bumped by every reversal, so a line can be posted again exactly once more
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- ledger ----------------------------------------------------------------
+
+
+class PostingRun(Base):
+    __tablename__ = "posting_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str | None] = mapped_column(Text)  # JSON
+
+
+class Posting(Base):
+    """One bank line posted once: the unique (line, generation) is the exactly-once guard."""
+
+    __tablename__ = "postings"
+    __table_args__ = (UniqueConstraint("bank_line_id", "generation", name="uq_postings_line_generation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_line_id: Mapped[int] = mapped_column(ForeignKey("bank_lines.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("posting_runs.run_id"), index=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    posted_by: Mapped[str] = mapped_column(String(64))
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint(
+            "kind in ('invoice', 'installment', 'on_account', 'write_off', 'reversal')",
+            name="kind_known",
+        ),
+        Index("ix_allocations_invoice", "invoice_number"),
+        Index("ix_allocations_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
+    bank_line_id: Mapped[int] = mapped_column(ForeignKey("bank_lines.id"), index=True)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("posting_runs.run_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"))
+    invoice_number: Mapped[str | None] = mapped_column(ForeignKey("invoices.invoice_number"))
+    installment_id: Mapped[int | None] = mapped_column(ForeignKey("installments.id"))
+    installment_no: Mapped[int | None] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(Money)  # reversal rows carry the negated amount
+    currency: Mapped[str] = mapped_column(String(3))
+    rule: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[str | None] = mapped_column(Text)  # JSON
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    reason: Mapped[str | None] = mapped_column(String(64))  # write-off / reversal reason code
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- manual review ---------------------------------------------------------
+
+
+class ExceptionItem(Base):
+    __tablename__ = "exception_items"
+    __table_args__ = (
+        UniqueConstraint("bank_line_id", "generation", name="uq_exception_items_line_generation"),
+        Index("ix_exception_items_status_reason", "status", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_line_id: Mapped[int] = mapped_column(ForeignKey("bank_lines.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("posting_runs.run_id"))
+    reason: Mapped[str] = mapped_column(String(32))
+    suggestions: Mapped[str | None] = mapped_column(Text)  # invoice numbers, best first, "|"-separated
+    customer_id: Mapped[str | None] = mapped_column(String(64))  # best guess of the payer
+    evidence: Mapped[str | None] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    resolution_batch: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class ExceptionNote(Base):
+    __tablename__ = "exception_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exception_id: Mapped[int] = mapped_column(ForeignKey("exception_items.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Append-only: database triggers refuse UPDATE and DELETE (see migrations)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # post | reverse | write_off | resolve | learn | ...
+    bank_line_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    invoice_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)  # JSON: amounts, rule, evidence
