@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over reconcile.service (installed as reconcile.flows)."""

@@ -1,0 +1,34 @@
+"""`reconcile export allocations|exceptions -o FILE.csv` (CONTRACTS.md §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconcile import export
+from reconcile.cli.common import DbOption, console, engine_for, handles_errors
+
+app = typer.Typer(help="Export posted allocations or the exception queue as CSV.", no_args_is_help=True)
+OutOption = Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")]
+
+
+@app.command()
+@handles_errors
+def allocations(output: OutOption, db_url: DbOption = None) -> None:
+    """Every posted allocation, one row each (reversals included)."""
+    count = export.write_csv(export.allocations_frame(engine_for(db_url)), output)
+    console.print(f"{count} allocation(s) written to {output}")
+
+
+@app.command()
+@handles_errors
+def exceptions(
+    output: OutOption,
+    status: Annotated[str | None, typer.Option(help="Only open or resolved items")] = None,
+    db_url: DbOption = None,
+) -> None:
+    """The exception queue, one row per queued bank line."""
+    count = export.write_csv(export.exceptions_frame(engine_for(db_url), status), output)
+    console.print(f"{count} exception(s) written to {output}")

@@ -1,0 +1,26 @@
+"""Prints a posting run's summary as people read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcile.cli.common import console, print_table
+
+
+def _amounts(values: dict[str, str]) -> str:
+    return ", ".join(f"{amount} {currency}" for currency, amount in values.items()) or "-"
+
+
+def print_run_summary(summary: dict[str, Any]) -> None:
+    title = f"posting run {summary['run_id']} as of {summary['as_of']}" + (" (dry run: nothing posted)" if summary["dry_run"] else "")
+    print_table(title, ["", "lines", "amount"], [
+        ("considered", summary["lines_considered"], ""),
+        ("posted to invoices", summary["lines_posted"], _amounts(summary["posted"])),
+        ("kept on account", "", _amounts(summary["on_account"])),
+        ("written off", "", _amounts(summary["written_off"])),
+        ("queued for review", summary["lines_exception"], _amounts(summary["exception_amounts"])),
+        ("not receivables (skipped)", summary["lines_skipped"], ""),
+    ], right=("lines",))
+    if summary["exceptions_by_reason"]:
+        print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(), right=("lines",))
+    console.print(f"automatic posting rate: {summary['auto_rate'] * 100:.1f} %   status: {summary['status']}")

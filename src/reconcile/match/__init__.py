@@ -1,0 +1,12 @@
+"""Matching: which customer and which open items does each bank line pay?
+
+Pure functions over polars frames; no database, no clock, no Prefect. The
+service layer hands in the lines to match and the open book, and gets back
+allocation rows (each line's rows add up to its amount), exception rows and
+skipped rows (see frames.ALLOCATIONS / EXCEPTIONS / SKIPPED).
+"""
+
+from reconcile.match.book import Book, MatchResult, Rules
+from reconcile.match.engine import match_lines
+
+__all__ = ["Book", "MatchResult", "Rules", "match_lines"]

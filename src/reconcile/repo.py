@@ -1,0 +1,104 @@
+"""Bulk reads that return polars frames, and bulk writes, over a Session.
+
+Callers own the transaction (service.py). Reads select only the columns the
+caller needs; writes are Core executemany statements, never per-row ORM
+objects, so 100k rows stay cheap on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Select, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from reconcile import frames, tables
+
+BATCH = 5000
+
+
+def frame_of(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Run a select and return its rows as a frame in the given schema (column order = select order)."""
+    rows = session.execute(query).all()
+    names = list(schema)
+    if not rows:
+        return frames.empty(schema)
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    return pl.DataFrame(columns, schema=dict(schema), strict=False)
+
+
+def chunks(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    for part in chunks(rows):
+        if part:
+            session.execute(table.insert(), list(part))
+
+
+def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
+    dialect = session.get_bind().dialect.name
+    factory = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+    for part in chunks(rows):
+        if part:
+            session.execute(factory(table).on_conflict_do_nothing(), list(part))
+
+
+def open_invoices(session: Session) -> pl.DataFrame:
+    inv = tables.Invoice
+    return frame_of(
+        session,
+        select(
+            inv.invoice_number, inv.customer_id, inv.issue_date, inv.due_date, inv.currency,
+            inv.amount_minor, inv.open_amount_minor, inv.payment_reference,
+        ).where(inv.open_amount_minor > 0),
+        frames.INVOICES,
+    )
+
+
+def open_installments(session: Session) -> pl.DataFrame:
+    ins = tables.Installment
+    return frame_of(
+        session,
+        select(
+            ins.id, ins.plan_id, ins.invoice_number, ins.installment_no, ins.due_date,
+            ins.amount_minor, ins.open_amount_minor,
+        ).where(ins.open_amount_minor > 0),
+        frames.INSTALLMENTS,
+    )
+
+
+def customers(session: Session) -> pl.DataFrame:
+    return frame_of(session, select(tables.Customer.customer_id, tables.Customer.name), frames.CUSTOMERS)
+
+
+def aliases(session: Session) -> pl.DataFrame:
+    a = tables.CustomerAlias
+    return frame_of(session, select(a.customer_id, a.alias).where(a.active.is_(True)), frames.ALIASES)
+
+
+def payer_accounts(session: Session) -> pl.DataFrame:
+    p = tables.PayerAccount
+    return frame_of(session, select(p.customer_id, p.account).where(p.active.is_(True)), frames.PAYER_ACCOUNTS)
+
+
+BANK_LINE_COLUMNS = (
+    "id", "account", "source_ref", "booking_date", "value_date", "amount_minor", "currency",
+    "counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id",
+    "bank_code", "is_reversal", "instructed_amount_minor", "instructed_currency", "exchange_rate",
+    "charges_minor",
+)
+
+
+def lines_to_match(session: Session, statuses: Sequence[str]) -> pl.DataFrame:
+    """Bank lines in the given statuses, in the matcher's schema."""
+    bl = tables.BankLine
+    query = select(*[getattr(bl, c) for c in BANK_LINE_COLUMNS]).where(bl.status.in_(statuses))
+    schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in BANK_LINE_COLUMNS[1:]}}
+    return frame_of(session, query, schema)

@@ -1,0 +1,39 @@
+"""One posting run at a time per database, released even if the process dies.
+
+PostgreSQL: a session-level advisory lock (freed when the connection closes).
+SQLite: an OS file lock beside the database file (freed when the process exits).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, text
+
+LOCK_KEY = 0x5EC0_0001  # arbitrary, constant: "the posting run"
+
+
+@contextmanager
+def posting_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database or ""
+    path = (database if database and database != ":memory:" else "reconcile") + ".runlock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

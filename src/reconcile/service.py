@@ -1,0 +1,219 @@
+"""Use cases: one function each, owning its transactions.
+
+The CLI and the Prefect flows call these and nothing deeper. Each function
+takes the engine (and the clock, run id and actor where they matter) so a
+re-run reproduces and tests run without Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, select, update
+
+from reconcile import db, repo, tables
+from reconcile.config import Settings, load_settings
+from reconcile.errors import InputError
+from reconcile.ingest import IngestResult, sha256, store_parsed
+from reconcile.match import Book, MatchResult, Rules, match_lines
+from reconcile.money import format_minor
+from reconcile.parsers import parse_bytes
+from reconcile.post import post_chunk
+from reconcile.receivables import read_snapshot
+from reconcile.runlock import posting_lock
+from reconcile.snapshot_store import LoadCounts, store_snapshot
+
+POST_CHUNK_LINES = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def init_database(engine: Engine) -> None:
+    db.upgrade(engine)
+
+
+def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None) -> LoadCounts:
+    """Validate the whole snapshot first, then store it in one transaction."""
+    snapshot = read_snapshot(directory)
+    with db.transaction(engine) as session:
+        return store_snapshot(session, snapshot, now or utcnow())
+
+
+def ingest_file(
+    engine: Engine, path: str | Path, now: datetime | None = None, account: str | None = None
+) -> IngestResult:
+    """Parse one statement file and store its lines; a file that fails stores nothing."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read file: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise InputError(path, None, "file is empty")
+    parsed = parse_bytes(data, path)
+    with db.transaction(engine) as session:
+        return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
+
+
+def ingest_files(engine: Engine, paths: list[str | Path], now: datetime | None = None) -> list[IngestResult]:
+    return [ingest_file(engine, p, now) for p in paths]
+
+
+# --- the posting run -------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    as_of: str
+    dry_run: bool
+    lines_considered: int = 0
+    lines_posted: int = 0
+    lines_exception: int = 0
+    lines_skipped: int = 0
+    posted: dict[str, str] = field(default_factory=dict)        # currency -> amount posted to items
+    on_account: dict[str, str] = field(default_factory=dict)    # currency -> amount kept as credit
+    written_off: dict[str, str] = field(default_factory=dict)
+    exceptions_by_reason: dict[str, int] = field(default_factory=dict)
+    exception_amounts: dict[str, str] = field(default_factory=dict)
+    allocations: int = 0
+    status: str = "completed"
+
+    @property
+    def auto_rate(self) -> float:
+        decided = self.lines_posted + self.lines_exception
+        return self.lines_posted / decided if decided else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "auto_rate": round(self.auto_rate, 4)}
+
+
+def _sum_by_currency(frame: pl.DataFrame) -> dict[str, str]:
+    if frame.height == 0:
+        return {}
+    totals = frame.group_by("currency").agg(pl.col("amount_minor").sum()).sort("currency")
+    return {c: format_minor(a, c) for c, a in totals.iter_rows()}
+
+
+def load_book(engine: Engine) -> Book:
+    with db.transaction(engine) as session:
+        return Book(
+            customers=repo.customers(session),
+            aliases=repo.aliases(session),
+            payer_accounts=repo.payer_accounts(session),
+            invoices=repo.open_invoices(session),
+            installments=repo.open_installments(session),
+        )
+
+
+def _lines_for_run(engine: Engine) -> pl.DataFrame:
+    """Unmatched lines, and open unclaimed exceptions (new data may now explain them)."""
+    with db.transaction(engine) as session:
+        lines = repo.lines_to_match(session, ("unmatched", "exception"))
+        ex = tables.ExceptionItem
+        claimed = session.execute(
+            select(ex.bank_line_id).where(ex.status == "open", ex.claimed_by.is_not(None))
+        ).scalars().all()
+        bl = tables.BankLine
+        generations = repo.frame_of(
+            session, select(bl.id, bl.generation).where(bl.status.in_(("unmatched", "exception"))),
+            {"bank_line_id": pl.Int64(), "generation": pl.Int64()},
+        )
+    if claimed:
+        lines = lines.filter(~pl.col("bank_line_id").is_in(claimed))
+    return lines.join(generations, on="bank_line_id", how="left")
+
+
+def _with_installment_ids(allocations: pl.DataFrame, book: Book) -> pl.DataFrame:
+    keys = book.installments.select("invoice_number", "installment_no", "installment_id")
+    return allocations.join(keys, on=["invoice_number", "installment_no"], how="left")
+
+
+def _summarise(summary: RunSummary, lines: pl.DataFrame, result: MatchResult) -> None:
+    alloc = result.allocations
+    summary.lines_considered = lines.height
+    summary.lines_posted = alloc["bank_line_id"].n_unique() if alloc.height else 0
+    summary.lines_exception = result.exceptions.height
+    summary.lines_skipped = result.skipped.height
+    summary.allocations = alloc.height
+    summary.posted = _sum_by_currency(alloc.filter(pl.col("kind").is_in(["invoice", "installment"])))
+    summary.on_account = _sum_by_currency(alloc.filter(pl.col("kind") == "on_account"))
+    summary.written_off = _sum_by_currency(alloc.filter(pl.col("kind") == "write_off"))
+    summary.exceptions_by_reason = dict(sorted(Counter(result.exceptions["reason"].to_list()).items()))
+    queued = lines.join(result.exceptions.select("bank_line_id"), on="bank_line_id")
+    summary.exception_amounts = _sum_by_currency(queued)
+
+
+def run_posting(
+    engine: Engine,
+    *,
+    settings: Settings | None = None,
+    as_of: date | None = None,
+    dry_run: bool = False,
+    actor: str = "system",
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> RunSummary:
+    """Match every unmatched credit, post what is certain, queue the rest, skip non-receivables.
+
+    Runs hold a database-wide lock, so two runs started together post each
+    line once; each chunk of lines commits on its own, so a run killed midway
+    leaves whole chunks and the next run picks up the rest.
+    """
+    settings = settings or load_settings()
+    rules = Rules.from_config(settings.section("matching"))
+    now = now or utcnow()
+    as_of = as_of or now.date()
+    run_id = run_id or f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    summary = RunSummary(run_id=run_id, as_of=as_of.isoformat(), dry_run=dry_run)
+
+    with posting_lock(engine):
+        lines = _lines_for_run(engine)
+        book = load_book(engine)
+        result = match_lines(lines.drop("generation"), book, rules)
+        _summarise(summary, lines, result)
+        if dry_run:
+            return summary
+
+        with db.transaction(engine) as session:
+            session.add(tables.PostingRun(
+                run_id=run_id, started_at=now, as_of=as_of, status="running", dry_run=False, actor=actor,
+            ))
+        allocations = _with_installment_ids(result.allocations, book)
+        try:
+            line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
+            for start in range(0, len(line_ids), POST_CHUNK_LINES):
+                chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES])
+                with db.transaction(engine) as session:
+                    post_chunk(
+                        session,
+                        lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
+                        allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
+                        exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
+                        skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
+                        run_id=run_id, actor=actor, now=now,
+                    )
+        except Exception:
+            summary.status = "failed"
+            _finish_run(engine, run_id, summary)
+            raise
+        _finish_run(engine, run_id, summary)
+    return summary
+
+
+def _finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:
+    with db.transaction(engine) as session:
+        session.execute(
+            update(tables.PostingRun).where(tables.PostingRun.run_id == run_id).values(
+                finished_at=utcnow(), status=summary.status, summary=json.dumps(summary.to_dict()),
+            )
+        )
