@@ -72,7 +72,7 @@ def _read(path: Path, stem: str) -> pl.DataFrame:
             frame = frame.with_columns(pl.all().cast(pl.String))
             where = pl.format("row {}", pl.int_range(1, pl.len() + 1))
         else:
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8", missing_utf8_is_empty_string=True)
+            frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
             where = pl.format("line {}", pl.int_range(2, pl.len() + 2))
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"cannot read {stem}: {str(exc).splitlines()[0]}") from None

@@ -153,6 +153,52 @@ def _summarise(summary: RunSummary, lines: pl.DataFrame, result: MatchResult) ->
     summary.exception_amounts = _sum_by_currency(queued)
 
 
+def new_run_id(now: datetime) -> str:
+    return f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def run_inputs(engine: Engine) -> tuple[pl.DataFrame, Book]:
+    """What a run works on: the lines to match (with their generation) and the open book."""
+    return _lines_for_run(engine), load_book(engine)
+
+
+def decide(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+    """Pure matching of lines against the book (no database)."""
+    return match_lines(lines.drop("generation", strict=False), book, rules)
+
+
+def summarise(run_id: str, as_of: date, dry_run: bool, lines: pl.DataFrame, result: MatchResult) -> RunSummary:
+    summary = RunSummary(run_id=run_id, as_of=as_of.isoformat(), dry_run=dry_run)
+    _summarise(summary, lines, result)
+    return summary
+
+
+def begin_run(engine: Engine, run_id: str, as_of: date, actor: str, now: datetime) -> None:
+    with db.transaction(engine) as session:
+        session.add(tables.PostingRun(
+            run_id=run_id, started_at=now, as_of=as_of, status="running", dry_run=False, actor=actor,
+        ))
+
+
+def post_result(
+    engine: Engine, run_id: str, lines: pl.DataFrame, book: Book, result: MatchResult, actor: str, now: datetime
+) -> None:
+    """Post decisions chunk by chunk in booking order; each chunk is one transaction."""
+    allocations = _with_installment_ids(result.allocations, book)
+    line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
+    for start in range(0, len(line_ids), POST_CHUNK_LINES):
+        chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES])
+        with db.transaction(engine) as session:
+            post_chunk(
+                session,
+                lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
+                allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
+                exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
+                skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
+                run_id=run_id, actor=actor, now=now,
+            )
+
+
 def run_posting(
     engine: Engine,
     *,
@@ -173,44 +219,26 @@ def run_posting(
     rules = Rules.from_config(settings.section("matching"))
     now = now or utcnow()
     as_of = as_of or now.date()
-    run_id = run_id or f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    summary = RunSummary(run_id=run_id, as_of=as_of.isoformat(), dry_run=dry_run)
+    run_id = run_id or new_run_id(now)
 
     with posting_lock(engine):
-        lines = _lines_for_run(engine)
-        book = load_book(engine)
-        result = match_lines(lines.drop("generation"), book, rules)
-        _summarise(summary, lines, result)
+        lines, book = run_inputs(engine)
+        result = decide(lines, book, rules)
+        summary = summarise(run_id, as_of, dry_run, lines, result)
         if dry_run:
             return summary
-
-        with db.transaction(engine) as session:
-            session.add(tables.PostingRun(
-                run_id=run_id, started_at=now, as_of=as_of, status="running", dry_run=False, actor=actor,
-            ))
-        allocations = _with_installment_ids(result.allocations, book)
+        begin_run(engine, run_id, as_of, actor, now)
         try:
-            line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
-            for start in range(0, len(line_ids), POST_CHUNK_LINES):
-                chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES])
-                with db.transaction(engine) as session:
-                    post_chunk(
-                        session,
-                        lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
-                        allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
-                        exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
-                        skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
-                        run_id=run_id, actor=actor, now=now,
-                    )
+            post_result(engine, run_id, lines, book, result, actor, now)
         except Exception:
             summary.status = "failed"
-            _finish_run(engine, run_id, summary)
+            finish_run(engine, run_id, summary)
             raise
-        _finish_run(engine, run_id, summary)
+        finish_run(engine, run_id, summary)
     return summary
 
 
-def _finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:
+def finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:
     with db.transaction(engine) as session:
         session.execute(
             update(tables.PostingRun).where(tables.PostingRun.run_id == run_id).values(

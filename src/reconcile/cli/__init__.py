@@ -14,7 +14,11 @@ from typing import Annotated
 import typer
 
 from reconcile import __version__, service
+from reconcile.cli import balances as balances_cli
 from reconcile.cli import exceptions as exceptions_cli
+from reconcile.cli import ledger as ledger_cli
+from reconcile.cli import reports as reports_cli
+from reconcile.cli import serve as serve_cli
 from reconcile.cli import export as export_cli
 from reconcile.cli import profiles as profiles_cli
 from reconcile.cli.common import (
@@ -42,6 +46,9 @@ app = typer.Typer(
 app.add_typer(exceptions_cli.app, name="exceptions")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(profiles_cli.app, name="profiles")
+# Command groups that add top-level commands register themselves here.
+for module in (balances_cli, ledger_cli, reports_cli, serve_cli):
+    module.register(app)
 
 
 def _version(value: bool) -> None:
@@ -167,21 +174,6 @@ def parse(
              (ln["remittance"] or "")[:60])
             for ln in st["lines"]
         ], right=("amount",))
-
-
-@app.command()
-@handles_errors
-def balances(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Aging date (YYYY-MM-DD), default today")] = None,
-    customer: Annotated[str | None, typer.Option("--customer", help="Only this customer")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-    db_url: DbOption = None,
-    config_dir: ConfigOption = None,
-) -> None:
-    """Customer balances with aging buckets, credit on account and unapplied cash."""
-    from reconcile.cli.balances import show_balances
-
-    show_balances(engine_for(db_url), settings_for(config_dir), as_of, customer, fmt)
 
 
 @app.command()

@@ -1,15 +1,25 @@
-"""Renders `reconcile balances` as a table, CSV or JSON."""
+"""`reconcile balances`: customer balances as a table, CSV or JSON."""
 
 from __future__ import annotations
 
 import sys
 from datetime import date
+from typing import Annotated
 
 import polars as pl
+import typer
 from sqlalchemy import Engine
 
 from reconcile.balances import balances, bucket_labels
-from reconcile.cli.common import print_json, print_table
+from reconcile.cli.common import (
+    ConfigOption,
+    DbOption,
+    engine_for,
+    handles_errors,
+    print_json,
+    print_table,
+    settings_for,
+)
 from reconcile.config import Settings
 from reconcile.errors import ReconcileError
 from reconcile.export import decimal_text
@@ -31,3 +41,17 @@ def show_balances(engine: Engine, settings: Settings, as_of: str | None, custome
         print_table(f"balances as of {day}", text.columns, text.iter_rows(), right=money)
     else:
         raise ReconcileError(f"unknown format {fmt!r}: use table, csv or json")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("balances")
+    @handles_errors
+    def balances_command(
+        as_of: Annotated[str | None, typer.Option("--as-of", help="Aging date (YYYY-MM-DD), default today")] = None,
+        customer: Annotated[str | None, typer.Option("--customer", help="Only this customer")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+        db_url: DbOption = None,
+        config_dir: ConfigOption = None,
+    ) -> None:
+        """Customer balances with aging buckets, credit on account and unapplied cash."""
+        show_balances(engine_for(db_url), settings_for(config_dir), as_of, customer, fmt)
