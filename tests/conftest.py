@@ -57,3 +57,9 @@ def engine(db_url: str) -> Iterator[Engine]:
     db.upgrade(eng)
     yield eng
     eng.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In CI the PostgreSQL tests must run, never skip silently.
+    if os.environ.get("CI") and not PG_URL:
+        raise pytest.UsageError("CI is set but RECONCILE_TEST_PG_URL is not: PostgreSQL tests would be skipped")

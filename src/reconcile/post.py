@@ -116,7 +116,7 @@ def post_chunk(
         for part in repo.chunks(posted_ids, 900):
             posting_ids.update(session.execute(
                 select(p.bank_line_id, p.id).where(p.bank_line_id.in_(part), p.reversed_at.is_(None))
-            ).tuples().all())
+            ).all())
         rows = [
             {
                 "posting_id": posting_ids[r["bank_line_id"]], "bank_line_id": r["bank_line_id"],

@@ -187,7 +187,7 @@ def post_result(
     allocations = _with_installment_ids(result.allocations, book)
     line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
     for start in range(0, len(line_ids), POST_CHUNK_LINES):
-        chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES])
+        chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES]).implode()
         with db.transaction(engine) as session:
             post_chunk(
                 session,
