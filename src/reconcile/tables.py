@@ -172,7 +172,7 @@ class BankLine(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64))
-    source_ref: Mapped[str] = mapped_column(String(160))
+    source_ref: Mapped[str] = mapped_column(String(255))
     statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
     booking_date: Mapped[date] = mapped_column(Date)
     value_date: Mapped[date | None] = mapped_column(Date)
@@ -180,17 +180,17 @@ class BankLine(Base):
     currency: Mapped[str] = mapped_column(String(3))
     direction: Mapped[str] = mapped_column(String(6))  # credit | debit
     counterparty_name: Mapped[str | None] = mapped_column(String(255))
-    counterparty_account: Mapped[str | None] = mapped_column(String(64))
+    counterparty_account: Mapped[str | None] = mapped_column(String(140))
     remittance: Mapped[str | None] = mapped_column(Text)
-    reference: Mapped[str | None] = mapped_column(String(64))
-    end_to_end_id: Mapped[str | None] = mapped_column(String(64))
-    bank_code: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(140))
+    end_to_end_id: Mapped[str | None] = mapped_column(String(140))
+    bank_code: Mapped[str | None] = mapped_column(String(140))
     is_reversal: Mapped[bool] = mapped_column(Boolean, default=False)
     instructed_amount_minor: Mapped[int | None] = mapped_column(Money)
     instructed_currency: Mapped[str | None] = mapped_column(String(3))
     exchange_rate: Mapped[str | None] = mapped_column(String(32))
     charges_minor: Mapped[int | None] = mapped_column(Money)
-    location: Mapped[str | None] = mapped_column(String(255))
+    location: Mapped[str | None] = mapped_column(Text)
     # unmatched -> posted | exception | skipped; a reversal returns posted -> unmatched
     status: Mapped[str] = mapped_column(String(16), default="unmatched")
     # bumped by every reversal, so a line can be posted again exactly once more
