@@ -1,0 +1,1 @@
+"""Default configuration shipped with the package (reconcile.toml, CSV bank profiles)."""

@@ -24,6 +24,8 @@ def _parsers() -> list[Parser]:
 
 def detect(data: bytes, path: Path) -> Parser:
     head = data[:HEAD_BYTES]
+    if head.startswith(b"PK\x03\x04"):
+        raise InputError(path, None, "a ZIP archive: unpack it and ingest the statement files inside")
     claims = [p for p in _parsers() if p.sniff(head, path)]
     if not claims:
         raise InputError(path, None, "unrecognised statement format (not OFX, CAMT, MT940, BAI2 or a known CSV layout)")

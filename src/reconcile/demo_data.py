@@ -104,12 +104,12 @@ def write_demo_data(directory: Path, today: date = date(2026, 11, 24)) -> DemoFi
             both = items[:2]
             target.append({**payer, "amount": sum(cents(i) for i in both),
                            "text": "Invoices " + " + ".join(i["invoice_number"] for i in both)})
-        elif first["payment_reference"]:
-            target.append({**payer, "amount": cents(first), "text": "", "ref": first["payment_reference"]})
         elif index % 7 == 0:
             target.append({**payer, "amount": cents(first) // 2, "text": f"Part payment {first['invoice_number']}"})
-        elif index % 9 == 0:
+        elif index % 4 == 0:
             target.append({**payer, "amount": cents(first) + 25_00, "text": f"{first['invoice_number']} incl. advance"})
+        elif index % 3 == 0 and first["payment_reference"]:
+            target.append({**payer, "amount": cents(first), "text": "", "ref": first["payment_reference"]})
         else:
             target.append({**payer, "amount": cents(first), "text": f"Payment {first['invoice_number']} thank you"})
     # lines a person has to look at

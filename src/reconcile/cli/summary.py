@@ -12,8 +12,9 @@ def _amounts(values: dict[str, str]) -> str:
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
-    title = f"posting run {summary['run_id']} as of {summary['as_of']}" + (" (dry run: nothing posted)" if summary["dry_run"] else "")
-    print_table(title, ["", "lines", "amount"], [
+    dry = " (dry run: nothing posted)" if summary["dry_run"] else ""
+    console.print(f"[bold]posting run {summary['run_id']}[/bold] as of {summary['as_of']}{dry}")
+    print_table(None, ["", "lines", "amount"], [
         ("considered", summary["lines_considered"], ""),
         ("posted to invoices", summary["lines_posted"], _amounts(summary["posted"])),
         ("kept on account", "", _amounts(summary["on_account"])),

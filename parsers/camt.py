@@ -1,0 +1,347 @@
+"""ISO 20022 CAMT.053 statements and CAMT.054 notifications, any version (.001.02 onwards).
+
+Matches on local element names, so every namespace version reads the same.
+Each booked entry becomes one bank line, or one line per transaction detail
+for batch entries; positions are element paths like Stmt[1]/Ntry[3]/NtryDtls/TxDtls[2].
+CAMT.052 intraday reports are recognised and refused: they are not statements.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import polars as pl
+from lxml import etree
+
+from reconcile import frames
+from reconcile.errors import InputError
+from reconcile.money import to_minor
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.xmlsafe import load, split_documents
+
+ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
+REFUSED = {"BkToCstmrAcctRpt": "camt.052 intraday account reports are not statements; import the camt.053 statement"}
+NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:camt.05"
+HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",
+                "remittance", "reference", "end_to_end_id", "bank_code"]
+
+
+def _text(element: etree._Element | None, path: str) -> str | None:
+    if element is None:
+        return None
+    value = element.findtext(path)
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+def _day(element: etree._Element | None, where: str, path: Path) -> date | None:
+    """A Dt, or the calendar day of a DtTm as the bank wrote it (its own offset)."""
+    if element is None:
+        return None
+    raw = _text(element, "Dt") or _text(element, "DtTm")
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw[:10])
+    except ValueError:
+        raise InputError(path, where, f"'{raw}' is not a date") from None
+
+
+def _amount(element: etree._Element | None, where: str, path: Path) -> tuple[int, str]:
+    if element is None:
+        raise InputError(path, where, "amount missing")
+    currency = (element.get("Ccy") or "").upper()
+    raw = (element.text or "").strip()
+    if len(currency) != 3:
+        raise InputError(path, where, f"amount has no valid Ccy attribute ('{currency}')")
+    try:
+        return to_minor(Decimal(raw), currency), currency
+    except (InvalidOperation, ValueError) as exc:
+        raise InputError(path, where, f"'{raw}' is not a valid {currency} amount ({exc})") from None
+
+
+def _sign(indicator: str | None, where: str, path: Path) -> int:
+    if indicator == "CRDT":
+        return 1
+    if indicator == "DBIT":
+        return -1
+    raise InputError(path, where, f"CdtDbtInd must be CRDT or DBIT, not '{indicator}'")
+
+
+def _party(details: etree._Element | None, role: str) -> tuple[str | None, str | None]:
+    """Name and account of Dbtr/Cdtr in both the old (Dbtr/Nm) and newer (Dbtr/Pty/Nm) shapes."""
+    if details is None:
+        return None, None
+    parties = details.find("RltdPties")
+    if parties is None:
+        return None, None
+    name = _text(parties, f"{role}/Nm") or _text(parties, f"{role}/Pty/Nm") or _text(parties, f"Ultmt{role}/Nm") \
+        or _text(parties, f"Ultmt{role}/Pty/Nm")
+    account = _text(parties, f"{role}Acct/Id/IBAN") or _text(parties, f"{role}Acct/Id/Othr/Id")
+    return name, account
+
+
+def _remittance(details: etree._Element | None) -> tuple[str | None, str | None]:
+    """Unstructured lines joined; structured creditor reference apart; referred document numbers appended."""
+    if details is None:
+        return None, None
+    info = details.find("RmtInf")
+    texts: list[str] = []
+    reference = None
+    if info is not None:
+        texts.extend(" ".join(u.text.split()) for u in info.findall("Ustrd") if u.text and u.text.strip())
+        for strd in info.findall("Strd"):
+            reference = reference or _text(strd, "CdtrRefInf/Ref")
+            texts.extend(" ".join(n.text.split()) for n in strd.findall("RfrdDocInf/Nb") if n.text)
+            texts.extend(" ".join(n.text.split()) for n in strd.findall("AddtlRmtInf") if n.text)
+    addtl = _text(details, "AddtlTxInf")
+    if addtl:
+        texts.append(addtl)
+    return (" ".join(texts) or None), reference
+
+
+def _bank_code(entry: etree._Element, details: etree._Element | None) -> str | None:
+    for owner in (details, entry):
+        if owner is None:
+            continue
+        code = owner.find("BkTxCd")
+        if code is None:
+            continue
+        parts = [_text(code, "Domn/Cd"), _text(code, "Domn/Fmly/Cd"), _text(code, "Domn/Fmly/SubFmlyCd")]
+        if any(parts):
+            return "/".join(p for p in parts if p)
+        proprietary = _text(code, "Prtry/Cd")
+        if proprietary:
+            return proprietary
+    return None
+
+
+def _charges(owner: etree._Element | None, where: str, path: Path) -> int | None:
+    if owner is None:
+        return None
+    charges = owner.find("Chrgs")
+    if charges is None:
+        return None
+    total = charges.find("TtlChrgsAndTaxAmt")
+    if total is not None:
+        return _amount(total, f"{where}/Chrgs/TtlChrgsAndTaxAmt", path)[0]
+    records = charges.findall("Rcrd/Amt") or charges.findall("Amt")
+    if not records:
+        return None
+    return sum(_amount(a, f"{where}/Chrgs", path)[0] for a in records)
+
+
+def _detail_amount(detail: etree._Element, entry_currency: str, where: str, path: Path) -> int | None:
+    """A detail's amount in the account currency, when the bank gives one."""
+    for candidate in ("AmtDtls/TxAmt/Amt", "Amt", "AmtDtls/CntrValAmt/Amt"):
+        element = detail.find(candidate)
+        if element is not None:
+            minor, currency = _amount(element, f"{where}/{candidate}", path)
+            if currency == entry_currency:
+                return minor
+    return None
+
+
+class CamtParser:
+    name = "camt"
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        if b"<" not in head[:512]:
+            return False
+        return any(f"<{root}".encode() in head or f":{root}".encode() in head for root in (*ROOTS, *REFUSED))
+
+    def parse(self, data: bytes, path: Path) -> ParsedFile:
+        documents = split_documents(data)
+        formats: set[str] = set()
+        statements: list[Statement] = []
+        for number, document in enumerate(documents, start=1):
+            prefix = f"document {number}: " if len(documents) > 1 else ""
+            fmt, found = self._document(document, path, prefix)
+            formats.add(fmt)
+            statements.extend(found)
+        if len(formats) > 1:
+            raise InputError(path, None, "the file mixes camt.053 statements and camt.054 notifications")
+        return ParsedFile(formats.pop(), statements)
+
+    def _document(self, data: bytes, path: Path, prefix: str) -> tuple[str, list[Statement]]:
+        root, namespace = load(data, path)
+        container = next((child for child in root if child.tag in ROOTS or child.tag in REFUSED), None)
+        if root.tag != "Document" or container is None:
+            raise InputError(path, f"{prefix}{root.tag}", "not an ISO 20022 CAMT.053/054 document")
+        if container.tag in REFUSED:
+            raise InputError(path, f"{prefix}{container.tag}", REFUSED[container.tag])
+        if not (namespace or "").startswith(NAMESPACE_PREFIX):
+            raise InputError(path, f"{prefix}Document", f"unknown namespace '{namespace}': not an ISO 20022 CAMT message")
+        fmt, statement_tag = ROOTS[container.tag]
+        elements = container.findall(statement_tag)
+        if not elements:
+            raise InputError(path, f"{prefix}{container.tag}", f"the message holds no {statement_tag} element")
+        fallback_day = _text(container, "GrpHdr/CreDtTm")
+        statuses = {"BOOK"} if fmt == "camt053" else {"BOOK", "INFO"}
+        return fmt, [
+            self._statement(element, f"{prefix}{statement_tag}[{n}]", path, statuses, fallback_day)
+            for n, element in enumerate(elements, start=1)
+        ]
+
+    def _statement(self, element: etree._Element, where: str, path: Path, statuses: set[str],
+                   message_day: str | None) -> Statement:
+        account = _text(element, "Acct/Id/IBAN") or _text(element, "Acct/Id/Othr/Id")
+        if not account:
+            raise InputError(path, f"{where}/Acct", "statement names no account (IBAN or Othr/Id)")
+        currency = _text(element, "Acct/Ccy")
+        opening = closing = None
+        for n, balance in enumerate(element.findall("Bal"), start=1):
+            code = _text(balance, "Tp/CdOrPrtry/Cd")
+            bwhere = f"{where}/Bal[{n}]"
+            minor, bal_currency = _amount(balance.find("Amt"), f"{bwhere}/Amt", path)
+            minor *= _sign(_text(balance, "CdtDbtInd"), f"{bwhere}/CdtDbtInd", path)
+            currency = currency or bal_currency
+            if bal_currency != currency:
+                continue  # a balance of another currency says nothing about this account's lines
+            if code in ("OPBD", "PRCD") and opening is None:
+                opening = minor
+            elif code == "CLBD":
+                closing = minor
+
+        records: list[dict] = []
+        booked_total = 0
+        for n, entry in enumerate(element.findall("Ntry"), start=1):
+            ewhere = f"{where}/Ntry[{n}]"
+            status = _text(entry, "Sts/Cd") or _text(entry, "Sts")
+            if status is not None and status not in statuses:
+                continue
+            entry_minor, entry_currency = _amount(entry.find("Amt"), f"{ewhere}/Amt", path)
+            signed_entry = entry_minor * _sign(_text(entry, "CdtDbtInd"), f"{ewhere}/CdtDbtInd", path)
+            booked_total += signed_entry
+            currency = currency or entry_currency
+            default_day = _text(element, "CreDtTm") or message_day
+            records.extend(self._entry_lines(entry, ewhere, signed_entry, entry_currency, path, default_day))
+
+        lines = lines_frame(records)
+        lines = _fill_refs(lines)
+        warnings: list[str] = []
+        if opening is not None and closing is not None and opening + booked_total != closing:
+            warnings.append(
+                f"{where}: opening balance {opening} + entries {booked_total} != closing balance {closing} "
+                f"(minor units of {currency}); the statement does not add up"
+            )
+        dates = lines["booking_date"].drop_nulls()
+        frm = _text(element, "FrToDt/FrDtTm")
+        to = _text(element, "FrToDt/ToDtTm")
+        start = date.fromisoformat(frm[:10]) if frm else (dates.min() if dates.len() else None)
+        end = date.fromisoformat(to[:10]) if to else (dates.max() if dates.len() else None)
+        return Statement(
+            account=account, currency=currency, lines=lines, opening_minor=opening, closing_minor=closing,
+            period_start=start, period_end=end, statement_id=_text(element, "Id"), location=where,
+            warnings=tuple(warnings),
+        )
+
+    def _entry_lines(self, entry: etree._Element, where: str, signed_entry: int, currency: str,
+                     path: Path, default_day: str | None) -> list[dict]:
+        # Notifications may carry no booking date: value date, then the message's creation day.
+        booking = _day(entry.find("BookgDt"), f"{where}/BookgDt", path) or _day(entry.find("ValDt"), f"{where}/ValDt", path)
+        if booking is None and default_day:
+            booking = date.fromisoformat(default_day[:10])
+        if booking is None:
+            raise InputError(path, f"{where}/BookgDt", "entry has no booking date")
+        value = _day(entry.find("ValDt"), f"{where}/ValDt", path)
+        details = entry.findall("NtryDtls/TxDtls")
+        entry_sign = 1 if signed_entry >= 0 else -1
+
+        amounts: list[int] = []
+        detail_amounts = [_detail_amount(d, currency, f"{where}/NtryDtls/TxDtls[{n}]", path)
+                          for n, d in enumerate(details, start=1)]
+        if len(details) > 1 and None in detail_amounts:
+            # Details not expressed in the account currency cannot be split: book the entry as one line.
+            return [self._merged_line(entry, where, signed_entry, currency, booking, value, details, path)]
+        if len(details) <= 1:
+            amounts = [signed_entry]
+        else:
+            for n, (detail, minor) in enumerate(zip(details, detail_amounts), start=1):
+                dwhere = f"{where}/NtryDtls/TxDtls[{n}]"
+                indicator = _text(detail, "CdtDbtInd")
+                sign = _sign(indicator, f"{dwhere}/CdtDbtInd", path) if indicator else entry_sign
+                amounts.append(int(minor or 0) * sign)
+            if sum(amounts) != signed_entry:
+                raise InputError(
+                    path, where,
+                    f"transaction details add up to {sum(amounts)} but the entry amount is {signed_entry} "
+                    f"(minor units of {currency})",
+                )
+
+        return [
+            self._line(entry, details[n - 1] if details else None,
+                       f"{where}/NtryDtls/TxDtls[{n}]" if details else where,
+                       amount, currency, booking, value, n if len(amounts) > 1 else None, path)
+            for n, amount in enumerate(amounts, start=1)
+        ]
+
+    def _merged_line(self, entry: etree._Element, where: str, amount: int, currency: str, booking: date,
+                     value: date | None, details: list[etree._Element], path: Path) -> dict:
+        line = self._line(entry, details[0], where, amount, currency, booking, value, None, path)
+        texts = [t for t in (_remittance(d)[0] for d in details) if t]
+        line["remittance"] = " ".join(dict.fromkeys(texts)) or None
+        line["instructed_amount_minor"] = line["instructed_currency"] = line["exchange_rate"] = None
+        line["charges_minor"] = _charges(entry, where, path)
+        return line
+
+    def _line(self, entry: etree._Element, detail: etree._Element | None, where: str, amount: int,
+              currency: str, booking: date, value: date | None, number: int | None, path: Path) -> dict:
+        """One bank line; `number` is the detail's position in a batch (None for a single line)."""
+        role = "Dbtr" if amount > 0 else "Cdtr"
+        name, account = _party(detail, role)
+        remittance, reference = _remittance(detail)
+        if remittance is None:
+            remittance = _text(entry, "AddtlNtryInf")
+        end_to_end = _text(detail, "Refs/EndToEndId")
+        if end_to_end and end_to_end.upper() == "NOTPROVIDED":
+            end_to_end = None
+        suffix = f"/{number}" if number is not None else ""
+        source_ref = _text(detail, "Refs/AcctSvcrRef")
+        entry_ref = _text(entry, "AcctSvcrRef")
+        ntry_ref = _text(entry, "NtryRef")
+        if source_ref is None and entry_ref:
+            source_ref = entry_ref + suffix
+        if source_ref is None and ntry_ref:
+            source_ref = ntry_ref + suffix
+        instructed_minor = instructed_currency = rate = None
+        if detail is not None:
+            instructed = detail.find("AmtDtls/InstdAmt/Amt")
+            if instructed is not None:
+                instructed_minor, instructed_currency = _amount(instructed, f"{where}/AmtDtls/InstdAmt/Amt", path)
+            rate = _text(detail, "AmtDtls/InstdAmt/CcyXchg/XchgRate") or _text(detail, "AmtDtls/TxAmt/CcyXchg/XchgRate")
+        reversal = (_text(entry, "RvslInd") or "").lower() == "true" or (_text(detail, "RvslInd") or "").lower() == "true"
+        return {
+            "source_ref": source_ref,
+            "booking_date": booking,
+            "value_date": value,
+            "amount_minor": amount,
+            "currency": currency,
+            "counterparty_name": name,
+            "counterparty_account": account,
+            "remittance": remittance,
+            "reference": reference,
+            "end_to_end_id": end_to_end,
+            "bank_code": _bank_code(entry, detail),
+            "is_reversal": reversal,
+            "instructed_amount_minor": instructed_minor,
+            "instructed_currency": instructed_currency,
+            "exchange_rate": rate,
+            "charges_minor": _charges(detail, where, path) if detail is not None else _charges(entry, where, path),
+            "location": where,
+        }
+
+
+def _fill_refs(lines: pl.DataFrame) -> pl.DataFrame:
+    """Lines without any bank reference get a content hash counting repeats (CONTRACTS.md §2)."""
+    missing = lines["source_ref"].is_null()
+    if not missing.any():
+        return lines
+    hashed = frames.content_refs(lines, HASH_COLUMNS)
+    return lines.with_columns(
+        pl.when(pl.col("source_ref").is_null()).then(hashed).otherwise(pl.col("source_ref")).alias("source_ref")
+    )
