@@ -198,7 +198,9 @@ class CamtParser:
             code = _text(balance, "Tp/CdOrPrtry/Cd")
             bwhere = f"{where}/Bal[{n}]"
             minor, bal_currency = _amount(balance.find("Amt"), f"{bwhere}/Amt", path)
-            minor *= _sign(_text(balance, "CdtDbtInd"), f"{bwhere}/CdtDbtInd", path)
+            indicator = _text(balance, "CdtDbtInd")
+            # some banks leave out the indicator of a balance; such a balance is a credit balance
+            minor *= _sign(indicator, f"{bwhere}/CdtDbtInd", path) if indicator else 1
             currency = currency or bal_currency
             if bal_currency != currency:
                 continue  # a balance of another currency says nothing about this account's lines
@@ -309,11 +311,15 @@ class CamtParser:
         if source_ref is None and ntry_ref:
             source_ref = ntry_ref + suffix
         instructed_minor = instructed_currency = rate = None
-        if detail is not None:
-            instructed = detail.find("AmtDtls/InstdAmt/Amt")
+        # amount details sit on the transaction detail, or on the entry when it has one detail
+        for owner in (detail, entry if number is None else None):
+            if owner is None or owner.find("AmtDtls") is None:
+                continue
+            instructed = owner.find("AmtDtls/InstdAmt/Amt")
             if instructed is not None:
                 instructed_minor, instructed_currency = _amount(instructed, f"{where}/AmtDtls/InstdAmt/Amt", path)
-            rate = _text(detail, "AmtDtls/InstdAmt/CcyXchg/XchgRate") or _text(detail, "AmtDtls/TxAmt/CcyXchg/XchgRate")
+            rate = next((r.text.strip() for r in owner.iterfind("AmtDtls/*/CcyXchg/XchgRate") if r.text), None)
+            break
         reversal = (_text(entry, "RvslInd") or "").lower() == "true" or (_text(detail, "RvslInd") or "").lower() == "true"
         return {
             "source_ref": source_ref,
