@@ -234,7 +234,7 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None)
         lines = lines.filter(pl.col("amount_minor") != 0)
     if text["id"] is not None:
         _first_bad(raw, raw.select(text["id"].is_null().alias("x"))["x"], cols["id"], path, "id is empty")
-        dup = lines["source_ref"].is_duplicated()
+        dup = ~lines["source_ref"].is_first_distinct()
         if dup.any():
             row = lines.filter(dup).row(0, named=True)
             raise InputError(path, row["location"], f"id {row['source_ref']!r} appears more than once")

@@ -1,0 +1,107 @@
+"""CSV statements through bank profiles: corpus files, the generic layout, bad cells named by line and column."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconcile.errors import InputError
+from reconcile.parsers import parse_bytes, parse_file
+from tests.parsers.golden import check_golden
+
+READABLE = [
+    "csv/beancount-import/generic_statement.csv",
+    "csv/oca-sheet/empty_lines_statement.csv",
+    "csv/oca-sheet/original_currency.csv",
+    "csv/oca-sheet/sample_statement_en.csv",
+    "csv/sparkasse-freiburg/simple1.csv",
+]
+GENERIC_HEADER = b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n"
+
+
+@pytest.mark.parametrize("relative", READABLE)
+def test_corpus_file_matches_its_golden_output(corpus: Path, relative: str) -> None:
+    check_golden(corpus, relative)
+
+
+def test_identical_rows_are_two_real_payments_with_stable_refs(corpus: Path) -> None:
+    path = corpus / "csv/beancount-import/generic_statement.csv"
+    [statement] = parse_file(path).statements
+    lines = statement.lines
+    # beancount-import asserts six transactions: both identical 2020-01-02 +1 rows are kept
+    assert sorted(lines.select("booking_date", "amount_minor").rows()) == [
+        (date(2020, 1, 1), -100), (date(2020, 1, 1), -100), (date(2020, 1, 2), 100), (date(2020, 1, 2), 100),
+        (date(2020, 1, 2), 50000), (date(2020, 1, 5), 30000),
+    ]
+    assert lines["source_ref"].n_unique() == 6
+    assert parse_file(path).statements[0].lines["source_ref"].to_list() == lines["source_ref"].to_list()
+
+
+def test_oca_sheet_values(corpus: Path) -> None:
+    [st_] = parse_file(corpus / "csv/oca-sheet/sample_statement_en.csv").statements
+    assert st_.lines.select("amount_minor", "currency", "counterparty_name").rows() == [
+        (-3350, "USD", "John Doe"), (152500, "EUR", "Azure Interior"),
+    ]
+    [blank_rows] = parse_file(corpus / "csv/oca-sheet/empty_lines_statement.csv").statements
+    assert blank_rows.lines.height == 3 and blank_rows.lines["amount_minor"].sum() == 229150
+    assert parse_file(corpus / "csv/oca-sheet/empty_statement_en.csv").statements == []
+
+
+def test_sparkasse_reads_cp1252_and_leaves_pending_rows_out(corpus: Path) -> None:
+    parsed = parse_file(corpus / "csv/sparkasse-freiburg/simple1.csv")
+    [st_] = parsed.statements
+    line = st_.lines.row(0, named=True)
+    # ofxstatement-sparkasse-freiburg also lists the pending -1234.56 row; we import booked rows only
+    assert (st_.account, line["amount_minor"], line["currency"]) == ("12341234", 12300, "EUR")
+    assert line["remittance"] == "GUTSCHRIFT Geschenk Hans Meyer abzügl. Schulden"
+    assert line["value_date"] == date(2018, 3, 28)
+
+
+def test_bad_date_is_named_by_line_and_column(corpus: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_file(corpus / "csv/oca-sheet/error_value_statement.csv")
+    assert caught.value.where == "line 3, column Date"
+    assert "'12/15/2018/23' is not a date" in caught.value.why
+
+
+def test_generic_layout_with_optional_account_and_reference() -> None:
+    data = (b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance,account,reference\n"
+            b"A1,2026-11-23,2026-11-24,1234.50,EUR,Acme,DE89370400440532013000,INV-1,NL91ABNA0417164300,RF18539007547034\n"
+            b"A2,2026-11-23,,-5,JPY,,,fee,NL91ABNA0417164300,\n")
+    [st_] = parse_bytes(data, Path("bank.csv")).statements
+    assert st_.account == "NL91ABNA0417164300"
+    assert st_.lines.select("source_ref", "amount_minor", "currency", "reference", "value_date").rows() == [
+        ("A1", 123450, "EUR", "RF18539007547034", date(2026, 11, 24)), ("A2", -5, "JPY", None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "where", "why"),
+    [
+        (b"1,2026-11-23,,12.345,EUR,A,,x\n", "line 2, column amount", "'12.345' is not an amount"),
+        (b"1,23/11/2026,,1.00,EUR,A,,x\n", "line 2, column booking_date", "is not a date"),
+        (b"1,2026-11-23,,1.00,EURO,A,,x\n", "line 2, column currency", "'EURO' is not a currency code"),
+        (b"1,2026-11-23,,1.00,EUR,A,,x\n1,2026-11-24,,2.00,EUR,B,,y\n", "line 3", "id '1' appears more than once"),
+    ],
+)
+def test_generic_bad_rows(row: bytes, where: str, why: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_bytes(GENERIC_HEADER + row, Path("bank.csv"))
+    assert (caught.value.where, caught.value.path) == (where, "bank.csv")
+    assert why in caught.value.why
+
+
+VALID = GENERIC_HEADER + b"1,2026-11-23,2026-11-23,100.00,EUR,Acme BV,NL91ABNA0417164300,INV-1\n2,2026-11-24,,-3.5,EUR,,,fee\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, len(VALID) - 1), st.integers(0, 12), st.binary(max_size=6))
+def test_mutated_files_raise_only_input_errors(start: int, length: int, junk: bytes) -> None:
+    try:
+        parse_bytes(VALID[:start] + junk + VALID[start + length:], Path("fuzz.csv"))
+    except InputError:
+        pass
