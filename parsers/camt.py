@@ -211,6 +211,7 @@ class CamtParser:
 
         records: list[dict] = []
         booked_total = 0
+        default_day = _text(element, "CreDtTm") or message_day
         for n, entry in enumerate(element.findall("Ntry"), start=1):
             ewhere = f"{where}/Ntry[{n}]"
             status = _text(entry, "Sts/Cd") or _text(entry, "Sts")
@@ -220,7 +221,6 @@ class CamtParser:
             signed_entry = entry_minor * _sign(_text(entry, "CdtDbtInd"), f"{ewhere}/CdtDbtInd", path)
             booked_total += signed_entry
             currency = currency or entry_currency
-            default_day = _text(element, "CreDtTm") or message_day
             records.extend(self._entry_lines(entry, ewhere, signed_entry, entry_currency, path, default_day))
 
         lines = lines_frame(records)
