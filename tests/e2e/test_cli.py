@@ -67,6 +67,10 @@ def test_contract_commands_end_to_end(tmp_path: Path) -> None:
     assert len(listed) == summary["lines_exception"]
     shown = json.loads(reconcile("exceptions", "show", str(listed[0]["id"]), "--json", *db, cwd=tmp_path).stdout)
     assert shown["source_ref"] == listed[0]["source_ref"]
+    resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", "--actor", "alice", *db, cwd=tmp_path)
+    assert "on_account" in resolved.stdout
+    again_resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", *db, cwd=tmp_path, check=False)
+    assert again_resolved.returncode == 2 and "already resolved by alice" in again_resolved.stderr
     balances = json.loads(reconcile("balances", "--format", "json", "--as-of", "2026-11-24", *db, cwd=tmp_path).stdout)
     assert balances["customers"]
 

@@ -51,3 +51,23 @@ def show(
     if item["open_items"]:
         print_table("customer's open items", ["invoice_number", "due_date", "open", "currency"],
                     [tuple(o.values()) for o in item["open_items"]], right=("open",))
+
+
+@app.command()
+@handles_errors
+def resolve(
+    key: Annotated[int, typer.Argument(help="Exception id")],
+    invoice: Annotated[list[str], typer.Option("--invoice", help="Invoice to allocate to (repeat, in order)")] = [],  # noqa: B006
+    on_account: Annotated[str | None, typer.Option("--on-account", help="Customer to keep the payment (or the rest) for")] = None,
+    actor: Annotated[str, typer.Option(help="Who decides (audit trail)")] = "cli",
+    note: Annotated[str | None, typer.Option(help="Why")] = None,
+    db_url: DbOption = None,
+) -> None:
+    """Post a queued line to the invoices named (in order, up to each one's open amount); the rest on account."""
+    from reconcile.queue_actions import resolve_item
+    from reconcile.service import utcnow
+
+    rows = resolve_item(engine_for(db_url), key, invoice, actor=actor, now=utcnow(),
+                        on_account_customer=on_account, note=note)
+    print_table(f"exception {key} resolved", ["kind", "invoice_number", "amount"],
+                [(r["kind"], r["invoice_number"], r["amount"]) for r in rows], right=("amount",))
