@@ -4,6 +4,6 @@
 claim a file) and returns a ParsedFile.
 """
 
-from reconcile.parsers.registry import detect, parse_bytes, parse_file
+from reconcile.parsers.registry import detect, parse_bytes, parse_file, read_statement
 
-__all__ = ["detect", "parse_bytes", "parse_file"]
+__all__ = ["detect", "parse_bytes", "parse_file", "read_statement"]

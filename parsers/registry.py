@@ -39,12 +39,17 @@ def parse_bytes(data: bytes, path: Path) -> ParsedFile:
     return detect(data, path).parse(data, path)
 
 
-def parse_file(path: str | Path) -> ParsedFile:
-    path = Path(path)
+def read_statement(path: Path) -> bytes:
+    """A statement file's bytes; unreadable or empty files are input errors."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(path, None, f"cannot read file: {exc.strerror or exc}") from None
     if not data.strip():
         raise InputError(path, None, "file is empty")
-    return parse_bytes(data, path)
+    return data
+
+
+def parse_file(path: str | Path) -> ParsedFile:
+    path = Path(path)
+    return parse_bytes(read_statement(path), path)

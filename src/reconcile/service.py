@@ -20,11 +20,10 @@ from sqlalchemy import Engine, select, update
 
 from reconcile import db, repo, tables
 from reconcile.config import Settings, load_settings
-from reconcile.errors import InputError
 from reconcile.ingest import IngestResult, sha256, store_parsed
 from reconcile.match import Book, MatchResult, Rules, match_lines
 from reconcile.money import format_minor
-from reconcile.parsers import parse_bytes
+from reconcile.parsers import parse_bytes, read_statement
 from reconcile.post import post_chunk
 from reconcile.receivables import read_snapshot
 from reconcile.runlock import posting_lock
@@ -53,12 +52,7 @@ def ingest_file(
 ) -> IngestResult:
     """Parse one statement file and store its lines; a file that fails stores nothing."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read file: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise InputError(path, None, "file is empty")
+    data = read_statement(path)
     parsed = parse_bytes(data, path)
     with db.transaction(engine) as session:
         return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
