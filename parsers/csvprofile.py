@@ -40,17 +40,22 @@ def _decode(data: bytes, profile: Profile, path: Path) -> str:
 
 
 def _split_header(text: str, profile: Profile) -> tuple[int, list[str]] | None:
-    """Index of the header line (after the preamble) and its column names, or None."""
-    lines = text.splitlines()
+    """Character offset of the header line (after the preamble) and its column names, or None.
+
+    Only the head of the text is looked at: the header is near the top.
+    """
+    lines = text[: 64 * 1024].splitlines(keepends=True)
+    offset = sum(len(line) for line in lines[: profile.skip_lines])
     for index in range(profile.skip_lines, min(len(lines), profile.skip_lines + profile.header_search + 1)):
-        if not lines[index].strip():
-            continue
-        columns = next(csv.reader([lines[index]], delimiter=profile.delimiter, quotechar=profile.quote))
-        columns = [c.strip().lstrip("\ufeff") for c in columns]
-        if all(name in columns for name in profile.signature):
-            return index, columns
-        if not profile.header_search:
-            return None
+        line = lines[index]
+        if line.strip():
+            columns = next(csv.reader([line.rstrip("\r\n")], delimiter=profile.delimiter, quotechar=profile.quote))
+            columns = [c.strip().lstrip("\ufeff") for c in columns]
+            if all(name in columns for name in profile.signature):
+                return offset, columns
+            if not profile.header_search:
+                return None
+        offset += len(line)
     return None
 
 
@@ -80,13 +85,14 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
     found = _split_header(text, profile)
     if found is None:
         raise InputError(path, None, f"header with columns {', '.join(profile.signature)} not found (profile {profile.name})")
-    header_index, columns = found
-    body_lines = text.splitlines()[header_index:]
+    header_offset, _ = found
+    header_index = text.count("\n", 0, header_offset)
+    body = text[header_offset:]
     if profile.skip_footer:
-        body_lines = body_lines[: -profile.skip_footer]
+        body = "".join(body.splitlines(keepends=True)[: -profile.skip_footer])
     try:
         raw = pl.read_csv(
-            io.StringIO("\n".join(body_lines)), separator=profile.delimiter, quote_char=profile.quote,
+            io.BytesIO(body.encode("utf-8")), separator=profile.delimiter, quote_char=profile.quote,
             infer_schema=False, has_header=True, truncate_ragged_lines=False,
         )
     except pl.exceptions.PolarsError as exc:
@@ -96,7 +102,7 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
     raw = raw.with_columns(pl.int_range(first_line, first_line + pl.len()).alias("_line"))
     # blank rows (all cells empty) are layout, not data
     cells = [c for c in raw.columns if c != "_line"]
-    raw = raw.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in cells]))
+    raw = raw.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in cells]))
     for column, values in profile.skip_rows_where.items():
         if column in raw.columns:
             raw = raw.filter(~pl.col(column).str.strip_chars().is_in(values))

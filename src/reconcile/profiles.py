@@ -135,7 +135,7 @@ def check_file(path: Path, settings: Settings | None = None) -> str:
         except InputError as exc:
             report.append(f"  {profile.name}: no ({exc.why})")
             continue
-        lines = text.splitlines()
+        lines = text[:65536].splitlines()
         header = lines[profile.skip_lines] if len(lines) > profile.skip_lines else ""
         found = _split_header(text, profile)
         if found is None:
