@@ -27,7 +27,7 @@ def balances(engine: Engine, as_of: date, edges: list[int] | None = None) -> pl.
     """One row per (customer, currency), amounts in minor units, aging columns named by bucket."""
     edges = edges or [0, 30, 60, 90]
     labels = bucket_labels(edges)
-    inv, c, a, ex, bl = tables.Invoice, tables.Customer, tables.Allocation, tables.ExceptionItem, tables.BankLine
+    inv, a, ex, bl = tables.Invoice, tables.Allocation, tables.ExceptionItem, tables.BankLine
     with db.transaction(engine) as session:
         invoices = repo.frame_of(
             session,
