@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import repo, tables
@@ -57,32 +57,29 @@ def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_st
             )
 
 
+def _subtract_open(session: Session, table: Table, key: str, amounts: pl.DataFrame) -> None:
+    """open_amount_minor -= amount for each (key, amount) row, in one executemany."""
+    if amounts.height:
+        session.execute(
+            update(table)
+            .where(table.c[key] == bindparam("k"))
+            .values(open_amount_minor=table.c.open_amount_minor - bindparam("a")),
+            [{"k": k, "a": a} for k, a in amounts.iter_rows()],
+        )
+
+
 def _reduce_open(session: Session, allocations: pl.DataFrame) -> None:
     """Lower open amounts by what was allocated; the check constraints refuse going below zero."""
     on_invoices = (
         allocations.filter(pl.col("kind").is_in(["invoice", "write_off", "installment"]))
-        .group_by("invoice_number").agg(pl.col("amount_minor").sum().alias("amount"))
+        .group_by("invoice_number").agg(pl.col("amount_minor").sum())
     )
-    inv = tables.Invoice.__table__
-    if on_invoices.height:
-        session.execute(
-            update(inv)
-            .where(inv.c.invoice_number == bindparam("n"))
-            .values(open_amount_minor=inv.c.open_amount_minor - bindparam("a")),
-            [{"n": n, "a": a} for n, a in on_invoices.iter_rows()],
-        )
+    _subtract_open(session, tables.Invoice.__table__, "invoice_number", on_invoices)
     on_installments = (
         allocations.filter(pl.col("installment_id").is_not_null())
-        .group_by("installment_id").agg(pl.col("amount_minor").sum().alias("amount"))
+        .group_by("installment_id").agg(pl.col("amount_minor").sum())
     )
-    ins = tables.Installment.__table__
-    if on_installments.height:
-        session.execute(
-            update(ins)
-            .where(ins.c.id == bindparam("i"))
-            .values(open_amount_minor=ins.c.open_amount_minor - bindparam("a")),
-            [{"i": i, "a": a} for i, a in on_installments.iter_rows()],
-        )
+    _subtract_open(session, tables.Installment.__table__, "id", on_installments)
 
 
 def post_chunk(
