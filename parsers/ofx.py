@@ -1,218 +1,265 @@
-"""OFX/QFX statements, 1.x SGML and 2.x XML, with one linear tokenizer.
+"""OFX/QFX/QBO bank and credit-card statements (1.x SGML and 2.x XML) -> ParsedFile.
 
-ofxparse reads bodies as ASCII, shifts dates to UTC, guesses amount
-separators and is super-linear on SGML (STACK-NOTES), so bank and credit-card
-statements are read here in a single pass: unclosed SGML leaves, XML leaves,
-empty and self-closing tags are all the same token stream. Dates keep the
-bank's calendar day; amounts are exact. Investment statements, account
+Maps the tree from parsers/ofx_tree.py (the linear tokenizer) to statements
+and bank lines: dates keep the bank's calendar day, amounts are exact, every
+bad transaction is reported with its line. Investment statements, account
 listings and server error responses are refused with their reason.
+
+ofxparse is not used here: it reads bodies as ASCII, shifts dates to UTC,
+guesses amount separators, crashes on empty tags and is super-linear on SGML
+(shared/STACK-NOTES.md). The tests use it as an independent cross-check.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from reconcile import frames
 from reconcile.errors import InputError
 from reconcile.money import to_minor
+from reconcile.parsers import ofx_tree
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.ofx_tree import Node
 
-TOKEN = re.compile(rb"<(/?)([A-Za-z0-9_.]+)\s*(/?)>([^<]*)")
+# Columns hashed into a source_ref when a bank sends an empty FITID.
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "remittance", "reference", "bank_code"]
-AMOUNT = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
+# OFX allows '.' or ',' as the decimal point and no thousands separators...
+PLAIN_AMOUNT = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)")
+# ...but some banks group thousands anyway; with both marks present the last one is the decimal point.
+GROUPED_AMOUNT = re.compile(r"[+-]?\d{1,3}((,\d{3})+\.\d*|(\.\d{3})+,\d*)")
+OFX_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{6}(\.\d{1,6})?)?(\s*\[[^\]]*\])?")
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+INT64 = 1 << 63
+HEAD_SCAN = 4096
+STATEMENTS = frozenset({"STMTRS", "CCSTMTRS"})  # a malformed file may nest one in another: never read a line twice
 
 
 @dataclass
-class Node:
-    name: str
-    offset: int
-    leaves: dict[str, str] = field(default_factory=dict)
-    children: list[Node] = field(default_factory=list)
+class Problems:
+    """Every bad transaction of a file, so one error message names the first and counts the rest."""
 
-    def child(self, name: str) -> Node | None:
-        return next((c for c in self.children if c.name == name), None)
+    path: Path
+    found: list[tuple[str, str]] = field(default_factory=list)
 
-    def find_all(self, name: str) -> list[Node]:
-        """Descendants named `name`, in document order (not looking inside a match)."""
-        found: list[Node] = []
-        for c in self.children:
-            if c.name == name:
-                found.append(c)
-            else:
-                found.extend(c.find_all(name))
-        return found
+    def add(self, where: str, why: str) -> None:
+        self.found.append((where, why))
 
-    def leaf(self, path: str) -> str | None:
-        *aggregates, last = path.split("/")
-        node: Node | None = self
-        for name in aggregates:
-            node = node.child(name) if node else None
-        if node is None:
-            return None
-        value = node.leaves.get(last)
-        return value if value else None
+    def raise_if_any(self) -> None:
+        if not self.found:
+            return
+        where, why = self.found[0]
+        if len(self.found) > 1:
+            why += f" (and {len(self.found) - 1} more problem(s), next at {self.found[1][0]}: {self.found[1][1]})"
+        raise InputError(self.path, where, why)
 
 
-def _decode(data: bytes) -> bytes:
-    """The body as UTF-8 bytes: UTF-8 when it is, else cp1252 (what CHARSET:1252 banks send)."""
-    try:
-        data.decode("utf-8")
-        return data
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace").encode("utf-8")
-
-
-def _tree(body: bytes, path: Path) -> Node:
-    tokens = list(TOKEN.finditer(body))
-    closers = {m.group(2).decode("ascii").upper() for m in tokens if m.group(1)}
-    root = Node("#root", 0)
-    stack = [root]
-    skip_close: str | None = None
-    for index, match in enumerate(tokens):
-        closing, raw_name, selfclose, text = match.groups()
-        name = raw_name.decode("ascii").upper()
-        if closing:
-            if skip_close == name:
-                skip_close = None
-                continue
-            skip_close = None
-            # tolerant close: pop to the matching aggregate, ignore strays
-            for depth in range(len(stack) - 1, 0, -1):
-                if stack[depth].name == name:
-                    del stack[depth:]
-                    break
-            continue
-        skip_close = None
-        value = text.strip()
-        next_close = index + 1 < len(tokens) and tokens[index + 1].group(1) and \
-            tokens[index + 1].group(2).upper() == raw_name.upper()
-        if value or selfclose or next_close or name not in closers:
-            stack[-1].leaves.setdefault(name, value.decode("utf-8", errors="replace"))
-            if next_close:
-                skip_close = name
-            continue
-        node = Node(name, match.start())
-        stack[-1].children.append(node)
-        stack.append(node)
-    return root
-
-
-def _day(text: str | None, where: str, path: Path, what: str) -> date:
+def parse_day(text: str | None, what: str) -> date:
+    """The calendar day of an OFX datetime, as the bank wrote it (the timezone is never applied)."""
     if not text:
-        raise InputError(path, where, f"{what} is missing")
-    digits = text.strip()[:8]
+        raise ValueError(f"{what} is missing")
+    match = OFX_DATE.fullmatch(text.strip())
     try:
-        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        if match is None:
+            raise ValueError
+        return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise InputError(path, where, f"{what} '{text}' is not a date") from None
+        raise ValueError(f"{what} '{text}' is not a date (YYYYMMDD[HHMMSS[.XXX]][tz])") from None
 
 
-def _amount(text: str | None, currency: str, where: str, path: Path) -> int:
-    raw = (text or "").strip().replace(" ", "")
-    if not AMOUNT.match(raw):
-        raise InputError(path, where, f"TRNAMT '{text}' is not an amount")
-    # OFX allows a comma as the decimal point; thousands separators are not allowed
+def parse_amount(text: str | None, currency: str, what: str = "TRNAMT") -> int:
+    """An OFX amount as exact minor units; refuses symbols, ambiguity and excess decimals."""
+    raw = (text or "").strip()
+    if not raw:
+        raise ValueError(f"{what} is missing")
+    if PLAIN_AMOUNT.fullmatch(raw):
+        normal = raw.replace(",", ".")
+    elif GROUPED_AMOUNT.fullmatch(raw):
+        decimal_mark = raw[max(raw.rfind(","), raw.rfind("."))]
+        normal = raw.replace("," if decimal_mark == "." else ".", "").replace(",", ".")
+    else:
+        raise ValueError(f"{what} '{raw}' is not an amount")
+    if normal.endswith("."):
+        normal += "0"
+    if normal.lstrip("+-").startswith("."):
+        normal = normal.replace(".", "0.", 1)
     try:
-        return to_minor(Decimal(raw.replace(",", ".")), currency)
-    except (InvalidOperation, ValueError) as exc:
-        raise InputError(path, where, f"TRNAMT '{text}': {exc}") from None
+        minor = to_minor(Decimal(normal), currency)
+    except ValueError as exc:
+        raise ValueError(f"{what} '{raw}': {exc}") from None
+    if not -INT64 <= minor < INT64:
+        raise ValueError(f"{what} '{raw}' is out of range")
+    return minor
+
+
+def _currency(text: str | None) -> str | None:
+    code = (text or "").strip().upper()
+    if not code:
+        return None
+    if not CURRENCY_CODE.fullmatch(code):
+        raise ValueError(f"currency '{text}' is not an ISO 4217 code")
+    return code
+
+
+def _refuse_server_errors(doc: ofx_tree.Document, path: Path) -> None:
+    for owner in ("SONRS", "STMTTRNRS", "CCSTMTTRNRS"):
+        for node in doc.index.get(owner, []):
+            code = (node.leaf("STATUS/CODE") or "0").strip()
+            severity = (node.leaf("STATUS/SEVERITY") or "").strip().upper()
+            if code != "0" and severity != "INFO":
+                message = node.leaf("STATUS/MESSAGE") or "no message"
+                kind = "sign-on failed" if owner == "SONRS" else "the bank's server answered with an error"
+                raise InputError(path, f"line {node.line} ({owner}/STATUS)", f"{kind}: error {code}: {message}")
+
+
+def _line_record(txn: Node, statement_currency: str | None) -> dict[str, Any]:
+    """One STMTTRN as a bank-lines record; raises ValueError with the reason."""
+    # CURRENCY: TRNAMT is in CURSYM. ORIGCURRENCY: TRNAMT was already converted into CURDEF
+    # from CURSYM (OFX 2.1.1 §5.2), so the line stays in CURDEF and CURSYM is only reported.
+    own = _currency(txn.leaf("CURRENCY/CURSYM"))
+    original = _currency(txn.leaf("ORIGCURRENCY/CURSYM"))
+    currency = own or statement_currency
+    if currency is None:
+        raise ValueError("no currency: CURDEF is empty and the transaction has no CURRENCY")
+    problems = []
+    try:
+        booking = parse_day(txn.leaf("DTPOSTED"), "DTPOSTED")
+    except ValueError as exc:
+        problems.append(str(exc))
+    try:
+        amount = parse_amount(txn.leaf("TRNAMT"), currency)
+    except ValueError as exc:
+        problems.append(str(exc))
+    try:
+        value_date = parse_day(txn.leaf("DTAVAIL"), "DTAVAIL") if txn.leaf("DTAVAIL") else None
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    if original and original != currency:
+        rate = txn.leaf("ORIGCURRENCY/CURRATE")
+    elif own and statement_currency and own != statement_currency:
+        rate = txn.leaf("CURRENCY/CURRATE")
+    else:
+        rate = None
+    return {
+        "source_ref": txn.leaf("FITID"),
+        "booking_date": booking,
+        "value_date": value_date,
+        "amount_minor": amount,
+        "currency": currency,
+        "counterparty_name": txn.leaf("NAME") or txn.leaf("PAYEE/NAME"),
+        "counterparty_account": txn.leaf("BANKACCTTO/ACCTID") or txn.leaf("CCACCTTO/ACCTID"),
+        "remittance": txn.leaf("MEMO"),
+        # A check number is the payer's own reference for a check: the best key we have without REFNUM.
+        "reference": txn.leaf("REFNUM") or txn.leaf("CHECKNUM"),
+        "end_to_end_id": None,
+        "bank_code": (txn.leaf("TRNTYPE") or "").upper() or None,
+        "is_reversal": False,
+        "instructed_currency": original if original and original != currency else None,
+        "exchange_rate": rate,
+        "location": f"line {txn.line}",
+    }
+
+
+def _with_source_refs(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Empty FITIDs get a content hash (counting repeats); repeated FITIDs are reported."""
+    warnings = []
+    if lines.height and lines["source_ref"].is_null().any():
+        hashed = frames.content_refs(lines, HASH_COLUMNS)
+        lines = lines.with_columns(pl.coalesce(pl.col("source_ref"), hashed).alias("source_ref"))
+    repeated = lines.filter(pl.col("source_ref").is_duplicated())["source_ref"].unique(maintain_order=True)
+    if repeated.len():
+        # Kept as sent: CONTRACTS §2 makes FITID the identity; the importer must see the clash.
+        warnings.append(f"FITID repeated within the statement: {', '.join(repeated.head(5).to_list())}")
+    return lines, warnings
+
+
+def _statement(node: Node, path: Path, problems: Problems) -> Statement | None:
+    where = f"line {node.line}"
+    account = node.leaf("BANKACCTFROM/ACCTID") or node.leaf("CCACCTFROM/ACCTID")
+    if not account:
+        problems.add(where, f"<{node.name}> has no BANKACCTFROM/ACCTID or CCACCTFROM/ACCTID")
+    try:
+        currency = _currency(node.leaf("CURDEF"))
+    except ValueError as exc:
+        problems.add(where, f"CURDEF: {exc}")
+        currency = None
+    records = []
+    for txn in node.find_all("STMTTRN", skip=STATEMENTS):
+        try:
+            records.append(_line_record(txn, currency))
+        except ValueError as exc:
+            problems.add(f"line {txn.line}", f"transaction {txn.leaf('FITID') or '(no FITID)'}: {exc}")
+    tranlists = node.find_all("BANKTRANLIST", skip=STATEMENTS)
+    try:
+        starts = [parse_day(t.leaf("DTSTART"), "DTSTART") for t in tranlists if t.leaf("DTSTART")]
+        ends = [parse_day(t.leaf("DTEND"), "DTEND") for t in tranlists if t.leaf("DTEND")]
+    except ValueError as exc:
+        problems.add(where, str(exc))
+        starts, ends = [], []
+    if problems.found or not account:
+        return None
+
+    lines, warnings = _with_source_refs(lines_frame(records))
+    if currency is None:
+        line_currencies = lines["currency"].unique().to_list()
+        currency = line_currencies[0] if len(line_currencies) == 1 else None
+        warnings.insert(0, "CURDEF is empty: the currency is taken from each transaction")
+    closing = None
+    balance = node.child("LEDGERBAL")
+    if balance is not None and balance.leaf("BALAMT"):
+        if currency is None:
+            warnings.append("LEDGERBAL ignored: the statement has no single currency")
+        else:
+            try:
+                closing = parse_amount(balance.leaf("BALAMT"), currency, "LEDGERBAL/BALAMT")
+            except ValueError as exc:
+                problems.add(f"line {balance.line}", str(exc))
+                return None
+    return Statement(
+        account=account, currency=currency, lines=lines, closing_minor=closing, opening_minor=None,
+        period_start=min(starts) if starts else None, period_end=max(ends) if ends else None,
+        location=where, warnings=tuple(warnings),
+    )
 
 
 class OfxParser:
     name = "ofx"
 
     def sniff(self, head: bytes, path: Path) -> bool:
-        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096]
-        upper = start.upper()
-        return upper.startswith(b"OFXHEADER") or b"<?OFX" in upper or (b"<OFX>" in upper and b"<DOCUMENT" not in upper)
+        """OFXHEADER: (1.x), <?xml with <?OFX (2.x), or a bare <OFX> / <?OFX (headerless)."""
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            head = head.decode("utf-16", errors="ignore").encode("utf-8")
+        text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:HEAD_SCAN].upper()
+        if text.startswith((b"OFXHEADER", b"<OFX>", b"<?OFX")):
+            return True
+        return text.startswith(b"<?XML") and b"<?OFX" in text
 
     def parse(self, data: bytes, path: Path) -> ParsedFile:
-        body = _decode(data)
-        start = body.upper().find(b"<OFX>")
-        if start < 0:
-            raise InputError(path, None, "no <OFX> element")
-        end = body.upper().rfind(b"</OFX>")
-        body = body[start:end + 6] if end > start else body[start:]
-        newlines = [m.start() for m in re.finditer(rb"\n", data[:start])]
-        header_lines = len(newlines)
-        body_newlines = [m.start() for m in re.finditer(rb"\n", body)]
-
-        def line_of(offset: int) -> str:
-            return f"line {header_lines + bisect.bisect_right(body_newlines, offset) + 1}"
-
-        root = _tree(body, path)
-        self._refuse_errors(root, path)
-        statements = [self._statement(node, path, line_of) for node in root.find_all("STMTRS") + root.find_all("CCSTMTRS")]
+        doc = ofx_tree.read(data, path)
+        _refuse_server_errors(doc, path)
+        nodes = sorted((n for name in STATEMENTS for n in doc.index.get(name, [])), key=lambda n: n.line)
+        problems = Problems(path)
+        statements = [s for s in (_statement(n, path, problems) for n in nodes) if s is not None]
+        problems.raise_if_any()
         if not statements:
-            if root.find_all("INVSTMTRS"):
-                raise InputError(path, "INVSTMTRS", "an investment statement, not a bank or credit-card statement")
-            if root.find_all("ACCTINFORS"):
-                raise InputError(path, "ACCTINFORS", "an account listing with no statements")
+            # fidelity-savings.ofx has bank-style STMTTRN inside INVBANKTRAN: they are cash moves of
+            # a brokerage account (4-decimal amounts in USD), so the whole file is refused as investment.
+            if "INVSTMTRS" in doc.index:
+                raise InputError(path, f"line {doc.index['INVSTMTRS'][0].line}",
+                                 "investment statements are not bank statements (INVSTMTRS)")
+            if "ACCTINFORS" in doc.index:
+                raise InputError(path, f"line {doc.index['ACCTINFORS'][0].line}",
+                                 "account listing, no statements (ACCTINFORS)")
+        elif "INVSTMTRS" in doc.index:
+            first = statements[0]
+            statements[0] = replace(first, warnings=(
+                *first.warnings, "investment statements in this file were skipped (INVSTMTRS)"))
         return ParsedFile("ofx", statements)
-
-    def _refuse_errors(self, root: Node, path: Path) -> None:
-        for owner in ("SONRS", "STMTTRNRS", "CCSTMTTRNRS"):
-            for node in root.find_all(owner):
-                code = node.leaf("STATUS/CODE")
-                if code and code.strip() not in ("0", "1000"):
-                    message = node.leaf("STATUS/MESSAGE") or node.leaf("STATUS/SEVERITY") or "no message"
-                    raise InputError(path, f"{owner}/STATUS", f"the bank's server answered with error {code}: {message}")
-
-    def _statement(self, node: Node, path: Path, line_of) -> Statement:  # type: ignore[no-untyped-def]
-        account_node = node.child("BANKACCTFROM") or node.child("CCACCTFROM")
-        account = account_node.leaf("ACCTID") if account_node else None
-        if not account:
-            raise InputError(path, line_of(node.offset), f"{node.name} names no ACCTID")
-        currency = (node.leaf("CURDEF") or "").upper() or None
-        tranlist = node.child("BANKTRANLIST")
-        records = []
-        for txn in tranlist.find_all("STMTTRN") if tranlist else []:
-            where = line_of(txn.offset)
-            txn_currency = (txn.leaf("CURRENCY/CURSYM") or currency or "").upper()
-            if not txn_currency:
-                raise InputError(path, where, "no currency: neither CURDEF nor the transaction's CURRENCY is given")
-            name = txn.leaf("NAME") or txn.leaf("PAYEE/NAME")
-            memo = txn.leaf("MEMO")
-            records.append({
-                "source_ref": txn.leaf("FITID"),
-                "booking_date": _day(txn.leaf("DTPOSTED"), where, path, "DTPOSTED"),
-                "value_date": _day(txn.leaf("DTAVAIL"), where, path, "DTAVAIL") if txn.leaf("DTAVAIL") else None,
-                "amount_minor": _amount(txn.leaf("TRNAMT"), txn_currency, where, path),
-                "currency": txn_currency,
-                "counterparty_name": name,
-                "counterparty_account": txn.leaf("BANKACCTTO/ACCTID"),
-                "remittance": memo if memo != name else memo,
-                "reference": txn.leaf("REFNUM"),
-                "end_to_end_id": None,
-                "bank_code": (txn.leaf("TRNTYPE") or "").upper() or None,
-                "is_reversal": False,
-                "location": where,
-            })
-        lines = lines_frame(records)
-        if lines.height and lines["source_ref"].is_null().any():
-            hashed = frames.content_refs(lines, HASH_COLUMNS)
-            lines = lines.with_columns(
-                pl.when(pl.col("source_ref").is_null()).then(hashed).otherwise(pl.col("source_ref")).alias("source_ref")
-            )
-        if currency is None and lines.height and lines["currency"].n_unique() == 1:
-            currency = lines["currency"][0]
-        closing = None
-        balance = node.child("LEDGERBAL")
-        if balance is not None and balance.leaf("BALAMT") and currency:
-            closing = _amount(balance.leaf("BALAMT"), currency, line_of(balance.offset), path)
-        start = tranlist.leaf("DTSTART") if tranlist else None
-        end = tranlist.leaf("DTEND") if tranlist else None
-        return Statement(
-            account=account, currency=currency, lines=lines, closing_minor=closing,
-            period_start=_day(start, line_of(node.offset), path, "DTSTART") if start else None,
-            period_end=_day(end, line_of(node.offset), path, "DTEND") if end else None,
-            location=line_of(node.offset),
-            warnings=() if node.leaf("CURDEF") else ("CURDEF is empty: the currency is taken from each transaction",),
-        )
