@@ -68,8 +68,8 @@ def _subtract_open(session: Session, table: Table, key: str, amounts: pl.DataFra
         )
 
 
-def _reduce_open(session: Session, allocations: pl.DataFrame) -> None:
-    """Lower open amounts by what was allocated; the check constraints refuse going below zero."""
+def reduce_open(session: Session, allocations: pl.DataFrame) -> None:
+    """Lower open amounts by what was allocated (raise them for negated rows); never below zero."""
     on_invoices = (
         allocations.filter(pl.col("kind").is_in(["invoice", "write_off", "installment"]))
         .group_by("invoice_number").agg(pl.col("amount_minor").sum())
@@ -127,7 +127,7 @@ def post_chunk(
             for r in allocations.iter_rows(named=True)
         ]
         repo.insert_rows(session, tables.Allocation.__table__, rows)
-        _reduce_open(session, allocations)
+        reduce_open(session, allocations)
         # any open exception item of a line posted now is settled by this posting
         ex = tables.ExceptionItem.__table__
         for part in repo.chunks(posted_ids, 900):
@@ -136,7 +136,7 @@ def post_chunk(
                 .values(status="resolved", resolved_by=actor, resolved_at=now, resolution="auto_posted")
             )
         per_line = allocations.group_by("bank_line_id", maintain_order=True).agg(
-            pl.struct("kind", "invoice_number", "installment_no", "amount_minor", "rule").alias("parts")
+            pl.struct("kind", "invoice_number", "installment_no", "amount_minor", "currency", "rule").alias("parts")
         )
         repo.insert_rows(session, tables.AuditEntry.__table__, [
             {

@@ -102,3 +102,17 @@ def lines_to_match(session: Session, statuses: Sequence[str]) -> pl.DataFrame:
     query = select(*[getattr(bl, c) for c in BANK_LINE_COLUMNS]).where(bl.status.in_(statuses))
     schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in BANK_LINE_COLUMNS[1:]}}
     return frame_of(session, query, schema)
+
+
+def posted_credits(session: Session, accounts: Sequence[str], amounts: Sequence[int]) -> pl.DataFrame:
+    """Posted credit lines on these accounts with one of these amounts: candidates a return takes back."""
+    bl = tables.BankLine
+    columns = ("id", "account", "source_ref", "amount_minor", "currency", "remittance", "reference",
+               "end_to_end_id", "is_reversal")
+    schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in columns[1:]}}
+    found = [
+        frame_of(session, select(*[getattr(bl, c) for c in columns]).where(
+            bl.status == "posted", bl.account.in_(accounts), bl.amount_minor.in_(part)), schema)
+        for part in chunks(list(amounts), 900)
+    ]
+    return pl.concat(found) if found else frames.empty(schema)

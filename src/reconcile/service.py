@@ -18,13 +18,16 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, select, update
 
-from reconcile import db, repo, tables
+from reconcile import db, frames, repo, tables
 from reconcile.config import Settings, load_settings
 from reconcile.ingest import IngestResult, sha256, store_parsed
+from reconcile.ledger_check import check_ledger
 from reconcile.match import Book, MatchResult, Rules, match_lines
 from reconcile.money import format_minor
 from reconcile.parsers import parse_bytes, read_statement
 from reconcile.post import post_chunk
+from reconcile.returns import pair_returns
+from reconcile.reverse import apply_return
 from reconcile.receivables import read_snapshot
 from reconcile.runlock import posting_lock
 from reconcile.snapshot_store import LoadCounts, store_snapshot
@@ -80,7 +83,9 @@ class RunSummary:
     exceptions_by_reason: dict[str, int] = field(default_factory=dict)
     exception_amounts: dict[str, str] = field(default_factory=dict)
     allocations: int = 0
+    returns: int = 0
     status: str = "completed"
+    violations: list[str] = field(default_factory=list)  # ledger invariants broken after the run
 
     @property
     def auto_rate(self) -> float:
@@ -114,8 +119,11 @@ def _lines_for_run(engine: Engine) -> pl.DataFrame:
     with db.transaction(engine) as session:
         lines = repo.lines_to_match(session, ("unmatched", "exception"))
         ex = tables.ExceptionItem
+        # a person holds it, or it was unapplied on purpose: only a person decides those
         claimed = session.execute(
-            select(ex.bank_line_id).where(ex.status == "open", ex.claimed_by.is_not(None))
+            select(ex.bank_line_id).where(
+                ex.status == "open", ex.claimed_by.is_not(None) | (ex.reason == "unapplied")
+            )
         ).scalars().all()
         bl = tables.BankLine
         generations = repo.frame_of(
@@ -139,6 +147,7 @@ def _summarise(summary: RunSummary, lines: pl.DataFrame, result: MatchResult) ->
     summary.lines_exception = result.exceptions.height
     summary.lines_skipped = result.skipped.height
     summary.allocations = alloc.height
+    summary.returns = result.returns.height
     summary.posted = _sum_by_currency(alloc.filter(pl.col("kind").is_in(["invoice", "installment"])))
     summary.on_account = _sum_by_currency(alloc.filter(pl.col("kind") == "on_account"))
     summary.written_off = _sum_by_currency(alloc.filter(pl.col("kind") == "write_off"))
@@ -159,6 +168,39 @@ def run_inputs(engine: Engine) -> tuple[pl.DataFrame, Book]:
 def decide(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
     """Pure matching of lines against the book (no database)."""
     return match_lines(lines.drop("generation", strict=False), book, rules)
+
+
+def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+    """The run's decisions: matching, then bank returns paired with the payments they take back."""
+    return find_returns(engine, lines, decide(lines, book, rules))
+
+
+def find_returns(engine: Engine, lines: pl.DataFrame, result: MatchResult) -> MatchResult:
+    """Pair debits that take back an earlier payment with it (returns.py); queue reversal entries left unpaired.
+
+    A returned credit of this same run is neither posted nor queued.
+    """
+    debits = lines.filter(pl.col("amount_minor") < 0)
+    if debits.height == 0:
+        return result
+    with db.transaction(engine) as session:
+        posted = repo.posted_credits(session, debits["account"].unique().to_list(),
+                                     (-debits["amount_minor"]).unique().to_list())
+    in_run = lines.filter(pl.col("amount_minor") > 0)
+    credits = pl.concat([posted, in_run.select(posted.columns)])
+    pairs, unpaired = pair_returns(debits, credits)
+    taken = pl.concat([pairs["debit_line_id"], pairs["credit_line_id"], unpaired["bank_line_id"]]).implode()
+    queued = frames.from_records([
+        {"bank_line_id": i, "reason": "return_unmatched",
+         "evidence": json.dumps({"why": "a bank reversal entry that names no single earlier payment"})}
+        for i in unpaired["bank_line_id"].to_list()
+    ], frames.EXCEPTIONS)
+    return MatchResult(
+        allocations=result.allocations.filter(~pl.col("bank_line_id").is_in(taken)),
+        exceptions=pl.concat([result.exceptions.filter(~pl.col("bank_line_id").is_in(taken)), queued]),
+        skipped=result.skipped.filter(~pl.col("bank_line_id").is_in(taken)),
+        returns=pairs,
+    )
 
 
 def summarise(run_id: str, as_of: date, dry_run: bool, lines: pl.DataFrame, result: MatchResult) -> RunSummary:
@@ -191,6 +233,8 @@ def post_result(
                 skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
                 run_id=run_id, actor=actor, now=now,
             )
+            for debit, credit, evidence in result.returns.filter(pl.col("debit_line_id").is_in(chunk)).iter_rows():
+                apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, run_id=run_id)
 
 
 def run_posting(
@@ -217,7 +261,7 @@ def run_posting(
 
     with posting_lock(engine):
         lines, book = run_inputs(engine)
-        result = decide(lines, book, rules)
+        result = decide_run(engine, lines, book, rules)
         summary = summarise(run_id, as_of, dry_run, lines, result)
         if dry_run:
             return summary
@@ -228,8 +272,17 @@ def run_posting(
             summary.status = "failed"
             finish_run(engine, run_id, summary)
             raise
+        summary.violations = [str(v) for v in check_ledger_now(engine)]
+        if summary.violations:
+            summary.status = "failed"
         finish_run(engine, run_id, summary)
     return summary
+
+
+def check_ledger_now(engine: Engine) -> list:
+    """The ledger's invariants after a run (ledger_check.py): [] when all hold."""
+    with db.transaction(engine) as session:
+        return check_ledger(session)
 
 
 def finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:

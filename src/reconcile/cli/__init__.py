@@ -145,6 +145,8 @@ def run(
         print_json(summary)
     else:
         print_run_summary(summary)
+    if summary["status"] != "completed":
+        raise typer.Exit(1)
 
 
 @app.command()

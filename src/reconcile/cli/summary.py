@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from reconcile.cli.common import console, print_table
 
 
@@ -20,8 +22,11 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         ("kept on account", "", _amounts(summary["on_account"])),
         ("written off", "", _amounts(summary["written_off"])),
         ("queued for review", summary["lines_exception"], _amounts(summary["exception_amounts"])),
+        ("bank returns (payments taken back)", summary.get("returns", 0), ""),
         ("not receivables (skipped)", summary["lines_skipped"], ""),
     ], right=("lines",))
     if summary["exceptions_by_reason"]:
         print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(), right=("lines",))
     console.print(f"automatic posting rate: {summary['auto_rate'] * 100:.1f} %   status: {summary['status']}")
+    for violation in summary.get("violations", []):
+        console.print(f"[red]ledger check:[/red] {escape(violation)}", highlight=False)

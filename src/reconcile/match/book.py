@@ -59,3 +59,6 @@ class MatchResult:
     allocations: pl.DataFrame  # ALLOCATIONS
     exceptions: pl.DataFrame   # EXCEPTIONS
     skipped: pl.DataFrame      # SKIPPED
+    # bank returns found by the run: debit_line_id, credit_line_id, evidence (returns.PAIRS)
+    returns: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={
+        "debit_line_id": pl.Int64(), "credit_line_id": pl.Int64(), "evidence": pl.String()}))
