@@ -50,14 +50,16 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, An
             session.execute(factory(table).on_conflict_do_nothing(), list(part))
 
 
-def open_invoices(session: Session) -> pl.DataFrame:
+def known_invoices(session: Session) -> pl.DataFrame:
+    """Every invoice, open or settled: a payment naming a settled invoice must be seen as naming it
+    (a duplicate, or a sign of whose money it is), so decisions do not change as invoices close."""
     inv = tables.Invoice
     return frame_of(
         session,
         select(
             inv.invoice_number, inv.customer_id, inv.issue_date, inv.due_date, inv.currency,
             inv.amount_minor, inv.open_amount_minor, inv.payment_reference,
-        ).where(inv.open_amount_minor > 0),
+        ),
         frames.INVOICES,
     )
 

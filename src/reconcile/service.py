@@ -109,7 +109,7 @@ def load_book(engine: Engine) -> Book:
             customers=repo.customers(session),
             aliases=repo.aliases(session),
             payer_accounts=repo.payer_accounts(session),
-            invoices=repo.open_invoices(session),
+            invoices=repo.known_invoices(session),
             installments=repo.open_installments(session),
         )
 
@@ -217,13 +217,14 @@ def begin_run(engine: Engine, run_id: str, as_of: date, actor: str, now: datetim
 
 
 def post_result(
-    engine: Engine, run_id: str, lines: pl.DataFrame, book: Book, result: MatchResult, actor: str, now: datetime
+    engine: Engine, run_id: str, lines: pl.DataFrame, book: Book, result: MatchResult, actor: str, now: datetime,
+    chunk_lines: int = POST_CHUNK_LINES,
 ) -> None:
     """Post decisions chunk by chunk in booking order; each chunk is one transaction."""
     allocations = _with_installment_ids(result.allocations, book)
     line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
-    for start in range(0, len(line_ids), POST_CHUNK_LINES):
-        chunk = pl.Series(line_ids[start:start + POST_CHUNK_LINES]).implode()
+    for start in range(0, len(line_ids), chunk_lines):
+        chunk = pl.Series(line_ids[start:start + chunk_lines]).implode()
         with db.transaction(engine) as session:
             post_chunk(
                 session,
@@ -267,7 +268,8 @@ def run_posting(
             return summary
         begin_run(engine, run_id, as_of, actor, now)
         try:
-            post_result(engine, run_id, lines, book, result, actor, now)
+            post_result(engine, run_id, lines, book, result, actor, now,
+                        chunk_lines=int(settings.section("posting").get("chunk_lines", POST_CHUNK_LINES)))
         except Exception:
             summary.status = "failed"
             finish_run(engine, run_id, summary)

@@ -19,7 +19,7 @@ class Book:
     customers: pl.DataFrame       # CUSTOMERS
     aliases: pl.DataFrame         # ALIASES (snapshot and learned)
     payer_accounts: pl.DataFrame  # PAYER_ACCOUNTS (snapshot and learned), normalised
-    invoices: pl.DataFrame        # INVOICES with open_minor > 0
+    invoices: pl.DataFrame        # INVOICES, settled ones too (open_minor 0)
     installments: pl.DataFrame    # INSTALLMENTS with open_minor > 0, of the invoices above
 
     @classmethod
