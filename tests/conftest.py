@@ -51,6 +51,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, for what only a server can do (drop a connection, lock rows)."""
+    yield from _fresh_pg_schema()
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a freshly migrated database (both backends)."""
     eng = db.make_engine(db_url)

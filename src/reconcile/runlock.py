@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 LOCK_KEY = 0x5EC0_0001  # arbitrary, constant: "the posting run"
 
@@ -25,8 +26,11 @@ def posting_lock(engine: Engine) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-                conn.commit()
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                    conn.commit()
+                except DBAPIError:
+                    pass  # the connection is gone, and the server freed the lock with it
         return
     database = engine.url.database or ""
     path = (database if database and database != ":memory:" else "reconcile") + ".runlock"

@@ -8,6 +8,7 @@ re-run reproduces and tests run without Prefect.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from reconcile import db, frames, repo, tables
 from reconcile.config import Settings, load_settings
+from reconcile.errors import ReconcileError
 from reconcile.ingest import IngestResult, sha256, store_parsed
 from reconcile.ledger_check import check_ledger
 from reconcile.match import Book, MatchResult, Rules, match_lines
@@ -33,6 +35,8 @@ from reconcile.runlock import posting_lock
 from reconcile.snapshot_store import LoadCounts, store_snapshot
 
 POST_CHUNK_LINES = 2000
+CONNECTION_ATTEMPTS = 4       # a chunk whose connection drops is retried on a fresh one
+RETRY_PAUSE_SECONDS = 0.5
 
 
 def utcnow() -> datetime:
@@ -223,19 +227,60 @@ def post_result(
     """Post decisions chunk by chunk in booking order; each chunk is one transaction."""
     allocations = _with_installment_ids(result.allocations, book)
     line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
-    for start in range(0, len(line_ids), chunk_lines):
+    starts = range(0, len(line_ids), chunk_lines)
+    for number, start in enumerate(starts, start=1):
         chunk = pl.Series(line_ids[start:start + chunk_lines]).implode()
+        marker = f"chunk {number} of {len(starts)}"
+        for attempt in range(1, CONNECTION_ATTEMPTS + 1):
+            try:
+                _post_one_chunk(engine, run_id, chunk, lines, allocations, result, actor, now, marker)
+                break
+            except Exception as exc:
+                if not db.lost_connection(exc):
+                    raise
+                if _chunk_committed(engine, run_id, marker):
+                    break  # the commit reached the server; only its answer was lost
+                if attempt == CONNECTION_ATTEMPTS:
+                    raise ReconcileError(
+                        f"database connection lost while posting chunk {number} of {len(starts)} "
+                        f"({CONNECTION_ATTEMPTS} attempts): the chunks before it are committed, this one was "
+                        f"rolled back; run `reconcile run` again to post the rest ({type(exc.orig).__name__})"
+                    ) from None
+                time.sleep(RETRY_PAUSE_SECONDS * attempt)
+
+
+def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
+    """After a lost connection: did this chunk's transaction commit anyway? (its marker is in the audit log)"""
+    try:
         with db.transaction(engine) as session:
-            post_chunk(
-                session,
-                lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
-                allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
-                exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
-                skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
-                run_id=run_id, actor=actor, now=now,
-            )
-            for debit, credit, evidence in result.returns.filter(pl.col("debit_line_id").is_in(chunk)).iter_rows():
-                apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, run_id=run_id)
+            a = tables.AuditEntry
+            return session.execute(
+                select(func.count()).select_from(a).where(a.run_id == run_id, a.action == "run_chunk", a.reason == marker)
+            ).scalar_one() > 0
+    except Exception as exc:
+        if db.lost_connection(exc):
+            return False
+        raise
+
+
+def _post_one_chunk(
+    engine: Engine, run_id: str, chunk: pl.Series, lines: pl.DataFrame, allocations: pl.DataFrame,
+    result: MatchResult, actor: str, now: datetime, marker: str,
+) -> None:
+    with db.transaction(engine) as session:
+        post_chunk(
+            session,
+            lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
+            allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
+            exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
+            skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
+            run_id=run_id, actor=actor, now=now,
+        )
+        for debit, credit, evidence in result.returns.filter(pl.col("debit_line_id").is_in(chunk)).iter_rows():
+            apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, run_id=run_id)
+        # commits with the chunk: tells a retry after a lost connection whether the chunk is in
+        session.add(tables.AuditEntry(at=now, actor=actor, action="run_chunk", run_id=run_id, reason=marker,
+                                      details=json.dumps({"lines": chunk.list.len().item()})))
 
 
 def run_posting(
@@ -272,7 +317,11 @@ def run_posting(
                         chunk_lines=int(settings.section("posting").get("chunk_lines", POST_CHUNK_LINES)))
         except Exception:
             summary.status = "failed"
-            finish_run(engine, run_id, summary)
+            try:
+                finish_run(engine, run_id, summary)
+            except Exception as exc:
+                if not db.lost_connection(exc):
+                    raise
             raise
         summary.violations = [str(v) for v in check_ledger_now(engine)]
         if summary.violations:

@@ -168,6 +168,7 @@ class BankLine(Base):
     __table_args__ = (
         UniqueConstraint("account", "source_ref", name="uq_bank_lines_account_source_ref"),
         Index("ix_bank_lines_status", "status"),
+        Index("ix_bank_lines_account_amount", "account", "amount_minor"),  # bank returns (0002)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,34 @@ def test_without_the_run_lock_the_database_still_refuses_a_second_posting(engine
     assert isinstance(errors[0], LedgerError) or "unique" in str(errors[0]).lower() or "lock" in str(errors[0]).lower()
     assert ledger.check(engine) == []
 
+
+
+def test_connections_dropped_mid_run_are_retried_without_double_posting(
+    pg_url: str, bulk: BulkFiles, clean_outcome: tuple, tmp_path: Path
+) -> None:
+    """The server kills every connection of the run, twice, while it posts: the run still ends exactly right."""
+    _prepare(pg_url, bulk)
+    engine = db.make_engine(f"{pg_url}&application_name=reconcile-dropped-run")
+    killer = db.make_engine(pg_url)
+    kills: list[int] = []
+
+    def drop_connections() -> None:
+        for threshold in (300, 1500):
+            while _posted(killer) < threshold:
+                time.sleep(0.002)
+            with killer.connect() as c:
+                kills.append(c.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = 'reconcile-dropped-run'")).scalar_one())
+
+    thread = threading.Thread(target=drop_connections)
+    thread.start()
+    settings = load_settings(_config(tmp_path, 100))
+    summary = service.run_posting(engine, settings=settings, as_of=date(2026, 11, 25))
+    thread.join(timeout=60)
+    engine.dispose()
+    killer.dispose()
+    assert len(kills) == 2 and all(kills), kills
+    assert summary.status == "completed"
+    assert _outcome(pg_url, tmp_path, "dropped") == clean_outcome
+    _consistent(pg_url)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from reconcile import db
 from reconcile.config import Settings, load_settings
@@ -71,6 +72,9 @@ def handles_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ReconcileError as exc:
             fail(str(exc))
+        except DBAPIError as exc:
+            # the server went away or refused: say so in one line, never a traceback
+            fail(f"database error ({type(exc.orig).__name__}): {str(exc.orig).strip().splitlines()[0]}")
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
