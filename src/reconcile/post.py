@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import repo, tables
@@ -58,14 +58,8 @@ def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_st
 
 
 def _subtract_open(session: Session, table: Table, key: str, amounts: pl.DataFrame) -> None:
-    """open_amount_minor -= amount for each (key, amount) row, in one executemany."""
-    if amounts.height:
-        session.execute(
-            update(table)
-            .where(table.c[key] == bindparam("k"))
-            .values(open_amount_minor=table.c.open_amount_minor - bindparam("a")),
-            [{"k": k, "a": a} for k, a in amounts.iter_rows()],
-        )
+    """open_amount_minor -= amount for each (key, amount) row; the check constraints refuse below zero."""
+    repo.update_by_key(session, table, key, "open_amount_minor", amounts.rows())
 
 
 def reduce_open(session: Session, allocations: pl.DataFrame) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,10 +35,50 @@ def chunks(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
         yield rows[start:start + size]
 
 
+COPY_FROM = 500  # rows from which PostgreSQL gets COPY instead of an executemany INSERT
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows in the session's transaction: COPY on PostgreSQL for many rows, executemany otherwise."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+        _copy_rows(session, table, rows)
+        return
     for part in chunks(rows):
-        if part:
-            session.execute(table.insert(), list(part))
+        session.execute(table.insert(), list(part))
+
+
+def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL COPY on the session's own connection (same transaction): ~10x an executemany INSERT."""
+    names = list(rows[0])
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[n] for n in names])
+
+
+def update_by_key(session: Session, table: Table, key: str, column: str, pairs: Sequence[tuple[Any, int]]) -> None:
+    """column -= amount for each (key value, amount): one statement on PostgreSQL, executemany elsewhere."""
+    if not pairs:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        keys, amounts = [k for k, _ in pairs], [a for _, a in pairs]
+        key_type = "text" if isinstance(keys[0], str) else "bigint"
+        session.execute(
+            text(
+                f'UPDATE "{table.name}" AS t SET "{column}" = t."{column}" - v.amount '
+                f"FROM unnest(CAST(:keys AS {key_type}[]), CAST(:amounts AS bigint[])) AS v(k, amount) "
+                f'WHERE t."{key}" = v.k'
+            ),
+            {"keys": keys, "amounts": amounts},
+        )
+        return
+    session.execute(
+        update(table).where(table.c[key] == bindparam("k")).values({column: table.c[column] - bindparam("a")}),
+        [{"k": k, "a": a} for k, a in pairs],
+    )
 
 
 def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
