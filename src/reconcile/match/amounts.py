@@ -1,0 +1,82 @@
+"""Which of one customer's open items does an amount pay? Small exact searches, no floats.
+
+Items are (key, open_minor) pairs of one customer in one currency, oldest due
+first. Each search returns every fit it finds up to a small limit, so the
+caller can tell "exactly one fit" (post) from "several" (ask a person).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import accumulate
+from typing import TypeVar
+
+K = TypeVar("K")
+
+
+def singles(items: Sequence[tuple[K, int]], amount: int) -> list[list[K]]:
+    return [[key] for key, open_minor in items if open_minor == amount]
+
+
+def prefix_runs(runs: Sequence[Sequence[tuple[K, int]]], amount: int) -> list[list[K]]:
+    """Payment plans paid in due order: the first k open installments of a plan that add up to the amount."""
+    found = []
+    for run in runs:
+        for k, total in enumerate(accumulate(open_minor for _, open_minor in run), start=1):
+            if total == amount:
+                found.append([key for key, _ in run[:k]])
+            if total >= amount:
+                break
+    return found
+
+
+def subsets(items: Sequence[tuple[K, int]], amount: int, *, max_items: int, max_size: int,
+            limit: int = 3) -> list[list[K]]:
+    """Combinations of 2..max_size items adding up to amount (bounded: the max_items oldest items only).
+
+    Depth-first over items sorted by amount, largest first, pruned by the
+    remaining sum; stops after `limit` fits, since two already mean ambiguous.
+    """
+    pool = [(k, a) for k, a in items[:max_items] if 0 < a <= amount]
+    pool.sort(key=lambda item: item[1], reverse=True)
+    suffix = list(accumulate(reversed([a for _, a in pool])))[::-1] + [0]
+    found: list[list[K]] = []
+    chosen: list[K] = []
+
+    def walk(start: int, left: int) -> None:
+        if len(found) >= limit:
+            return
+        if left == 0:
+            if len(chosen) >= 2:
+                found.append(list(chosen))
+            return
+        if len(chosen) == max_size:
+            return
+        for i in range(start, len(pool)):
+            if suffix[i] < left:
+                return
+            key, a = pool[i]
+            if a <= left:
+                chosen.append(key)
+                walk(i + 1, left - a)
+                chosen.pop()
+                if len(found) >= limit:
+                    return
+
+    walk(0, amount)
+    return found
+
+
+def short_by(items: Sequence[tuple[K, int]], amount: int, tolerance: int) -> list[tuple[K, int]]:
+    """Items the amount pays short by at most `tolerance` (bank fee deducted, rounding): (key, difference)."""
+    return [(k, a - amount) for k, a in items if 0 < a - amount <= tolerance]
+
+
+def discounted(items: Sequence[tuple[K, int]], amount: int, rate_per_mille: int) -> list[tuple[K, int]]:
+    """Items paid with an early-payment discount of rate (per mille of the open amount, rounded half up, +-1)."""
+    found = []
+    for key, open_minor in items:
+        discount = (open_minor * rate_per_mille + 500) // 1000
+        if discount > 0 and abs(open_minor - discount - amount) <= 1:
+            found.append((key, open_minor - amount))
+    return found

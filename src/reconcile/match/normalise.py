@@ -1,0 +1,72 @@
+"""Text folding for matching: references and names as comparable keys (polars expressions).
+
+References: `norm` is upper-case letters and digits only ("inv 2026/0102" ->
+"INV20260102"); `core` is the number inside it, read the way a person reads a
+badly typed or OCR-ed reference: the letter prefix dropped, O/I/L/S/B/Z taken
+for 0/1/1/5/8/2, leading zeros dropped ("INV-2O26-O1O2" -> "20260102").
+Names: lower case, accents and punctuation dropped, legal forms removed
+("Café de Flore SARL" -> "cafe de flore").
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+OCR_LETTERS = ["O", "Q", "D", "I", "L", "S", "B", "Z"]
+OCR_DIGITS = ["0", "0", "0", "1", "1", "5", "8", "2"]
+
+# Legal forms and filler words that say nothing about who pays (matched as whole words after folding).
+LEGAL_FORMS = (
+    "gmbh", "mbh", "ag", "kg", "ohg", "ug", "ev", "bv", "nv", "vof", "ltd", "limited", "llc", "llp", "lp", "inc",
+    "incorporated", "corp", "corporation", "co", "company", "plc", "pty", "pte", "sa", "sas", "sarl", "sasu",
+    "eurl", "snc", "spa", "srl", "sl", "slu", "sau", "ab", "as", "asa", "aps", "oy", "oyj", "kk", "sro", "as",
+    "oe", "ae", "kft", "zrt", "doo", "dd", "se", "sp", "zoo", "spzoo", "sc", "cv", "bvba", "sprl", "scs",
+    "holding", "holdings", "group", "the", "und", "and", "et", "y", "e", "en", "und", "ou",
+)
+_LEGAL_RE = r"\b(?:" + "|".join(sorted(set(LEGAL_FORMS), key=len, reverse=True)) + r")\b"
+# legal forms written with dots or spaces between letters, folded first: "s.p.a.", "sp. z o.o.", "a/s", "s.a.r.l."
+_SPACED_FORMS = r"\b(?:s p a|s a r l|s a s|s a|s r l|s r o|sp z o o|sp z oo|a s|a g|b v|n v|k k|o e|s l|e k|e v)\b"
+
+
+def ref_norm(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
+
+
+def ref_core(norm: pl.Expr) -> pl.Expr:
+    """The number inside a normalised reference, OCR confusions repaired, leading zeros dropped."""
+    return (
+        norm.str.replace(r"^[A-Z]+", "")
+        .str.replace_many(OCR_LETTERS, OCR_DIGITS)
+        .str.replace_all(r"[^0-9]", "")
+        .str.strip_chars_start("0")
+    )
+
+
+def name_fold(expr: pl.Expr) -> pl.Expr:
+    """Payer and customer names, comparable: case, accents, punctuation, '&', legal forms."""
+    return (
+        expr.fill_null("")
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_lowercase()
+        .str.replace_all(r"&|\+", " and ")
+        .str.replace_all(r"[^a-z0-9]+", " ")
+        .str.replace_all(_SPACED_FORMS, " ")
+        .str.replace_all(_LEGAL_RE, " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def account_norm(expr: pl.Expr) -> pl.Expr:
+    """IBANs and account numbers without spaces, dashes or case."""
+    return expr.str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "")
+
+
+def rf_valid(reference: str) -> bool:
+    """ISO 11649 creditor reference check (RFkk + up to 21 alphanumerics, mod 97 == 1)."""
+    ref = "".join(reference.split()).upper()
+    if not (5 <= len(ref) <= 25 and ref.startswith("RF") and ref[2:4].isdigit() and ref[4:].isalnum()):
+        return False
+    digits = "".join(str(int(ch, 36)) for ch in ref[4:] + ref[:4])
+    return int(digits) % 97 == 1

@@ -1,0 +1,101 @@
+"""Who paid? Customer candidates for each line from payer accounts and payer names.
+
+Accounts are exact (normalised IBAN / account number against the customer's
+known and learned accounts). Names are fuzzy, but only on blocked pairs: a
+line is compared with the customers that share a distinctive word (or the
+first letters) of their folded name or an alias, never with every customer.
+Scores (0-100) come from rapidfuzz over the folded names, the best of
+token-set, token-sort and a prefix comparison for names the bank truncated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
+
+from reconcile.match.normalise import account_norm, name_fold
+
+CANDIDATES: dict[str, pl.DataType] = {
+    "bank_line_id": pl.Int64(), "customer_id": pl.String(), "by": pl.String(), "score": pl.Float64(),
+    "matched_name": pl.String(),
+}
+COMMON_WORD_CUSTOMERS = 40   # a word in more customers' names than this blocks nothing ("trading", "services")
+TRUNCATED_AT = (32, 35, 70)  # lengths banks cut payer names to
+
+
+def by_account(lines: pl.DataFrame, payer_accounts: pl.DataFrame) -> pl.DataFrame:
+    known = payer_accounts.select("customer_id", account_norm(pl.col("account")).alias("acct")).unique()
+    return (
+        lines.filter(pl.col("counterparty_account").is_not_null())
+        .select("bank_line_id", account_norm(pl.col("counterparty_account")).alias("acct"))
+        .filter(pl.col("acct").str.len_chars() >= 6)
+        .join(known, on="acct")
+        .select("bank_line_id", "customer_id", pl.lit("account").alias("by"), pl.lit(100.0).alias("score"),
+                pl.col("acct").alias("matched_name"))
+    )
+
+
+def _names(customers: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFrame:
+    names = pl.concat([
+        customers.select("customer_id", pl.col("name").alias("raw"), pl.lit("name").alias("by")),
+        aliases.select("customer_id", pl.col("alias").alias("raw"), pl.lit("alias").alias("by")),
+    ])
+    return names.with_columns(name_fold(pl.col("raw")).alias("folded")).filter(pl.col("folded").str.len_chars() >= 2)
+
+
+def _block_keys(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """(key, block) rows: each distinctive word of 3+ letters, and the first 4 letters of the folded name."""
+    words = frame.select(key, pl.col("folded").str.split(" ").alias("block")).explode("block").filter(
+        pl.col("block").str.len_chars() >= 3
+    )
+    prefix = frame.select(key, ("^" + pl.col("folded").str.replace_all(" ", "").str.slice(0, 4)).alias("block"))
+    return pl.concat([words, prefix]).unique()
+
+
+def _score(payer: list[str], known: list[str]) -> np.ndarray:
+    token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=1)
+    token_sort = cpdist(payer, known, scorer=fuzz.token_sort_ratio, workers=1)
+    best = np.maximum(token_set, token_sort)
+    # a truncated payer name compares with the same length of the customer's name
+    cut = [k[: len(p)] if len(p) >= 12 and len(p) < len(k) else k for p, k in zip(payer, known, strict=True)]
+    prefix = cpdist(payer, cut, scorer=fuzz.ratio, workers=1)
+    return np.maximum(best, prefix).astype(np.float64)
+
+
+def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFrame:
+    payers = (
+        lines.select("bank_line_id", name_fold(pl.col("counterparty_name")).alias("folded"))
+        .filter(pl.col("folded").str.len_chars() >= 2)
+    )
+    names = _names(customers, aliases).with_row_index("name_id")
+    if payers.height == 0 or names.height == 0:
+        return pl.DataFrame(schema=CANDIDATES)
+    name_blocks = _block_keys(names, "name_id")
+    common = name_blocks.join(names.select("name_id", "customer_id"), on="name_id").group_by("block").agg(
+        pl.col("customer_id").n_unique().alias("n")
+    ).filter(pl.col("n") > COMMON_WORD_CUSTOMERS).select("block")
+    name_blocks = name_blocks.join(common, on="block", how="anti")
+    pairs = (
+        _block_keys(payers, "bank_line_id").join(name_blocks, on="block")
+        .select("bank_line_id", "name_id").unique()
+        .join(payers, on="bank_line_id")
+        .join(names.select("name_id", "customer_id", "by", pl.col("folded").alias("known"), "raw"), on="name_id")
+    )
+    if pairs.height == 0:
+        return pl.DataFrame(schema=CANDIDATES)
+    scores = _score(pairs["folded"].to_list(), pairs["known"].to_list())
+    return (
+        pairs.with_columns(pl.Series("score", scores))
+        .sort("score", descending=True)
+        .unique(["bank_line_id", "customer_id"], keep="first")
+        .select("bank_line_id", "customer_id", "by", "score", pl.col("raw").alias("matched_name"))
+    )
+
+
+def payer_candidates(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame,
+                     payer_accounts: pl.DataFrame) -> pl.DataFrame:
+    """Every (line, customer) the payer details point to, best evidence per pair."""
+    found = pl.concat([by_account(lines, payer_accounts), by_name(lines, customers, aliases)])
+    return found.sort("score", descending=True).unique(["bank_line_id", "customer_id"], keep="first")
