@@ -67,7 +67,9 @@ INSTALLMENTS: dict[str, pl.DataType] = {
 # What the matcher decides. One row per allocation; a line's rows add up to its amount.
 ALLOCATIONS: dict[str, pl.DataType] = {
     "bank_line_id": pl.Int64(),
-    "kind": pl.String(),             # invoice | installment | on_account | write_off
+    # invoice | installment | on_account | write_off: a line's rows add up to its amount, so a write-off
+    # (fee, discount, short payment) is negative beside an invoice row that settles the item in full
+    "kind": pl.String(),
     "customer_id": pl.String(),
     "invoice_number": pl.String(),
     "installment_no": pl.Int64(),

@@ -89,11 +89,19 @@ def _line_violations(lines: pl.DataFrame) -> list[Violation]:
     return found
 
 
+def _settles_items():  # type: ignore[no-untyped-def]
+    """Rows that move open amounts: invoice and installment rows, and reversals of them (not write-offs)."""
+    al = tables.Allocation
+    original = tables.Allocation.__table__.alias("settled_original")
+    reversed_kind = select(original.c.kind).where(original.c.id == al.reverses_id).scalar_subquery()
+    return al.kind.in_(("invoice", "installment")) | ((al.kind == "reversal") & reversed_kind.in_(("invoice", "installment")))
+
+
 def _invoice_violations(session: Session) -> list[Violation]:
     inv, al = tables.Invoice, tables.Allocation
     applied = (
         select(al.invoice_number, func.sum(al.amount_minor).label("applied"))
-        .where(al.invoice_number.is_not(None)).group_by(al.invoice_number).subquery()
+        .where(al.invoice_number.is_not(None), _settles_items()).group_by(al.invoice_number).subquery()
     )
     frame = repo.frame_of(session, select(
         inv.invoice_number, inv.currency, inv.snapshot_open_minor, inv.open_amount_minor,
@@ -123,7 +131,7 @@ def _installment_violations(session: Session) -> list[Violation]:
         select(
             al.installment_id, func.sum(al.amount_minor).label("applied"),
             func.sum(case((al.kind == "reversal", 1), else_=0)).label("reversals"),
-        ).where(al.installment_id.is_not(None)).group_by(al.installment_id).subquery()
+        ).where(al.installment_id.is_not(None), _settles_items()).group_by(al.installment_id).subquery()
     )
     frame = repo.frame_of(session, select(
         ins.plan_id, ins.installment_no, ins.amount_minor, ins.snapshot_paid_minor, ins.open_amount_minor,
@@ -156,7 +164,8 @@ def _allocation_violations(session: Session) -> list[Violation]:
     found = []
     rows = session.execute(
         select(al.id, al.kind, al.amount_minor, al.currency, al.reverses_id, al.invoice_number, al.customer_id)
-        .where(((al.kind != "reversal") & (al.amount_minor <= 0))
+        .where((al.kind.in_(("invoice", "installment", "on_account")) & (al.amount_minor <= 0))
+               | ((al.kind == "write_off") & (al.amount_minor >= 0))
                | ((al.kind == "reversal") & (al.reverses_id.is_(None)))
                | ((al.kind.in_(("invoice", "installment", "write_off"))) & al.invoice_number.is_(None)))
     ).all()

@@ -64,13 +64,15 @@ def _subtract_open(session: Session, table: Table, key: str, amounts: pl.DataFra
 
 def reduce_open(session: Session, allocations: pl.DataFrame) -> None:
     """Lower open amounts by what was allocated (raise them for negated rows); never below zero."""
+    # a write_off row (negative: the part of a settled item the payment did not bring in, e.g. a bank fee)
+    # is an expense beside the invoice row that settles the item in full; it moves no open amount
     on_invoices = (
-        allocations.filter(pl.col("kind").is_in(["invoice", "write_off", "installment"]))
+        allocations.filter(pl.col("kind").is_in(["invoice", "installment"]))
         .group_by("invoice_number").agg(pl.col("amount_minor").sum())
     )
     _subtract_open(session, tables.Invoice.__table__, "invoice_number", on_invoices)
     on_installments = (
-        allocations.filter(pl.col("installment_id").is_not_null())
+        allocations.filter(pl.col("installment_id").is_not_null() & (pl.col("kind") != "write_off"))
         .group_by("installment_id").agg(pl.col("amount_minor").sum())
     )
     _subtract_open(session, tables.Installment.__table__, "id", on_installments)

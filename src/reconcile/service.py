@@ -154,7 +154,9 @@ def _summarise(summary: RunSummary, lines: pl.DataFrame, result: MatchResult) ->
     summary.returns = result.returns.height
     summary.posted = _sum_by_currency(alloc.filter(pl.col("kind").is_in(["invoice", "installment"])))
     summary.on_account = _sum_by_currency(alloc.filter(pl.col("kind") == "on_account"))
-    summary.written_off = _sum_by_currency(alloc.filter(pl.col("kind") == "write_off"))
+    summary.written_off = _sum_by_currency(
+        alloc.filter(pl.col("kind") == "write_off").with_columns(-pl.col("amount_minor"))
+    )
     summary.exceptions_by_reason = dict(sorted(Counter(result.exceptions["reason"].to_list()).items()))
     queued = lines.join(result.exceptions.select("bank_line_id"), on="bank_line_id")
     summary.exception_amounts = _sum_by_currency(queued)

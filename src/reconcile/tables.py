@@ -287,6 +287,15 @@ class ExceptionItem(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(String(32))
     resolution_batch: Mapped[str | None] = mapped_column(String(64), index=True)
+    # write-off reason code or not-a-receivable category of the resolution (0003)
+    category: Mapped[str | None] = mapped_column(String(32))
+    # a decision waiting for a second person's approval (JSON); the item stays open meanwhile
+    proposal: Mapped[str | None] = mapped_column(Text)
+    proposed_by: Mapped[str | None] = mapped_column(String(64))
+    proposed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    # payer aliases / accounts this resolution taught the matcher (JSON), deactivated when it is undone
+    learned: Mapped[str | None] = mapped_column(Text)
 
 
 class ExceptionNote(Base):

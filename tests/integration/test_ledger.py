@@ -187,3 +187,16 @@ def test_audit_history_of_an_invoice_shows_postings_and_reversals(engine: Engine
     ]
     with pytest.raises(NotFoundError):
         ledger.history(engine, invoice="NOPE")
+
+
+def test_a_write_off_settles_the_item_and_is_reversed_with_it(engine: Engine, tmp_path: Path) -> None:
+    _book(engine, tmp_path)
+    ingest_lines(engine, [bank_line("F1", "58.75", remittance="INV-101 less bank charges")])
+    _run(engine)
+    rows = export.allocations_frame(engine).select("kind", "invoice_number", "amount").rows()
+    assert sorted(rows, key=str) == [("invoice", "INV-101", "60.00"), ("write_off", "INV-101", "-1.25")]
+    assert _open(engine)["INV-101"] == 0
+    assert ledger.check(engine) == []
+    ledger.unapply(engine, "F1", reason="fee was ours", actor="alice", now=LATER)
+    assert _open(engine)["INV-101"] == 6000
+    assert ledger.check(engine) == []

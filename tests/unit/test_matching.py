@@ -124,10 +124,10 @@ def test_several_named_invoices_partial_and_over_payments() -> None:
 
 def test_a_bank_fee_within_tolerance_and_an_early_payment_discount_are_written_off() -> None:
     posted, _, _, result = run(TWO, line("98.50", "INV-2026-0102", line_id=1), line("49.00", "INV-2026-0103", line_id=2))
-    assert posted[1] == [("invoice", "INV-2026-0102", None, 9850), ("write_off", "INV-2026-0102", None, 150)]
-    assert posted[2] == [("invoice", "INV-2026-0103", None, 4900), ("write_off", "INV-2026-0103", None, 100)]
+    assert posted[1] == [("invoice", "INV-2026-0102", None, 10000), ("write_off", "INV-2026-0102", None, -150)]
+    assert posted[2] == [("invoice", "INV-2026-0103", None, 5000), ("write_off", "INV-2026-0103", None, -100)]
     posted, _, _, result = run(book([("INV-77777", "C1", "500.00")]), line("490.00", "INV-77777"))
-    assert posted[1] == [("invoice", "INV-77777", None, 49000), ("write_off", "INV-77777", None, 1000)]
+    assert posted[1] == [("invoice", "INV-77777", None, 50000), ("write_off", "INV-77777", None, -1000)]
     assert result.allocations["rule"].to_list()[0] == "reference_early_payment_discount"
 
 
@@ -223,7 +223,15 @@ def test_nothing_known_is_no_candidate() -> None:
 
 def test_every_line_allocations_add_up_to_its_amount() -> None:
     lines = [line(a, r, line_id=i) for i, (a, r) in enumerate(
-        [("150.00", "INV-2026-0102 INV-2026-0103"), ("75.00", "INV-2026-0201"), ("1.00", "INV-2026-0103")], start=1)]
+        [("150.00", "INV-2026-0102 INV-2026-0103"), ("75.00", "INV-2026-0201"), ("1.00", "INV-2026-0103"),
+         ("69.10", "INV-2026-0201")], start=1)]
     _, _, _, result = run(TWO, *lines)
     sums = result.allocations.group_by("bank_line_id").agg(pl.col("amount_minor").sum()).sort("bank_line_id")
     assert sums.rows() == [(1, 15000), (2, 7500)]
+    # the short payment first: 69.10 settles the 70.00 invoice with a write-off; 75.00 then finds it paid
+    lines = [line("69.10", "INV-2026-0201", line_id=2), line("75.00", "INV-2026-0201", line_id=4),
+             line("150.00", "INV-2026-0102 INV-2026-0103", line_id=1)]
+    _, _, _, result = run(TWO, *lines)
+    sums = result.allocations.group_by("bank_line_id").agg(pl.col("amount_minor").sum()).sort("bank_line_id")
+    assert sums.rows() == [(1, 15000), (2, 6910)]
+    assert result.exceptions["reason"].to_list() == ["duplicate_suspect"]

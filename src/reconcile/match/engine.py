@@ -161,7 +161,9 @@ class Settings:
 
 @dataclass
 class Decision:
-    rows: list[tuple[Key, int, str]] = field(default_factory=list)  # (key, amount, kind) kind: invoice|on_account|write_off
+    # (key, amount, kind), kind invoice | on_account | write_off; a write_off is negative beside the invoice
+    # row that settles the item in full, so the rows add up to the line's amount
+    rows: list[tuple[Key, int, str]] = field(default_factory=list)
     customer: str | None = None
     rule: str = ""
     confidence: float = 0.0
@@ -254,10 +256,9 @@ class Matcher:
         if short <= tolerance or (len(open_numbers) == 1 and abs(short - discount) <= 1 and discount > 0):
             reason = "bank_fee_or_rounding" if short <= tolerance else "early_payment_discount"
             last = open_numbers[-1]
-            for n in open_numbers:
-                pay = b.open[n] - (short if n == last else 0)
-                rows += [(k, a, "invoice") for k, a in b.take(n, pay)]
-            rows += [(k, a, "write_off") for k, a in b.take(last, short)]
+            for n in open_numbers:  # the items are settled in full; the difference is an expense
+                rows += [(k, a, "invoice") for k, a in b.take(n, b.open[n])]
+            rows.append(((last, None), -short, "write_off"))
             evidence["write_off"] = reason
             return Decision(rows, customer, f"reference_{reason}", confidence - 0.01, evidence=evidence)
         if len(open_numbers) == 1 and amounts.prefix_runs([self._plan_run(open_numbers[0])], amount):
@@ -292,9 +293,9 @@ class Matcher:
             return None
         number = agreeing[0]
         short = b.open[number] - amount
-        rows = [(k, a, "invoice") for k, a in b.take(number, amount)]
+        rows = [(k, a, "invoice") for k, a in b.take(number, b.open[number])]
         if short:
-            rows += [(k, a, "write_off") for k, a in b.take(number, short)]
+            rows.append(((number, None), -short, "write_off"))
         evidence = {"references": {n: h for n, h in named}, "amount_agrees": True}
         return Decision(rows, b.customer[number], "fuzzy_reference", self.s.confidence["fuzzy"], evidence=evidence)
 
@@ -330,10 +331,9 @@ class Matcher:
             return _queue("amount_mismatch", customer, [k[0] for k, _ in closest], **evidence)
         rows: list[tuple[Key, int, str]] = []
         for key in fits[0]:
-            pay = b.open_of(key) - (write_off[1] if write_off and write_off[0] == key else 0)
-            rows += [(k, a, "invoice") for k, a in b.take_key(key, pay)]
+            rows += [(k, a, "invoice") for k, a in b.take_key(key, b.open_of(key))]
         if write_off:
-            rows += [(k, a, "write_off") for k, a in b.take_key(write_off[0], write_off[1])]
+            rows.append(((write_off[0][0], None), -write_off[1], "write_off"))
             evidence["write_off"] = write_off[2]
         penalty = 0.01 * (len(fits[0]) > 1) + 0.01 * (write_off is not None)
         return Decision(rows, customer, rule, confidence - penalty, evidence=evidence)
@@ -442,7 +442,7 @@ def _numbers(decision: Decision) -> list[str]:
 def _undo(book: OpenBook, decision: Decision) -> None:
     """Give back what a decision below the threshold took from the in-run book."""
     for (number, no), amount, kind in decision.rows:
-        if kind == "on_account":
+        if kind in ("on_account", "write_off"):
             continue
         book.open[number] += amount
         if no is not None:
