@@ -25,6 +25,7 @@ from reconcile.errors import ReconcileError
 from reconcile.ingest import IngestResult, sha256, store_parsed
 from reconcile.ledger_check import check_ledger
 from reconcile.match import Book, MatchResult, Rules, match_lines
+from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.money import format_minor
 from reconcile.parsers import parse_bytes, read_statement
 from reconcile.post import post_chunk
@@ -171,14 +172,19 @@ def run_inputs(engine: Engine) -> tuple[pl.DataFrame, Book]:
     return _lines_for_run(engine), load_book(engine)
 
 
-def decide(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
-    """Pure matching of lines against the book (no database)."""
-    return match_lines(lines.drop("generation", strict=False), book, rules)
+def decide(lines: pl.DataFrame, book: Book, rules: Rules, partitions: int = 1, mapper: Mapper = map) -> MatchResult:
+    """Pure matching of lines against the book (no database); partitions > 1 decide independent groups of
+    customers through `mapper` (Prefect tasks on a Dask cluster), with exactly the same result."""
+    lines = lines.drop("generation", strict=False)
+    if partitions <= 1:
+        return match_lines(lines, book, rules)
+    return match_partitioned(lines, book, rules, partitions, mapper)
 
 
-def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: Rules, partitions: int = 1,
+               mapper: Mapper = map) -> MatchResult:
     """The run's decisions: matching, then bank returns paired with the payments they take back."""
-    return find_returns(engine, lines, decide(lines, book, rules))
+    return find_returns(engine, lines, decide(lines, book, rules, partitions, mapper))
 
 
 def find_returns(engine: Engine, lines: pl.DataFrame, result: MatchResult) -> MatchResult:
@@ -294,6 +300,8 @@ def run_posting(
     actor: str = "system",
     run_id: str | None = None,
     now: datetime | None = None,
+    partitions: int | None = None,
+    mapper: Mapper = map,
 ) -> RunSummary:
     """Match every unmatched credit, post what is certain, queue the rest, skip non-receivables.
 
@@ -309,7 +317,9 @@ def run_posting(
 
     with posting_lock(engine):
         lines, book = run_inputs(engine)
-        result = decide_run(engine, lines, book, rules)
+        if partitions is None:
+            partitions = int(settings.section("scale").get("partitions", 1))
+        result = decide_run(engine, lines, book, rules, partitions, mapper)
         summary = summarise(run_id, as_of, dry_run, lines, result)
         if dry_run:
             return summary

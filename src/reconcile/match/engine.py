@@ -386,22 +386,42 @@ def _group(frame: pl.DataFrame, key: str, values: list[str]) -> dict[int, list[t
     return grouped
 
 
-def match_lines(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+@dataclass
+class Prepared:
+    """Everything the per-line decisions need, computed once over all lines (vectorised)."""
+
+    credits: pl.DataFrame          # credit lines in booking order
+    skipped: pl.DataFrame          # debits
+    settings: Settings
+    currencies: set[str]           # currencies with open items anywhere in the book
+    refs: dict[int, list[tuple]]   # line -> [(invoice, found_by)]
+    payers: dict[int, list[tuple]]  # line -> [(customer, by, score, name)]
+
+
+def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
     lines = frames.conform(lines, frames.MATCH_LINES)
     credits = lines.filter(pl.col("amount_minor") > 0).sort("booking_date", "bank_line_id")
     skipped = lines.filter(pl.col("amount_minor") <= 0).select("bank_line_id", pl.lit("debit").alias("reason"))
-    open_book = OpenBook.of(book)
-    settings = Settings.of(rules, set(credits["currency"].unique().to_list()) | open_book.currencies)
+    currencies = set(book.invoices.filter(pl.col("open_minor") > 0)["currency"].unique().to_list())
+    settings = Settings.of(rules, set(credits["currency"].unique().to_list()) | currencies)
     refs = _group(reference_pairs(credits, book.invoices), "bank_line_id", ["invoice_number", "found_by"])
     payers = _group(payer_candidates(credits, book.customers, book.aliases, book.payer_accounts),
                     "bank_line_id", ["customer_id", "by", "score", "matched_name"])
-    matcher = Matcher(open_book, settings, refs, payers)
+    return Prepared(frames.conform(credits, frames.MATCH_LINES), frames.conform(skipped, frames.SKIPPED),
+                    settings, currencies, refs, payers)
+
+
+def decide_lines(prepared: Prepared, credits: pl.DataFrame, book: Book) -> MatchResult:
+    """Decide `credits` (booking order) against `book`: the whole book, or one partition's customers."""
+    open_book = OpenBook.of(book)
+    open_book.currencies = prepared.currencies  # "no open item in this currency" is a question about the whole book
+    matcher = Matcher(open_book, prepared.settings, prepared.refs, prepared.payers)
     allocations: list[dict] = []
     exceptions: list[dict] = []
     skipped_rows: list[dict] = []
     for line in credits.iter_rows(named=True):
         decision = matcher.decide(line)
-        if decision.reason is None and decision.confidence < settings.threshold:
+        if decision.reason is None and decision.confidence < prepared.settings.threshold:
             _undo(open_book, decision)
             decision = _queue("low_confidence", decision.customer, _numbers(decision), **decision.evidence,
                               would_post=decision.rule, confidence=decision.confidence)
@@ -431,8 +451,15 @@ def match_lines(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
     return MatchResult(
         allocations=frames.from_records(allocations, frames.ALLOCATIONS),
         exceptions=frames.from_records(exceptions, frames.EXCEPTIONS),
-        skipped=pl.concat([frames.conform(skipped, frames.SKIPPED), frames.from_records(skipped_rows, frames.SKIPPED)]),
+        skipped=frames.from_records(skipped_rows, frames.SKIPPED),
     )
+
+
+def match_lines(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+    """Match every line against the whole book, in one process."""
+    prepared = prepare(lines, book, rules)
+    decided = decide_lines(prepared, prepared.credits, book)
+    return MatchResult(decided.allocations, decided.exceptions, pl.concat([prepared.skipped, decided.skipped]))
 
 
 def _numbers(decision: Decision) -> list[str]:

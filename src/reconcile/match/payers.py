@@ -88,8 +88,8 @@ def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame)
     scores = _score(pairs["folded"].to_list(), pairs["known"].to_list())
     return (
         pairs.with_columns(pl.Series("score", scores))
-        .sort("score", descending=True)
-        .unique(["bank_line_id", "customer_id"], keep="first")
+        .sort(["score", "by", "raw"], descending=[True, False, False])
+        .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)
         .select("bank_line_id", "customer_id", "by", "score", pl.col("raw").alias("matched_name"))
     )
 
@@ -98,4 +98,8 @@ def payer_candidates(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.D
                      payer_accounts: pl.DataFrame) -> pl.DataFrame:
     """Every (line, customer) the payer details point to, best evidence per pair."""
     found = pl.concat([by_account(lines, payer_accounts), by_name(lines, customers, aliases)])
-    return found.sort("score", descending=True).unique(["bank_line_id", "customer_id"], keep="first")
+    return (
+        found.sort(["score", "by", "matched_name"], descending=[True, False, False])
+        .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)
+        .sort(["bank_line_id", "score", "customer_id"], descending=[False, True, False])  # deterministic
+    )

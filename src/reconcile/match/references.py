@@ -129,4 +129,5 @@ def reference_pairs(lines: pl.DataFrame, invoices: pl.DataFrame) -> pl.DataFrame
         .sort("rank", descending=True)
         .unique(["bank_line_id", "invoice_number"], keep="first", maintain_order=True)
         .drop("rank")
+        .sort("bank_line_id", "invoice_number")  # deterministic: decisions and evidence repeat exactly
     )
