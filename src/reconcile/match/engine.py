@@ -133,6 +133,7 @@ class Settings:
     name_margin: float
     max_items: int
     max_size: int
+    joint_candidates: int
     confidence: dict[str, float]
     non_receivable: list[tuple[str, re.Pattern[str]]]
 
@@ -141,7 +142,7 @@ class Settings:
         raw = rules.raw
         confidence = {
             "exact": 0.99, "core": 0.97, "joined": 0.95, "fuzzy": 0.93, "account": 0.96,
-            "name_strong": 0.94, "name": 0.91, "name_weak": 0.80,
+            "name_strong": 0.94, "name": 0.91, "name_and_amount": 0.92, "name_weak": 0.80,
             **{k: float(v) for k, v in raw.get("confidence", {}).items()},
         }
         patterns = raw.get("non_receivable", {})
@@ -154,6 +155,7 @@ class Settings:
             name_margin=float(raw.get("name_margin", 6)),
             max_items=int(raw.get("max_subset_items", 18)),
             max_size=int(raw.get("max_subset_size", 5)),
+            joint_candidates=int(raw.get("name_amount_candidates", 10)),
             confidence=confidence,
             non_receivable=[(category, re.compile(p, re.IGNORECASE)) for category, p in patterns.items()],
         )
@@ -338,6 +340,25 @@ class Matcher:
         penalty = 0.01 * (len(fits[0]) > 1) + 0.01 * (write_off is not None)
         return Decision(rows, customer, rule, confidence - penalty, evidence=evidence)
 
+    def by_name_and_amount(self, line: dict, payer_evidence: dict) -> Decision | None:
+        """Similar names, one amount: among the customers whose name is close enough, the one (and only one)
+        with open items that the payment fits exactly. Two such customers: a person decides."""
+        amount, currency = line["amount_minor"], line["currency"]
+        close = [(c, score) for c, by, score, _ in self.payers.get(line["bank_line_id"], [])
+                 if by != "account" and score >= self.s.name_low][: self.s.joint_candidates]
+        fitting = []
+        for customer, score in close:
+            singles, runs = self.book.items(customer, currency)
+            if amounts.singles(singles, amount) or amounts.prefix_runs(runs, amount):
+                fitting.append((customer, score))
+        if len(fitting) != 1 or len(close) < 1:
+            return None
+        customer, score = fitting[0]
+        decision = self.by_amount(line, customer, "name_and_amount", self.s.confidence["name_and_amount"],
+                                  {**payer_evidence, "score": round(score, 1),
+                                   "others_close": [c for c, _ in close if c != customer]})
+        return decision if decision.reason is None else None
+
     # --- one line ------------------------------------------------------------
 
     def decide(self, line: dict) -> Decision:
@@ -362,6 +383,9 @@ class Matcher:
             return _queue("unknown_currency", payer, [], payer={"customer": payer, "by": how, **payer_evidence})
         if payer and how in ("account", "name"):
             return self.by_amount(line, payer, how, payer_conf, payer_evidence)
+        joint = self.by_name_and_amount(line, payer_evidence)
+        if joint:
+            return joint
         if payer:  # a name that is close but not certain: say who it probably is
             singles, runs = self.book.items(payer, line["currency"])
             closest = sorted(singles + [r[0] for r in runs], key=lambda item: abs(item[1] - line["amount_minor"]))[:5]
@@ -404,8 +428,11 @@ def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
     skipped = lines.filter(pl.col("amount_minor") <= 0).select("bank_line_id", pl.lit("debit").alias("reason"))
     currencies = set(book.invoices.filter(pl.col("open_minor") > 0)["currency"].unique().to_list())
     settings = Settings.of(rules, set(credits["currency"].unique().to_list()) | currencies)
-    refs = _group(reference_pairs(credits, book.invoices), "bank_line_id", ["invoice_number", "found_by"])
-    payers = _group(payer_candidates(credits, book.customers, book.aliases, book.payer_accounts),
+    pairs = reference_pairs(credits, book.invoices)
+    refs = _group(pairs, "bank_line_id", ["invoice_number", "found_by"])
+    strong = pairs.filter(pl.col("found_by") != "fuzzy").select("bank_line_id").unique()
+    needs_names = credits.join(strong, on="bank_line_id", how="anti")
+    payers = _group(payer_candidates(credits, book.customers, book.aliases, book.payer_accounts, needs_names),
                     "bank_line_id", ["customer_id", "by", "score", "matched_name"])
     return Prepared(frames.conform(credits, frames.MATCH_LINES), frames.conform(skipped, frames.SKIPPED),
                     settings, currencies, refs, payers)

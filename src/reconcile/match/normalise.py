@@ -42,13 +42,28 @@ def ref_core(norm: pl.Expr) -> pl.Expr:
     )
 
 
+def ref_group_core(expr: pl.Expr) -> pl.Expr:
+    """The number inside a reference with leading zeros dropped per group of digits:
+    "INV-2026-004512" and "inv 2026/4512" both give "20264512"."""
+    return (
+        expr.str.to_uppercase()
+        .str.replace(r"^[A-Z]+", "")
+        .str.replace_many(OCR_LETTERS, OCR_DIGITS)
+        .str.replace_all(r"(^|[^0-9])0+([0-9])", "$1$2")
+        .str.replace_all(r"[^0-9]", "")
+    )
+
+
 def name_fold(expr: pl.Expr) -> pl.Expr:
     """Payer and customer names, comparable: case, accents, punctuation, '&', legal forms."""
     return (
         expr.fill_null("")
+        .str.replace_all("ß", "ss")
         .str.normalize("NFKD")
         .str.replace_all(r"\p{M}", "")
         .str.to_lowercase()
+        # banks' character sets write umlauts out: "Präzision" arrives as "PRAEZISION"; fold both to "prazision"
+        .str.replace_all(r"([a-z])(a|o|u)e", "$1$2")
         .str.replace_all(r"&|\+", " and ")
         .str.replace_all(r"[^a-z0-9]+", " ")
         .str.replace_all(_SPACED_FORMS, " ")

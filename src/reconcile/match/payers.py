@@ -21,7 +21,9 @@ CANDIDATES: dict[str, pl.DataType] = {
     "bank_line_id": pl.Int64(), "customer_id": pl.String(), "by": pl.String(), "score": pl.Float64(),
     "matched_name": pl.String(),
 }
-COMMON_WORD_CUSTOMERS = 40   # a word in more customers' names than this blocks nothing ("trading", "services")
+COMMON_WORD_CUSTOMERS = 40   # a block shared by more customers than this blocks nothing ("trading", "services")
+KEEP_PER_LINE = 10           # best-scoring customers kept per line
+MAX_WORDS = 8                # words of a name used for blocking (a 70-character name has about 8)
 TRUNCATED_AT = (32, 35, 70)  # lengths banks cut payer names to
 
 
@@ -46,18 +48,33 @@ def _names(customers: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFrame:
 
 
 def _block_keys(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """(key, block) rows: each distinctive word of 3+ letters, and the first 4 letters of the folded name."""
-    words = frame.select(key, pl.col("folded").str.split(" ").alias("block")).explode("block").filter(
-        pl.col("block").str.len_chars() >= 3
+    """(key, block) rows. Blocks: each word of 3+ letters, each pair of such words (in either order), and
+    the first letters of the first two words. Single words are common among thousands of customers; pairs
+    of words rarely are, and survive a typo, an abbreviation or a truncation in any other word."""
+    words = (
+        frame.select(key, pl.col("folded").str.split(" ").alias("word"))
+        .explode("word")
+        .filter(pl.col("word").str.len_chars() >= 3)
+        .unique()
+        .with_columns(pl.int_range(pl.len()).over(key).alias("n"))
+        .filter(pl.col("n") < MAX_WORDS)
     )
-    prefix = frame.select(key, ("^" + pl.col("folded").str.replace_all(" ", "").str.slice(0, 4)).alias("block"))
-    return pl.concat([words, prefix]).unique()
+    pairs = (
+        words.join(words, on=key, suffix="_2")
+        .filter(pl.col("word") < pl.col("word_2"))
+        .select(key, (pl.col("word") + "+" + pl.col("word_2")).alias("block"))
+    )
+    prefix = frame.select(key, ("^" + pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 1)
+                                + pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 2)).alias("block"))
+    return pl.concat([words.select(key, pl.col("word").alias("block")), pairs, prefix]).drop_nulls().unique()
 
 
 def _score(payer: list[str], known: list[str]) -> np.ndarray:
+    # token_set forgives extra words ("ACME BERLIN" paying for Acme) but calls "Favre" a perfect match for
+    # "Favre Prazisionstechnik Consulting"; token_sort tells that family apart. The mean keeps both virtues.
     token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=1)
     token_sort = cpdist(payer, known, scorer=fuzz.token_sort_ratio, workers=1)
-    best = np.maximum(token_set, token_sort)
+    best = (token_set + token_sort) / 2
     # a truncated payer name compares with the same length of the customer's name
     cut = [k[: len(p)] if len(p) >= 12 and len(p) < len(k) else k for p, k in zip(payer, known, strict=True)]
     prefix = cpdist(payer, cut, scorer=fuzz.ratio, workers=1)
@@ -90,14 +107,22 @@ def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame)
         pairs.with_columns(pl.Series("score", scores))
         .sort(["score", "by", "raw"], descending=[True, False, False])
         .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)
+        .filter(pl.int_range(pl.len()).over("bank_line_id") < KEEP_PER_LINE)
         .select("bank_line_id", "customer_id", "by", "score", pl.col("raw").alias("matched_name"))
     )
 
 
 def payer_candidates(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame,
-                     payer_accounts: pl.DataFrame) -> pl.DataFrame:
-    """Every (line, customer) the payer details point to, best evidence per pair."""
-    found = pl.concat([by_account(lines, payer_accounts), by_name(lines, customers, aliases)])
+                     payer_accounts: pl.DataFrame, names_for: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every (line, customer) the payer details point to, best evidence per pair.
+
+    Names are compared only for the lines in `names_for` (default all): a line whose references already
+    name its invoices, or whose account is known, needs no fuzzy name search.
+    """
+    accounts = by_account(lines, payer_accounts)
+    named = lines if names_for is None else lines.join(names_for.select("bank_line_id"), on="bank_line_id")
+    named = named.join(accounts.select("bank_line_id").unique(), on="bank_line_id", how="anti")
+    found = pl.concat([accounts, by_name(named, customers, aliases)])
     return (
         found.sort(["score", "by", "matched_name"], descending=[True, False, False])
         .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)

@@ -5,20 +5,21 @@ Each pair carries how it was found, strongest first:
 - `core`: the number inside a token equals the invoice's number (prefix, OCR confusions and leading
   zeros aside), and no other invoice has that number;
 - `joined`: two adjacent tokens together do (a number wrapped across 35-character remittance lines);
-- `fuzzy`: one adjacent transposition, or a truncated number that is the start of exactly one invoice's
-  number. Fuzzy pairs only count when the amount agrees (the decision step checks).
+- `fuzzy`: one adjacent transposition, or a truncated number that is the start of a few invoices'
+  numbers. Fuzzy pairs only count when exactly one of them is open for the amount paid (the decision step).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from reconcile.match.normalise import ref_core, ref_norm
+from reconcile.match.normalise import ref_core, ref_group_core, ref_norm
 
 TOKEN = r"[A-Z0-9][A-Z0-9\-/\._]*"
 RF_PRINTED = r"RF[0-9]{2}(?: ?[A-Z0-9]{4}){1,5}(?: ?[A-Z0-9]{1,3})?"
 MIN_CORE = 5            # shorter numbers are amounts, dates, house numbers, not invoice numbers
 MIN_FUZZY = 6
+MAX_TRUNCATED_CANDIDATES = 20  # a cut-off number may fit several invoices; the amount must pick one
 STRENGTH = {"exact": 4, "core": 3, "joined": 2, "fuzzy": 1}
 
 PAIRS: dict[str, pl.DataType] = {"bank_line_id": pl.Int64(), "invoice_number": pl.String(), "found_by": pl.String()}
@@ -51,8 +52,24 @@ def _tokens(lines: pl.DataFrame) -> pl.DataFrame:
         .select("bank_line_id", pl.lit(-1, dtype=pl.Int64).alias("position"), ref_norm(pl.col("token")).alias("norm"),
                 pl.lit(False).alias("is_joined"))
     )
-    tokens = pl.concat([single.select("bank_line_id", "position", "norm", pl.lit(False).alias("is_joined")), joined, rf])
+    tokens = pl.concat([
+        single.select("bank_line_id", "position", "norm", pl.lit(False).alias("is_joined"),
+                      ref_group_core(pl.col("token")).alias("group_core")),
+        joined.with_columns(pl.lit(None, dtype=pl.String).alias("group_core")),
+        rf.with_columns(pl.lit(None, dtype=pl.String).alias("group_core")),
+    ])
     return tokens.with_columns(ref_core(pl.col("norm")).alias("core")).unique()
+
+
+def _group_keys(invoices: pl.DataFrame) -> pl.DataFrame:
+    """group_core -> invoice: zeros dropped inside the number ("2026-004512" -> "20264512"). Weak: a truncated
+    "2026-004" gives the key of "2026-0004" too, so these pairs count only when the amount agrees (fuzzy)."""
+    return (
+        invoices.select("invoice_number", ref_group_core(pl.col("invoice_number")).alias("group_core"))
+        .filter(pl.col("group_core").str.len_chars() >= MIN_CORE)
+        .unique()
+        .filter(pl.len().over("group_core") <= MAX_TRUNCATED_CANDIDATES)
+    )
 
 
 def _invoice_keys(invoices: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -90,7 +107,7 @@ def _fuzzy(unmatched: pl.DataFrame, core_keys: pl.DataFrame) -> pl.DataFrame:
     for length in tokens["core"].str.len_chars().unique().to_list():
         prefixes = core_keys.filter(pl.col("core").str.len_chars() > length).with_columns(
             pl.col("core").str.slice(0, length).alias("prefix")
-        ).filter(pl.len().over("prefix") == 1)
+        ).filter(pl.len().over("prefix") <= MAX_TRUNCATED_CANDIDATES)
         truncated.append(tokens.filter(pl.col("core").str.len_chars() == length).join(
             prefixes.select("prefix", "invoice_number"), left_on="core", right_on="prefix"
         ).select("bank_line_id", "invoice_number"))
@@ -121,7 +138,10 @@ def reference_pairs(lines: pl.DataFrame, invoices: pl.DataFrame) -> pl.DataFrame
         pl.when(pl.col("is_joined")).then(pl.lit("joined")).otherwise(pl.lit("core")).alias("found_by"))
     strong = pl.concat([exact, core])
     named = strong.select("bank_line_id").unique()
-    fuzzy = _fuzzy(tokens.join(named, on="bank_line_id", how="anti"), core_keys)
+    weak = tokens.join(named, on="bank_line_id", how="anti")
+    grouped = weak.filter(pl.col("group_core").is_not_null()).join(_group_keys(invoices), on="group_core").select(
+        "bank_line_id", "invoice_number", pl.lit("fuzzy").alias("found_by"))
+    fuzzy = pl.concat([_fuzzy(weak, core_keys), grouped])
     pairs = pl.concat([strong, fuzzy])
     rank = pl.col("found_by").replace_strict(STRENGTH, return_dtype=pl.Int64())
     return (
