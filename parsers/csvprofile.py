@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from reconcile import frames
 from reconcile.errors import InputError
+from reconcile.money import format_minor
 from reconcile.money_expr import exponent_expr, minor_units_expr
 from reconcile.parsers.base import ParsedFile, Statement
 from reconcile.profiles import Profile, load_profiles
@@ -39,24 +42,89 @@ def _decode(data: bytes, profile: Profile, path: Path) -> str:
         raise InputError(path, f"line {line}", f"not valid {encoding} text") from None
 
 
-def _split_header(text: str, profile: Profile) -> tuple[int, list[str]] | None:
-    """Character offset of the header line (after the preamble) and its column names, or None.
+def _header_problem(columns: list[str], profile: Profile) -> str | None:
+    """Why a header row is not this profile's layout, or None when it is."""
+    names = [c for c in columns if c]
+    missing = [n for n in profile.signature if n not in names]
+    if missing:
+        return f"no column {missing[0]!r}"
+    if profile.header_exact:
+        extra = [n for n in names if n not in profile.signature]
+        if extra:
+            return f"column {extra[0]!r} is not part of its exact header"
+    present = [n for n in profile.header_absent if n in names]
+    if present:
+        return f"column {present[0]!r} rules the layout out"
+    return None
 
-    Only the head of the text is looked at: the header is near the top.
+
+def _looks_like_amount(cell: str, profile: Profile) -> bool:
+    text = re.sub(r"[\s\u00a0]", "", cell)
+    for symbol in profile.strip_symbols:
+        text = text.replace(symbol, "")
+    if profile.thousands:
+        text = text.replace(profile.thousands, "")
+    if profile.decimal != ".":
+        text = text.replace(profile.decimal, ".")
+    return re.fullmatch(r"[+-]?\d+(\.\d*)?-?", text) is not None
+
+
+def _row_problem(cells: list[str], profile: Profile) -> str | None:
+    """Why a headerless file's first row does not have this profile's shape, or None when it does."""
+    if len(cells) != len(profile.column_names):
+        return f"its first row has {len(cells)} columns, not {len(profile.column_names)}"
+    row = dict(zip(profile.column_names, cells, strict=True))
+    date_cell = row.get(profile.columns["booking_date"], "")
+    if not any(_is_date(date_cell, f) for f in profile.date_formats):
+        return f"its first row's {profile.columns['booking_date']} {date_cell!r} is not a date"
+    for field in ("amount", "debit", "credit"):
+        source = profile.columns.get(field)
+        if isinstance(source, str) and row.get(source, "").strip() and not _looks_like_amount(row[source], profile):
+            return f"its first row's {source} {row[source]!r} is not an amount"
+    return None
+
+
+def _is_date(text: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(text.strip(), fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def _find_header(text: str, profile: Profile) -> tuple[int, list[str]] | str:
+    """Character offset of the header line (after the preamble) and its column names, or why there is none.
+
+    Only the head of the text is looked at: the header is near the top. A headerless
+    profile's "header" is its first data row, which must have the profile's row shape.
     """
     lines = text[: 64 * 1024].splitlines(keepends=True)
     offset = sum(len(line) for line in lines[: profile.skip_lines])
-    for index in range(profile.skip_lines, min(len(lines), profile.skip_lines + profile.header_search + 1)):
+    last = min(len(lines), profile.skip_lines + profile.header_search + 1)
+    if profile.skip_lines >= len(lines):
+        return f"the file ends before line {profile.skip_lines + 1}"
+    problem = f"lines {profile.skip_lines + 1}-{last} are empty"
+    for index in range(profile.skip_lines, last):
         line = lines[index]
         if line.strip():
             columns = next(csv.reader([line.rstrip("\r\n")], delimiter=profile.delimiter, quotechar=profile.quote))
             columns = [c.strip().lstrip("\ufeff") for c in columns]
-            if all(name in columns for name in profile.signature):
+            if not profile.has_header:
+                problem = _row_problem(columns, profile) or ""
+                return (offset, list(profile.column_names)) if not problem else f"line {index + 1}: {problem}"
+            found = _header_problem(columns, profile)
+            if found is None:
                 return offset, columns
             if not profile.header_search:
-                return None
+                return f"line {index + 1}: {found}"
+            problem = f"no line in lines {profile.skip_lines + 1}-{last} has its header ({found} in line {index + 1})"
         offset += len(line)
-    return None
+    return problem
+
+
+def _split_header(text: str, profile: Profile) -> tuple[int, list[str]] | None:
+    found = _find_header(text, profile)
+    return None if isinstance(found, str) else found
 
 
 class CsvProfileParser:
@@ -66,15 +134,20 @@ class CsvProfileParser:
         self.profile = profile
         self.name = f"csv:{profile.name}"
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def mismatch(self, head: bytes, path: Path) -> str | None:
+        """Why the file is not in this profile's layout (from its first bytes), or None when it is."""
         stripped = head.lstrip()
         if stripped.startswith((b"<", b"{", b"OFXHEADER", b"01,", b":20:")):
-            return False
+            return "it is not a CSV file"
         try:
             text = _decode(head[: 16 * 1024].rsplit(b"\n", 1)[0] if b"\n" in head else head, self.profile, path)
-        except InputError:
-            return False
-        return _split_header(text, self.profile) is not None
+        except InputError as exc:
+            return exc.why
+        found = _find_header(text, self.profile)
+        return found if isinstance(found, str) else None
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        return self.mismatch(head, path) is None
 
     def parse(self, data: bytes, path: Path, account: str | None = None) -> ParsedFile:
         return parse_csv(data, path, self.profile, account)
@@ -82,9 +155,10 @@ class CsvProfileParser:
 
 def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = None) -> ParsedFile:
     text = _decode(data, profile, path)
-    found = _split_header(text, profile)
-    if found is None:
-        raise InputError(path, None, f"header with columns {', '.join(profile.signature)} not found (profile {profile.name})")
+    found = _find_header(text, profile)
+    if isinstance(found, str):
+        layout = "rows" if not profile.has_header else f"header with columns {', '.join(profile.signature)}"
+        raise InputError(path, None, f"{layout} not found (profile {profile.name}): {found}")
     header_offset, _ = found
     header_index = text.count("\n", 0, header_offset)
     body = text[header_offset:]
@@ -93,12 +167,13 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
     try:
         raw = pl.read_csv(
             io.BytesIO(body.encode("utf-8")), separator=profile.delimiter, quote_char=profile.quote,
-            infer_schema=False, has_header=True, truncate_ragged_lines=False,
+            infer_schema=False, has_header=profile.has_header, truncate_ragged_lines=False,
+            new_columns=list(profile.column_names) or None,
         )
     except pl.exceptions.PolarsError as exc:
         raise InputError(path, None, f"not a valid CSV table: {str(exc).splitlines()[0]}") from None
     raw = raw.rename({c: c.strip().lstrip("\ufeff") for c in raw.columns})
-    first_line = header_index + 2
+    first_line = header_index + (2 if profile.has_header else 1)
     raw = raw.with_columns(pl.int_range(first_line, first_line + pl.len()).alias("_line"))
     # blank rows (all cells empty) are layout, not data
     cells = [c for c in raw.columns if c != "_line"]
@@ -106,18 +181,61 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
     for column, values in profile.skip_rows_where.items():
         if column in raw.columns:
             raw = raw.filter(~pl.col(column).str.strip_chars().is_in(values))
-    lines = _lines(raw, profile, path, account)
+    fallback_account = _preamble_account(text[:header_offset], profile) or profile.account or DEFAULT_ACCOUNT
+    lines = _lines(raw, profile, path, account, fallback_account)
     statements = []
     for (account_name,), group in lines.group_by(["_account"], maintain_order=True):
         currencies = group["currency"].unique().to_list()
+        warnings: list[str] = []
+        if account_name == DEFAULT_ACCOUNT:
+            warnings.append("no account in the file: lines stored under account 'default'; pass --account")
+        opening, closing = _balances(group, profile, warnings) if profile.balance_column else (None, None)
         statements.append(Statement(
             account=str(account_name), currency=currencies[0] if len(currencies) == 1 else None,
-            lines=frames.conform(group, frames.BANK_LINES),
+            lines=frames.conform(group, frames.BANK_LINES), opening_minor=opening, closing_minor=closing,
             period_start=group["booking_date"].min(), period_end=group["booking_date"].max(),  # type: ignore[arg-type]
-            warnings=(("no account in the file: lines stored under account 'default'; pass --account",)
-                      if account_name == DEFAULT_ACCOUNT else ()),
+            warnings=tuple(warnings),
         ))
     return ParsedFile(f"csv:{profile.name}", statements)
+
+
+def _preamble_account(preamble: str, profile: Profile) -> str | None:
+    """The account named in the lines above the header, by the profile's regex; spaces removed (IBAN groups)."""
+    if not profile.account_from_preamble:
+        return None
+    match = re.search(profile.account_from_preamble, preamble, re.MULTILINE)
+    if match is None or not match.group(1):
+        return None
+    return re.sub(r"\s+", "", match.group(1)) or None
+
+
+def _balances(group: pl.DataFrame, profile: Profile, warnings: list[str]) -> tuple[int | None, int | None]:
+    """Opening and closing balance of one statement from its running-balance column.
+
+    Each row's balance is the balance after that row, so every row implies an opening
+    balance (its balance minus the amounts up to and including it); they must all agree.
+    Rows run oldest first unless the profile says newest_first.
+    """
+    ordered = group.reverse() if profile.newest_first else group
+    total = ordered["amount_minor"].sum()
+    running = pl.col("amount_minor").cum_sum()
+    implied = ordered.select(
+        "location", "_balance",
+        (pl.col("_balance") - running).alias("opening"), (pl.col("_balance") + total - running).alias("closing"),
+    ).filter(pl.col("_balance").is_not_null())
+    if implied.is_empty():
+        return None, None
+    opening, closing = implied["opening"][0], implied["closing"][-1]
+    off = implied.filter(pl.col("opening") != opening)
+    if not off.is_empty():
+        row = off.row(0, named=True)
+        currencies = group["currency"].unique().to_list()
+        unit = currencies[0] if len(currencies) == 1 else "XXX"
+        expected = format_minor(row["_balance"] - row["opening"] + opening, unit)
+        warnings.append(
+            f"running balance does not add up at {row['location']}: opening {format_minor(opening, unit)} "
+            f"plus the lines up to it make {expected}, the file says {format_minor(row['_balance'], unit)}")
+    return opening, closing
 
 
 def _column(raw: pl.DataFrame, profile: Profile, field: str, path: Path) -> pl.Expr | None:
@@ -140,21 +258,40 @@ def _column(raw: pl.DataFrame, profile: Profile, field: str, path: Path) -> pl.E
 def _first_bad(raw: pl.DataFrame, bad: pl.Series, source: str, path: Path, why: str) -> None:
     if bad.any():
         row = raw.filter(bad).row(0, named=True)
-        raise InputError(path, f"line {row['_line']}, column {source}", why.format(value=row.get(source)))
+        value = row.get(source)
+        if value is None or not str(value).strip():
+            why = why.replace("'{value}'", "empty")  # "empty is not a currency code", never "'None' is ..."
+        raise InputError(path, f"line {row['_line']}, column {source}", why.format(value=value))
+
+
+def _clean(expr: pl.Expr, profile: Profile) -> pl.Expr:
+    """An amount cell as a plain decimal string: spaces, symbols and thousands separators gone, '.' decimal."""
+    expr = expr.str.strip_chars().str.replace_all(r"[\s\u00a0]", "")
+    for symbol in profile.strip_symbols:
+        expr = expr.str.replace_all(symbol, "", literal=True)
+    if profile.thousands:
+        expr = expr.str.replace_all(profile.thousands, "", literal=True)
+    if profile.decimal != ".":
+        expr = expr.str.replace_all(profile.decimal, ".", literal=True)
+    # a trailing minus ("12.50-") and a sign after a space ("- 12.50") are both seen in exports
+    return pl.when(expr.str.ends_with("-")).then(pl.lit("-") + expr.str.strip_chars_end("-")).otherwise(expr)
+
+
+def _running_balance(raw: pl.DataFrame, profile: Profile, currency: pl.Expr, path: Path) -> pl.Series:
+    """The balance column in minor units (null where empty), in the same sign convention as the amounts."""
+    source = profile.balance_column
+    assert source is not None
+    if source not in raw.columns:  # a layout variant without balances (ING DE's older export)
+        return pl.Series([None] * raw.height, dtype=pl.Int64)
+    parsed = raw.select(minor_units_expr(_clean(pl.col(source), profile), exponent_expr(currency)).alias("b"),
+                        pl.col(source).fill_null("").str.strip_chars().alias("text"))
+    _first_bad(raw, parsed["b"].is_null() & (parsed["text"] != ""), source, path, "'{value}' is not a balance amount")
+    return -parsed["b"] if profile.inverse_sign else parsed["b"]
 
 
 def _amounts(raw: pl.DataFrame, profile: Profile, currency: pl.Expr, path: Path) -> pl.Series:
     def clean(expr: pl.Expr) -> pl.Expr:
-        expr = expr.str.strip_chars().str.replace_all(r"[\s\u00a0]", "")
-        for symbol in profile.strip_symbols:
-            expr = expr.str.replace_all(symbol, "", literal=True)
-        if profile.thousands:
-            expr = expr.str.replace_all(profile.thousands, "", literal=True)
-        if profile.decimal != ".":
-            expr = expr.str.replace_all(profile.decimal, ".", literal=True)
-        # a trailing minus ("12.50-") and a sign after a space ("- 12.50") are both seen in exports
-        expr = pl.when(expr.str.ends_with("-")).then(pl.lit("-") + expr.str.strip_chars_end("-")).otherwise(expr)
-        return expr
+        return _clean(expr, profile)
 
     exponent = exponent_expr(currency)
     cols = profile.columns
@@ -201,18 +338,21 @@ def _dates(raw: pl.DataFrame, source: str, formats: list[str], path: Path, requi
     return parsed
 
 
-def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None) -> pl.DataFrame:
+def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None, fallback_account: str) -> pl.DataFrame:
     cols = profile.columns
+    fallback_currency = profile.currency_default or profile.currency
     if "currency" in cols:
         currency = _column(raw, profile, "currency", path)
         assert currency is not None
         currency_values = raw.select(currency.str.to_uppercase().alias("c"))["c"]
-        if profile.currency:
-            currency_values = currency_values.fill_null(profile.currency)
-        _first_bad(raw, currency_values.is_null() | ~currency_values.str.contains(r"^[A-Z]{3}$"),
-                   cols["currency"], path, "'{value}' is not a currency code")
-    elif profile.currency:
-        currency_values = pl.Series("c", [profile.currency] * raw.height, dtype=pl.String)
+        if fallback_currency:
+            currency_values = currency_values.fill_null(fallback_currency)
+        source = cols["currency"] if isinstance(cols["currency"], str) else cols["currency"][0]
+        _first_bad(raw, currency_values.is_null(), source, path,
+                   f"currency is empty and profile {profile.name} sets no currency_default")
+        _first_bad(raw, ~currency_values.str.contains(r"^[A-Z]{3}$"), source, path, "'{value}' is not a currency code")
+    elif fallback_currency:
+        currency_values = pl.Series("c", [fallback_currency] * raw.height, dtype=pl.String)
     else:
         raise InputError(path, None, f"profile {profile.name} names no currency column and no fixed currency")
     with_currency = raw.with_columns(currency_values.alias("_currency"))
@@ -223,8 +363,10 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None)
     text = {field: _column(raw, profile, field, path) for field in
             ("counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id", "id", "account")}
     account_expr = (pl.lit(account) if account else
-                    (text["account"].fill_null(profile.account or DEFAULT_ACCOUNT) if text["account"] is not None
-                     else pl.lit(profile.account or DEFAULT_ACCOUNT)))
+                    (text["account"].fill_null(fallback_account) if text["account"] is not None
+                     else pl.lit(fallback_account)))
+    balance = (_running_balance(raw.with_columns(currency_values.alias("_currency")), profile, pl.col("_currency"), path)
+               if profile.balance_column else pl.Series([None] * raw.height, dtype=pl.Int64))
     lines = raw.select(
         (text["id"] if text["id"] is not None else pl.lit(None, dtype=pl.String)).alias("source_ref"),
         *[(text[f] if text[f] is not None else pl.lit(None, dtype=pl.String)).alias(f)
@@ -234,7 +376,7 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None)
         "_line",
     ).with_columns(
         amount.alias("amount_minor"), currency_values.alias("currency"), booking.alias("booking_date"),
-        value.alias("value_date"), pl.lit(False).alias("is_reversal"),
+        value.alias("value_date"), pl.lit(False).alias("is_reversal"), balance.alias("_balance"),
     )
     if profile.skip_zero_amounts:
         lines = lines.filter(pl.col("amount_minor") != 0)
@@ -250,4 +392,16 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None)
 
 
 def csv_parsers() -> list[CsvProfileParser]:
-    return [CsvProfileParser(profile) for profile in load_profiles()]
+    """The parsers that take part in detection (profiles with auto_detect = false are only chosen by name)."""
+    return [CsvProfileParser(profile) for profile in load_profiles() if profile.auto_detect]
+
+
+def profile_parser(name: str, path: Path) -> CsvProfileParser:
+    """The parser of the CSV profile called name ("oca-sheet" or "csv:oca-sheet"); unknown names are input errors."""
+    wanted = name.removeprefix("csv:")
+    profiles = load_profiles()
+    for profile in profiles:
+        if profile.name == wanted:
+            return CsvProfileParser(profile)
+    known = ", ".join(sorted(p.name for p in profiles))
+    raise InputError(path, None, f"unknown CSV profile {name!r} (known: {known})")

@@ -7,6 +7,7 @@ profile claims it and why the others do not; parsing is parsers/csvprofile.py.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,6 +49,15 @@ class Profile:
     skip_rows_where: dict[str, list[str]] = field(default_factory=dict)  # e.g. pending rows
     skip_zero_amounts: bool = False
     optional_columns: dict[str, Any] = field(default_factory=dict)  # used when the header has them
+    currency_default: str | None = None  # for empty cells of the currency column
+    header_exact: bool = False      # the header's (non-empty) names are exactly the signature
+    header_absent: tuple[str, ...] = ()  # header names that rule the layout out
+    auto_detect: bool = True        # False: used only when chosen by name (parse --profile)
+    balance_column: str | None = None  # running balance after each line
+    newest_first: bool = False      # rows run newest to oldest (matters for the running balance)
+    account_from_preamble: str | None = None  # regex over the lines above the header; group 1 is the account
+    has_header: bool = True         # False: columns by position, named by column_names
+    column_names: tuple[str, ...] = ()  # with has_header = false: a name for each position
 
 
 def _profile(path: Path, raw: dict[str, Any]) -> Profile:
@@ -67,7 +77,28 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
     delimiter = raw.get("delimiter", ",")
     need(isinstance(delimiter, str) and len(delimiter) == 1, "delimiter must be one character")
     signature = tuple(raw.get("signature", []))
+    has_header = bool(raw.get("has_header", True))
+    column_names = raw.get("column_names", [])
+    need(isinstance(column_names, list) and all(isinstance(n, str) and n for n in column_names),
+         "column_names must be a list of non-empty strings")
+    if has_header:
+        need(not column_names, "column_names is only for has_header = false")
+    else:
+        need(bool(column_names), "has_header = false needs column_names (a name for each column position)")
+        need(len(set(column_names)) == len(column_names), "column_names must be distinct")
+        signature = signature or tuple(column_names)
     need(bool(signature), "signature (header column names that identify the layout) is required")
+    for key in ("currency", "currency_default"):
+        value = raw.get(key)
+        need(value is None or (isinstance(value, str) and re.fullmatch(r"[A-Z]{3}", value) is not None),
+             f"{key} must be an ISO 4217 code such as \"EUR\"")
+    preamble = raw.get("account_from_preamble")
+    if preamble is not None:
+        try:
+            compiled = re.compile(str(preamble), re.MULTILINE)
+        except re.error as exc:
+            raise ConfigError(f"{path}: account_from_preamble is not a valid regular expression: {exc}") from None
+        need(compiled.groups >= 1, "account_from_preamble needs a group ( ... ) around the account")
     formats = raw.get("date_formats", ["%Y-%m-%d"])
     need(isinstance(formats, list) and all(isinstance(f, str) for f in formats), "date_formats must be a list of strings")
     return Profile(
@@ -83,6 +114,10 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
         skip_rows_where={k: list(v) for k, v in raw.get("skip_rows_where", {}).items()},
         skip_zero_amounts=bool(raw.get("skip_zero_amounts", False)),
         optional_columns=dict(raw.get("optional_columns", {})),
+        currency_default=raw.get("currency_default"), header_exact=bool(raw.get("header_exact", False)),
+        header_absent=tuple(raw.get("header_absent", ())), auto_detect=bool(raw.get("auto_detect", True)),
+        balance_column=raw.get("balance_column"), newest_first=bool(raw.get("newest_first", False)),
+        account_from_preamble=preamble, has_header=has_header, column_names=tuple(column_names),
     )
 
 
@@ -111,7 +146,7 @@ def load_profiles(settings: Settings | None = None) -> list[Profile]:
 def list_profiles(settings: Settings | None = None) -> list[dict[str, str]]:
     return [
         {"name": p.name, "encoding": p.encoding, "delimiter": p.delimiter, "signature": ", ".join(p.signature),
-         "description": p.description}
+         "description": p.description if p.auto_detect else f"{p.description} (only with --profile {p.name})"}
         for p in load_profiles(settings)
     ]
 
@@ -119,28 +154,21 @@ def list_profiles(settings: Settings | None = None) -> list[dict[str, str]]:
 def check_file(path: Path, settings: Settings | None = None) -> str:
     """A report for someone writing a profile: who claims the file, why others do not, what it parses to."""
     from reconcile.errors import InputError
-    from reconcile.parsers.csvprofile import CsvProfileParser, _decode, _split_header
+    from reconcile.parsers.csvprofile import CsvProfileParser
 
     data = path.read_bytes()
     report = [f"{path}:"]
     claimed = []
     for profile in load_profiles(settings):
         parser = CsvProfileParser(profile)
-        if parser.sniff(data[:65536], path):
+        problem = parser.mismatch(data[:65536], path)
+        if problem is not None:
+            report.append(f"  {profile.name}: no ({problem})")
+        elif not profile.auto_detect:
+            report.append(f"  {profile.name}: fits, but is used only when chosen by name (--profile {profile.name})")
+        else:
             claimed.append(parser)
             report.append(f"  {profile.name}: claims the file")
-            continue
-        try:
-            text = _decode(data[:65536], profile, path)
-        except InputError as exc:
-            report.append(f"  {profile.name}: no ({exc.why})")
-            continue
-        lines = text[:65536].splitlines()
-        header = lines[profile.skip_lines] if len(lines) > profile.skip_lines else ""
-        found = _split_header(text, profile)
-        if found is None:
-            report.append(f"  {profile.name}: no (expected columns {', '.join(profile.signature)}; "
-                          f"line {profile.skip_lines + 1} is {header[:80]!r})")
     if len(claimed) == 1:
         try:
             parsed = claimed[0].parse(data, path)
@@ -148,7 +176,8 @@ def check_file(path: Path, settings: Settings | None = None) -> str:
         except InputError as exc:
             report.append(f"{claimed[0].name} claims it but cannot parse it: {exc}")
     elif len(claimed) > 1:
-        report.append("more than one profile claims the file: make their signatures distinct")
+        report.append("more than one profile claims the file: make their signatures distinct "
+                      "(header_exact, header_absent) or set auto_detect = false on one")
     else:
         report.append("no profile claims the file")
     return "\n".join(report)

@@ -31,18 +31,18 @@ CLAIMS = {
     "csv/oca-paypal/activity_en.csv": "csv:paypal-activity",
     "csv/oca-paypal/empty_activity.csv": "csv:paypal-activity",
     "csv/oca-paypal/statement_es.csv": "csv:paypal-statement-es",
-    "csv/oca-sheet/balance.csv": None,  # see GAPS
+    "csv/oca-sheet/balance.csv": "csv:oca-sheet-balance",
     "csv/oca-sheet/debit_credit.csv": "csv:oca-sheet-debit-credit",
     "csv/oca-sheet/empty_lines_statement.csv": "csv:oca-sheet",
     "csv/oca-sheet/empty_statement_en.csv": "csv:oca-sheet",
     "csv/oca-sheet/error_key_statement.csv": None,  # malformed
     "csv/oca-sheet/error_value_statement.csv": "csv:oca-sheet",  # malformed: refused while parsing
     "csv/oca-sheet/meta_data_separated_credit_debit.csv": "csv:bank-debit-credit-preamble",
-    "csv/oca-sheet/multi_currency.csv": None,  # see GAPS
+    "csv/oca-sheet/multi_currency.csv": "csv:oca-sheet-multi-currency",
     "csv/oca-sheet/original_currency.csv": "csv:oca-sheet",
-    "csv/oca-sheet/original_currency_empty.csv": "csv:oca-sheet",  # refused: see GAPS
-    "csv/oca-sheet/original_currency_no_header.csv": None,  # see GAPS
-    "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv": "csv:oca-sheet",  # see GAPS
+    "csv/oca-sheet/original_currency_empty.csv": "csv:oca-sheet",
+    "csv/oca-sheet/original_currency_no_header.csv": "csv:oca-sheet-no-header",
+    "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv": "csv:oca-sheet",  # by header; see --profile
     "csv/oca-sheet/sample_statement_en.csv": "csv:oca-sheet",
     "csv/ofxstatement-dutch/Knab_transactieoverzicht_no_lines.csv": "csv:knab",
     "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv": None,  # see GAPS
@@ -233,50 +233,98 @@ def _gap(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(reason=reason, strict=True)
 
 
-@_gap("same header as oca-sheet: needs choosing a profile per account/import (e.g. `ingest --profile`), "
-      "since inverse_sign is a property of the account, not of the header")
-def test_gap_inverse_sign_sheet(corpus: Path) -> None:
-    rows = _lines(corpus, "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv")
-    assert [r[1] for r in rows] == [-3350, 152500]
+def test_inverse_sign_sheet_needs_its_profile_chosen(corpus: Path) -> None:
+    # same header as oca-sheet: inverse_sign is a property of the account, so the profile is chosen by name
+    path = corpus / "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv"
+    assert [r[1] for r in _lines(corpus, "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv")] == [3350, -152500]
+    for name in ("oca-sheet-credit-card", "csv:oca-sheet-credit-card"):
+        parsed = parse_file(path, profile=name)
+        assert parsed.format == "csv:oca-sheet-credit-card"
+        # OCA test_amount_inverse_sign: LABEL 1 -33.50, LABEL 2 1525.00
+        assert parsed.statements[0].lines.select("remittance", "amount_minor").rows() == [("LABEL 1", -3350), ("LABEL 2", 152500)]
+    assert detect(path.read_bytes(), path, profile="oca-sheet-credit-card").name == "csv:oca-sheet-credit-card"
+    assert parse_bytes(path.read_bytes(), path, profile="oca-sheet").statements[0].lines["amount_minor"].to_list() == [3350, -152500]
 
 
-@_gap("empty Currency cell: oca-sheet.toml needs a fallback `currency` (OCA's journal is USD) or the engine a "
-      "per-import default currency; the refusal also prints 'None' for the empty cell")
-def test_gap_original_currency_empty(corpus: Path) -> None:
+def test_chosen_profile_refusals(corpus: Path) -> None:
+    path = corpus / "csv/oca-sheet/sample_statement_en.csv"
+    with pytest.raises(InputError) as caught:
+        parse_file(path, profile="no-such-bank")
+    assert "unknown CSV profile 'no-such-bank'" in caught.value.why and "oca-sheet-credit-card" in caught.value.why
+    with pytest.raises(InputError) as caught:
+        parse_file(path, profile="ing-de")
+    assert caught.value.why.startswith("not in the layout of CSV profile 'ing-de'")
+    with pytest.raises(InputError) as caught:
+        parse_file(corpus / "csv/oca-sheet/multi_currency.csv", profile="oca-sheet")
+    assert caught.value.why == "not in the layout of CSV profile 'oca-sheet': line 1: no column 'Amount Currency'"
+    with pytest.raises(InputError) as caught:
+        parse_file(corpus / "ofx/ofxparse/checking.ofx", profile="oca-sheet")
+    assert "it is not a CSV file" in caught.value.why
+
+
+def test_original_currency_empty_falls_back_to_the_profile_currency(corpus: Path) -> None:
+    # OCA test_original_currency_empty (USD journal): one USD line
     assert _lines(corpus, "csv/oca-sheet/original_currency_empty.csv") == [(date(2018, 12, 15), 152500, "USD")]
 
 
-@_gap("header is a subset of oca-sheet's: needs an exact-header or excluded-columns signature to claim it alone")
-def test_gap_multi_currency_sheet(corpus: Path) -> None:
-    rows = parse_file(corpus / "csv/oca-sheet/multi_currency.csv").statements[0].lines
-    assert (date(2018, 12, 15), -3350, "USD") in rows.select("booking_date", "amount_minor", "currency").rows()
+def test_empty_currency_without_a_default_is_refused_as_empty() -> None:
+    data = b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n1,2026-11-23,,1.00,,A,,x\n"
+    with pytest.raises(InputError) as caught:
+        parse_bytes(data, Path("bank.csv"))
+    assert caught.value.where == "line 2, column currency"
+    assert caught.value.why == "currency is empty and profile generic sets no currency_default"
+    assert "None" not in str(caught.value)
 
 
-@_gap("header is a subset of debit_credit.csv's: needs an exact-header or excluded-columns signature; "
-      "and a running-balance column to derive balance_start")
-def test_gap_balance_sheet(corpus: Path) -> None:
-    assert _balances(corpus, "csv/oca-sheet/balance.csv") == (1000, 151000)
+def test_multi_currency_sheet_is_claimed_by_its_exact_header(corpus: Path) -> None:
+    [st_] = parse_file(corpus / "csv/oca-sheet/multi_currency.csv").statements
+    # OCA keeps only the USD row for its USD journal; we keep both rows, each in its own currency
+    assert st_.lines.select("booking_date", "amount_minor", "currency").rows() == [
+        (date(2018, 12, 15), -3350, "USD"), (date(2018, 12, 15), 152500, "EUR"),
+    ]
+    assert st_.currency is None
 
 
-@_gap("needs a running-balance column (opening = first balance - first amount, closing = last balance)")
-def test_gap_debit_credit_balances(corpus: Path) -> None:
-    assert _balances(corpus, "csv/oca-sheet/debit_credit.csv") == (1000, 151000)
+@pytest.mark.parametrize("relative", ["csv/oca-sheet/balance.csv", "csv/oca-sheet/debit_credit.csv"])
+def test_sheet_balances_from_the_running_balance(corpus: Path, relative: str) -> None:
+    # OCA test_balance / test_debit_credit: balance_start 10.0, balance_end_real 1510.0
+    assert _balances(corpus, relative) == (1000, 151000)
+    assert parse_file(corpus / relative).statements[0].warnings == (
+        "no account in the file: lines stored under account 'default'; pass --account",)
 
 
-@_gap("needs a running-balance column (closing = Balance of the last row)")
-def test_gap_creditcard_balance(corpus: Path) -> None:
-    assert _balances(corpus, "csv/beancount-import/creditcard.csv")[1] == -550
+def test_creditcard_balance(corpus: Path) -> None:
+    # rows: -15.5 -> balance -35.5, +30 -> -5.5: opening -20.00
+    assert _balances(corpus, "csv/beancount-import/creditcard.csv") == (-2000, -550)
 
 
-@_gap("needs balances from the preamble ('Saldo;150,00;EUR') or a newest-first running Saldo column; "
-      "and the account from the preamble ('IBAN;DE12 3456 ...')")
-def test_gap_ing_de_saldo(corpus: Path) -> None:
-    assert _balances(corpus, "csv/ing-de/test_with_saldo_2.csv")[1] == 15000
+def test_ing_de_saldo_and_account_from_the_preamble(corpus: Path) -> None:
+    # newest first: closing is the top row's Saldo (150,00 as in the preamble), opening below the bottom row
+    assert _balances(corpus, "csv/ing-de/test_with_saldo_2.csv") == (32860, 15000)
+    for name in ("test_with_saldo_2.csv", "test_without_saldo_1.csv", "test_without_saldo_2.csv"):
+        [st_] = parse_file(corpus / "csv/ing-de" / name).statements
+        assert (st_.account, st_.warnings) == ("DE12345678901234567890", ())
+    assert _balances(corpus, "csv/ing-de/test_without_saldo_1.csv") == (None, None)
 
 
-@_gap("headerless layouts (columns by index, claimed by row shape) are not supported")
-def test_gap_original_currency_no_header(corpus: Path) -> None:
+def test_running_balance_that_does_not_add_up_is_a_warning() -> None:
+    data = (b"Credit Card Number: 1234\nDate,Description,Amount,Balance\n"
+            b"2020-01-10,A,-15.5,-35.5\n2020-01-15,B,30,-4.5\n2020-01-16,C,1,\n")
+    [st_] = parse_bytes(data, Path("card.csv")).statements
+    assert (st_.opening_minor, st_.closing_minor) == (-2000, -350)  # closing: last balance + the lines after it
+    assert st_.warnings[1:] == (
+        "running balance does not add up at line 4: opening -20.00 plus the lines up to it make -5.50, the file says -4.50",
+    )
+    with pytest.raises(InputError) as caught:
+        parse_bytes(data.replace(b"-4.5", b"n/a"), Path("card.csv"))
+    assert (caught.value.where, caught.value.why) == ("line 4, column Balance", "'n/a' is not a balance amount")
+
+
+def test_original_currency_no_header(corpus: Path) -> None:
+    # OCA test_original_currency_no_header: columns by position, the 8th is the reference
     assert _lines(corpus, "csv/oca-sheet/original_currency_no_header.csv") == [(date(2018, 12, 15), 152500, "EUR")]
+    line = parse_file(corpus / "csv/oca-sheet/original_currency_no_header.csv").statements[0].lines.row(0, named=True)
+    assert (line["remittance"], line["reference"], line["location"]) == ("Your payment", "INV0001", "line 1")
 
 
 @_gap("balance-only layout (Datum, Boeksaldo, Valutair saldo; no amounts) and the account from the file name")

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from reconcile.errors import InputError
 from reconcile.parsers import parse_bytes, parse_file
+from reconcile.parsers.csvprofile import CsvProfileParser
+
+from reconcile.errors import ConfigError, InputError
+from reconcile.profiles import Profile, _profile, load_profiles
 from tests.parsers.golden import check_golden
 
 READABLE = [
@@ -103,5 +105,88 @@ VALID = GENERIC_HEADER + b"1,2026-11-23,2026-11-23,100.00,EUR,Acme BV,NL91ABNA04
 def test_mutated_files_raise_only_input_errors(start: int, length: int, junk: bytes) -> None:
     try:
         parse_bytes(VALID[:start] + junk + VALID[start + length:], Path("fuzz.csv"))
+    except InputError:
+        pass
+
+
+def _inline(**keys: object) -> Profile:
+    raw = {"signature": ["Date", "Amount"], "currency": "EUR", "columns": {"booking_date": "Date", "amount": "Amount"}}
+    return _profile(Path("inline.toml"), {**raw, **keys})
+
+
+def test_header_exact_and_header_absent() -> None:
+    head = b"Date,Amount,Balance\n2026-11-23,1.00,5.00\n"
+    assert CsvProfileParser(_inline()).mismatch(head, Path("a.csv")) is None
+    assert CsvProfileParser(_inline(header_exact=True)).mismatch(head, Path("a.csv")) == (
+        "line 1: column 'Balance' is not part of its exact header")
+    assert CsvProfileParser(_inline(header_absent=["D/C", "Balance"])).mismatch(head, Path("a.csv")) == (
+        "line 1: column 'Balance' rules the layout out")
+    # empty padding names (PayPal pads its header) do not break an exact header
+    assert CsvProfileParser(_inline(header_exact=True)).mismatch(b"Date,Amount,,\n2026-11-23,1.00,,\n", Path("a.csv")) is None
+
+
+def test_subset_headers_are_claimed_by_one_profile_each(corpus: Path) -> None:
+    for relative, claimer in (("csv/oca-sheet/balance.csv", "csv:oca-sheet-balance"),
+                              ("csv/oca-sheet/debit_credit.csv", "csv:oca-sheet-debit-credit"),
+                              ("csv/oca-sheet/multi_currency.csv", "csv:oca-sheet-multi-currency"),
+                              ("csv/oca-sheet/sample_statement_en.csv", "csv:oca-sheet")):
+        path = corpus / relative
+        assert parse_file(path).format == claimer
+
+
+def test_headerless_profile_claims_by_row_shape() -> None:
+    profile = _inline(has_header=False, column_names=["Date", "Text", "Amount"], signature=[],
+                      account_from_preamble=r"^Account: (.+)$", skip_lines=1)
+    parser = CsvProfileParser(profile)
+    data = b"Account: NL91 ABNA 0417 1643 00\n2026-11-23,rent,\"1.00\"\n2026-11-24,fee,-0.5\n"
+    assert parser.mismatch(data, Path("a.csv")) is None
+    assert parser.mismatch(b"Account: x\nDate,Text,Amount\n", Path("a.csv")) == "line 2: its first row's Date 'Date' is not a date"
+    assert parser.mismatch(b"Account: x\n2026-11-23,rent\n", Path("a.csv")) == "line 2: its first row has 2 columns, not 3"
+    assert parser.mismatch(b"Account: x\n2026-11-23,rent,lots\n", Path("a.csv")) == "line 2: its first row's Amount 'lots' is not an amount"
+    data = b"Account: NL91 ABNA 0417 1643 00\n2026-11-23,rent,100\n2026-11-24,fee,-0.5\n"
+    [st_] = parser.parse(data, Path("a.csv")).statements
+    assert st_.account == "NL91ABNA0417164300"
+    assert st_.lines.select("location", "amount_minor").rows() == [("line 2", 10000), ("line 3", -50)]
+    with pytest.raises(InputError) as caught:
+        parser.parse(data + b"2026-11-25,x,oops\n", Path("a.csv"))
+    assert (caught.value.where, caught.value.why) == ("line 4, column Amount", "'oops' is not an amount")
+
+
+@pytest.mark.parametrize(
+    ("keys", "why"),
+    [
+        ({"has_header": False}, "has_header = false needs column_names"),
+        ({"column_names": ["Date", "Amount"]}, "column_names is only for has_header = false"),
+        ({"currency_default": "usd"}, "currency_default must be an ISO 4217 code"),
+        ({"account_from_preamble": "IBAN;("}, "account_from_preamble is not a valid regular expression"),
+        ({"account_from_preamble": "IBAN;.*"}, "account_from_preamble needs a group"),
+    ],
+)
+def test_profile_keys_are_checked(keys: dict, why: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _inline(**keys)
+    assert why in str(caught.value)
+
+
+def test_every_shipped_profile_loads_and_has_distinct_auto_detected_claims() -> None:
+    profiles = {p.name: p for p in load_profiles()}
+    assert not profiles["oca-sheet-credit-card"].auto_detect
+    assert profiles["oca-sheet-credit-card"].inverse_sign
+    assert profiles["oca-sheet"].currency_default == "USD"
+
+
+SEEDS = [
+    b"Credit Card Number: 1234\nDate,Description,Amount,Balance\n2020-01-10,A,-15.5,-35.5\n2020-01-15,B,30,-5.5\n",
+    b'"12/15/2018","Your payment","EUR","1,525.00","-1,000.00","Azure Interior","","INV0001"\n',
+    b'"Date","Label","Amount","Balance","Partner Name","Bank Account"\n"12/15/2018","A","-33.50","-23.50","J",""\n',
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SEEDS), st.integers(0, 120), st.integers(0, 12), st.binary(max_size=6))
+def test_mutated_balance_and_headerless_files_raise_only_input_errors(seed: bytes, start: int, length: int, junk: bytes) -> None:
+    start = min(start, len(seed))
+    try:
+        parse_bytes(seed[:start] + junk + seed[start + length:], Path("fuzz.csv"))
     except InputError:
         pass
