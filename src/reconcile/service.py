@@ -56,12 +56,14 @@ def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None) 
 
 
 def ingest_file(
-    engine: Engine, path: str | Path, now: datetime | None = None, account: str | None = None
+    engine: Engine, path: str | Path, now: datetime | None = None, account: str | None = None,
+    profile: str | None = None,
 ) -> IngestResult:
-    """Parse one statement file and store its lines; a file that fails stores nothing."""
+    """Parse one statement file (with the CSV profile named, else the one detected) and store its lines;
+    a file that fails stores nothing."""
     path = Path(path)
     data = read_statement(path)
-    parsed = parse_bytes(data, path)
+    parsed = parse_bytes(data, path, profile=profile)
     with db.transaction(engine) as session:
         return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
 

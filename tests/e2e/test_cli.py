@@ -104,3 +104,18 @@ def test_bad_file_is_one_clear_line_and_stores_nothing(tmp_path: Path, content: 
     with sqlite3.connect(tmp_path / "r.db") as conn:
         assert conn.execute("select count(*) from bank_lines").fetchone() == (0,)
         assert conn.execute("select count(*) from statement_files").fetchone() == (0,)
+
+
+def test_ingest_with_a_named_profile_reads_the_signs_of_that_layout(tmp_path: Path, corpus: Path) -> None:
+    sample = corpus / "csv" / "oca-sheet" / "sample_statement_credit_card_inverse_sign_en.csv"
+    db = ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    reconcile("init", *db, cwd=tmp_path)
+    detected = json.loads(reconcile("parse", str(sample), "--json", cwd=tmp_path).stdout)
+    named = json.loads(reconcile("parse", str(sample), "--profile", "oca-sheet-credit-card", "--json", cwd=tmp_path).stdout)
+    amounts = [line["amount"] for line in named["statements"][0]["lines"]]
+    assert amounts == ["-33.50", "1525.00"]
+    assert [line["amount"] for line in detected["statements"][0]["lines"]] == ["33.50", "-1525.00"]
+    done = reconcile("ingest", str(sample), "--profile", "oca-sheet-credit-card", *db, cwd=tmp_path)
+    assert "csv:oca-sheet-credit-card" in done.stdout
+    refused = reconcile("parse", str(sample), "--profile", "no-such-profile", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "unknown CSV profile 'no-such-profile'" in refused.stderr
