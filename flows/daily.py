@@ -1,70 +1,238 @@
-"""The daily posting run as a Prefect flow.
+"""The daily posting run, the receivables load and the reports as Prefect flows.
 
-Each task is a few lines calling reconcile.service and passes ids and counts,
-never frames. Caching is off for every task that writes to the database:
-exactly-once comes from the ledger, not from Prefect.
+Each task is a few lines calling reconcile.service or reconcile.inbox and
+passes paths, ids and counts, never frames. Caching is off for every task that
+writes: exactly-once comes from the ledger, not from Prefect. Retries sit only
+on the tasks that touch files or the database, and only for transient errors;
+a bad file is an InputError and goes to quarantine instead. The same day
+without Prefect is reconcile.inbox.run_day.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+from sqlalchemy import Engine
 
 from reconcile import db, service
+from reconcile import inbox as inbox_lib
 from reconcile.config import load_settings
 
+RETRIES = 3
+RETRY_DELAYS = [2, 10, 30]  # seconds: a share or database coming back after a blip
 
+
+@lru_cache(maxsize=8)
+def _engine(db_url: str | None) -> Engine:
+    """One engine per database per process; tasks run in threads and share its pool."""
+    return db.make_engine(db_url)
+
+
+def _transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry condition: only errors inbox_lib.is_transient accepts (never a bad file)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - sorting any failure into retry or not
+        return inbox_lib.is_transient(exc)
+    return False
+
+
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient,
+      task_run_name="ingest {path}")
+def ingest_statement(db_url: str | None, path: str, quarantine: str) -> dict[str, Any]:
+    return inbox_lib.ingest_one(_engine(db_url), Path(path), Path(quarantine)).to_dict()
+
+
+@task(cache_policy=NO_CACHE, task_run_name="check {path}")
+def check_statement(path: str) -> dict[str, Any]:
+    return inbox_lib.check_one(Path(path)).to_dict()
+
+
+# No Prefect retries: run_posting retries a chunk whose connection dropped itself, knowing what committed.
 @task(cache_policy=NO_CACHE)
-def ingest_statement(db_url: str, path: str) -> dict[str, Any]:
-    result = service.ingest_file(db.make_engine(db_url), path)
-    return {"file": Path(path).name, "format": result.format, "lines": result.lines, "new": result.new_lines}
+def match_and_post(
+    db_url: str | None, config_dir: str, as_of: str, dry_run: bool, actor: str, new_files: list[str],
+) -> dict[str, Any]:
+    engine, settings, day = _engine(db_url), load_settings(config_dir), date.fromisoformat(as_of)
+    if dry_run:
+        return inbox_lib.preview_posting(engine, settings, [Path(p) for p in new_files], day, service.utcnow()).to_dict()
+    return service.run_posting(engine, settings=settings, as_of=day, actor=actor).to_dict()
 
 
-@task(cache_policy=NO_CACHE)
-def match_and_post(db_url: str, config_dir: str | None, as_of: str | None, dry_run: bool, actor: str) -> dict[str, Any]:
-    summary = service.run_posting(
-        db.make_engine(db_url),
-        settings=load_settings(config_dir),
-        as_of=date.fromisoformat(as_of) if as_of else None,
-        dry_run=dry_run,
-        actor=actor,
-    )
-    return summary.to_dict()
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
+def archive_statements(files: list[dict[str, Any]], folder: str, archive: str, as_of: str) -> list[dict[str, Any]]:
+    # a retry finds the files it already moved gone from the inbox, and leaves them be
+    present = [inbox_lib.FileOutcome(**f) for f in files if f["status"] not in ("ingested", "already imported")
+               or (Path(folder) / f["file"]).exists()]
+    moved = inbox_lib.archive_outcomes(present, Path(folder), Path(archive), date.fromisoformat(as_of))
+    return [f.to_dict() for f in moved]
 
 
-def summary_markdown(summary: dict[str, Any], files: list[dict[str, Any]]) -> str:
-    lines = [
-        f"# Posting run {summary['run_id']} ({summary['as_of']})" + (" - dry run" if summary["dry_run"] else ""),
-        "",
-        "| | value |",
-        "|---|---|",
-        f"| files | {len(files)} |",
-        f"| lines considered | {summary['lines_considered']} |",
-        f"| lines posted | {summary['lines_posted']} |",
-        f"| posted amount | {', '.join(f'{a} {c}' for c, a in summary['posted'].items()) or '-'} |",
-        f"| queued for review | {summary['lines_exception']} |",
-        f"| automatic posting rate | {summary['auto_rate'] * 100:.1f} % |",
+def _file_outcome(path: Path, state: State) -> dict[str, Any]:
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):  # not a bad file: retried and still failing, so it waits for the next run
+        return inbox_lib.FileOutcome(path.name, "left in inbox", reason=f"{type(result).__name__}: {result}").to_dict()
+    return result
+
+
+def _warnings(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in files if f["status"] in ("quarantined", "would quarantine", "left in inbox")]
+
+
+def _amounts(values: dict[str, str]) -> str:
+    return ", ".join(f"{amount} {currency}" for currency, amount in values.items()) or "-"
+
+
+def summary_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The run in measure/value rows: the table artifact, and the head of the markdown one."""
+    files = report["files"]
+    rows = [
+        ("files", len(files)),
+        ("files quarantined", report["files_quarantined"]),
+        ("files left in inbox (errors)", sum(f["status"] == "left in inbox" for f in files)),
+        ("lines in files", sum(f["lines"] for f in files)),
+        ("new lines stored", sum(f["new_lines"] for f in files)),
+        ("lines considered", report["lines_considered"]),
+        ("lines posted", report["lines_posted"]),
+        ("posted amount", _amounts(report["posted"])),
+        ("kept on account", _amounts(report["on_account"])),
+        ("written off", _amounts(report["written_off"])),
+        ("queued for review", report["lines_exception"]),
+        ("queued amount", _amounts(report["exception_amounts"])),
+        *((f"exceptions: {reason}", count) for reason, count in report["exceptions_by_reason"].items()),
+        ("not receivables (skipped)", report["lines_skipped"]),
+        ("automatic posting rate", f"{report['auto_rate'] * 100:.1f} %"),
+        ("duration", f"{report['duration_seconds']:.1f} s"),
+        ("status", report["status"]),
     ]
-    for reason, count in summary["exceptions_by_reason"].items():
-        lines.append(f"| exceptions: {reason} | {count} |")
-    return "\n".join(lines)
+    return [{"measure": k, "value": str(v)} for k, v in rows]
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    dry = " (dry run: nothing stored, posted or moved)" if report["dry_run"] else ""
+    out = [f"# Posting run {report['run_id']}, as of {report['as_of']}{dry}", "", f"Inbox: `{report['inbox']}`", ""]
+    warnings = _warnings(report["files"])
+    if warnings:
+        out += ["## Warnings", ""]
+        out += [f"- **{f['file']}** {f['status']}: {f['reason']}" for f in warnings]
+        out.append("")
+    out += ["## Summary", "", "| measure | value |", "|---|---|"]
+    out += [f"| {r['measure']} | {r['value']} |" for r in summary_rows(report)]
+    if report["files"]:
+        out += ["", "## Files", "", "| file | status | format | lines | new | archived to |", "|---|---|---|---:|---:|---|"]
+        out += [f"| {f['file']} | {f['status']} | {f['format'] or ''} | {f['lines']} | {f['new_lines']} | "
+                f"{f['moved_to'] or ''} |" for f in report["files"]]
+    for violation in report.get("violations", []):
+        out.append(f"\n**ledger check failed:** {violation}")
+    return "\n".join(out)
 
 
 @flow(name="daily-posting-run", log_prints=True)
 def posting_run_flow(
-    db_url: str,
+    db_url: str | None = None,
     config_dir: str | None = None,
-    files: list[str] | None = None,
+    inbox: str | None = None,
     as_of: str | None = None,
     dry_run: bool = False,
     actor: str = "system",
+) -> Any:
+    """Ingest the inbox's files (bad ones quarantined), match and post, archive, publish the summary.
+
+    db_url and config_dir default to $RECONCILE_DB_URL / $RECONCILE_CONFIG_DIR on the
+    machine that runs the flow, so no password travels as a flow parameter.
+    """
+    started = time.perf_counter()
+    logger = get_run_logger()
+    settings = load_settings(config_dir)
+    box = inbox_lib.InboxSettings.from_settings(settings, inbox)
+    day = as_of or service.utcnow().date().isoformat()
+    if not box.path.is_dir():
+        logger.warning("inbox folder %s does not exist: no statement files picked up ([inbox] path or --inbox)",
+                       box.path.resolve())
+    paths = inbox_lib.pending_files(box.path)
+
+    if dry_run:
+        files = [check_statement(str(p)) for p in paths]
+    else:
+        files = [_file_outcome(p, ingest_statement(db_url, str(p), str(box.quarantine), return_state=True))
+                 for p in paths]
+    new_files = [str(box.path / f["file"]) for f in files if f["status"] == "would ingest"]
+    posting = match_and_post(db_url, str(settings.directory), day, dry_run, actor, new_files, return_state=True)
+    if posting.is_failed():
+        error = posting.result(raise_on_failure=False)
+        create_markdown_artifact(
+            markdown=f"# Posting run as of {day} failed\n\n{type(error).__name__}: {error}\n\n"
+                     "Committed chunks stay posted; the inbox files were not archived. Run again to post the rest.",
+            key="posting-run-summary",
+        )
+        raise error
+    summary = posting.result()
+    if not dry_run and summary["status"] == "completed":
+        files = archive_statements(files, str(box.path), str(box.archive), day)
+
+    report = inbox_lib.day_dict(summary, str(box.path), files, time.perf_counter() - started)
+    create_markdown_artifact(markdown=summary_markdown(report), key="posting-run-summary")
+    create_table_artifact(table=summary_rows(report), key="posting-run-table")
+    warnings = _warnings(files)
+    for f in warnings:
+        logger.warning("%s %s: %s", f["file"], f["status"], f["reason"])
+    if summary["status"] != "completed":
+        message = f"posting run {summary['run_id']} {summary['status']}: " + "; ".join(summary["violations"])
+        return Failed(message=message, data=inbox_lib.RunFailed(message, report))
+    if warnings:
+        names = ", ".join(f["file"] for f in warnings)
+        return Completed(message=f"completed with warnings: {len(warnings)} file(s) not ingested: {names}", data=report)
+    return report
+
+
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
+def load_snapshot(db_url: str | None, folder: str) -> dict[str, int]:
+    return asdict(service.load_ar(_engine(db_url), folder))
+
+
+@flow(name="load-ar", log_prints=True)
+def load_ar_flow(db_url: str | None = None, config_dir: str | None = None, folder: str | None = None) -> dict[str, int]:
+    """Load the receivables snapshot (all or nothing) from `folder`, default [inbox] receivables."""
+    folder = folder or str(inbox_lib.InboxSettings.from_settings(load_settings(config_dir)).receivables)
+    counts = load_snapshot(db_url, folder)
+    create_table_artifact(table=[{"what": k, "count": v} for k, v in counts.items()], key="receivables-load")
+    return counts
+
+
+@task(cache_policy=NO_CACHE)
+def balance_totals(db_url: str | None, config_dir: str | None, as_of: str, output: str | None) -> dict[str, Any]:
+    from reconcile.balances import balances, bucket_labels
+    from reconcile.export import decimal_text, write_csv
+
+    edges = [int(e) for e in load_settings(config_dir).section("aging").get("buckets", [0, 30, 60, 90])]
+    frame = balances(_engine(db_url), date.fromisoformat(as_of), edges)
+    money = ["open", *bucket_labels(edges), "on_account", "pending_application"]
+    totals = frame.group_by("currency").agg(pl.col(money).sum(), pl.len().alias("customers")).sort("currency")
+    text = totals.with_columns([decimal_text(pl.col(c), pl.col("currency")).alias(c) for c in money])
+    written = None
+    if output:
+        target = Path(output) / f"balances-{as_of}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(frame.with_columns([decimal_text(pl.col(c), pl.col("currency")).alias(c) for c in money]), target)
+        written = str(target)
+    return {"as_of": as_of, "customers": frame["customer_id"].n_unique(), "totals": text.to_dicts(), "file": written}
+
+
+@flow(name="reports", log_prints=True)
+def reports_flow(
+    db_url: str | None = None, config_dir: str | None = None, as_of: str | None = None, output: str | None = None,
 ) -> dict[str, Any]:
-    ingested = [ingest_statement(db_url, f) for f in files or []]
-    summary = match_and_post(db_url, config_dir, as_of, dry_run, actor)
-    create_markdown_artifact(markdown=summary_markdown(summary, ingested), key="posting-run-summary")
-    return summary
+    """Customer balances and aging after posting: totals per currency as an artifact, the detail as CSV in `output`."""
+    result = balance_totals(db_url, config_dir, as_of or service.utcnow().date().isoformat(), output)
+    create_table_artifact(table=result["totals"] or [{"currency": "-"}], key="receivables-balances")
+    return result

@@ -273,3 +273,15 @@ def run_day(
         if summary.status == "completed":
             outcomes = archive_outcomes(outcomes, box.path, box.archive, day)
     return DayReport(summary, str(box.path), outcomes, time.perf_counter() - started)
+
+
+class RunFailed(ReconcileError):
+    """A posting run that finished but failed (e.g. a ledger check); carries the day's report (day_dict)."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message, report)  # both in args, so the error pickles whole
+        self.message = message
+        self.report = report
+
+    def __str__(self) -> str:
+        return self.message

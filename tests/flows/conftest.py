@@ -22,8 +22,12 @@ def prefect_server() -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in [*settings, "PREFECT_API_URL"]}
     os.environ.update(settings)
     os.environ.pop("PREFECT_API_URL", None)
+    from prefect.logging.configuration import ensure_logging_setup
     from prefect.testing.utilities import prefect_test_harness
 
+    # Prefect binds its console log handler to sys.stderr when first set up; do it now, on
+    # pytest's stream, not inside a CliRunner.invoke whose stream closes when the command ends
+    ensure_logging_setup()
     with prefect_test_harness(server_startup_timeout=120):
         yield
     for key, value in saved.items():

@@ -103,13 +103,14 @@ def load_ar(
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Statement files (OFX, CAMT.053/054, CSV, MT940, BAI2)")],
     account: Annotated[str | None, typer.Option(help="Account for files that do not name one (generic CSV)")] = None,
+    profile: Annotated[str | None, typer.Option(help="CSV profile to read the files with, instead of detecting it")] = None,
     db_url: DbOption = None,
 ) -> None:
     """Parse statement files and store their lines; re-importing adds nothing."""
     engine = engine_for(db_url)
     rows = []
     for path in files:
-        result = service.ingest_file(engine, path, account=account)
+        result = service.ingest_file(engine, path, account=account, profile=profile)
         note = "already imported" if result.already_imported else "; ".join(result.warnings)
         rows.append((path.name, result.format, result.statements, result.lines, result.new_lines, note))
     print_table("ingested", ["file", "format", "statements", "lines", "new", "note"], rows,
@@ -120,30 +121,46 @@ def ingest(
 @handles_errors
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Business date of the run (YYYY-MM-DD), default today")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted; write nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted; store, post and move nothing")] = False,
     no_flow: Annotated[bool, typer.Option("--no-flow", help="Run the same steps without Prefect")] = False,
+    inbox: Annotated[str | None, typer.Option("--inbox", help="Statement inbox folder (default: config [inbox] path)")] = None,
     actor: Annotated[str, typer.Option(help="Who is running it (audit trail)")] = "system",
     as_json: JsonOption = False,
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
 ) -> None:
-    """The daily posting run: match every unmatched credit, post, queue exceptions, summarise."""
+    """The daily posting run: ingest the inbox, match every unmatched credit, post, queue exceptions, archive."""
+    from reconcile import inbox as inbox_lib
+
     engine = engine_for(db_url)
     day = date.fromisoformat(as_of) if as_of else None
     settings = settings_for(config_dir)
     if no_flow:
-        summary = service.run_posting(engine, settings=settings, as_of=day, dry_run=dry_run, actor=actor).to_dict()
+        summary = inbox_lib.run_day(engine, settings, inbox=inbox, as_of=day, dry_run=dry_run, actor=actor).to_dict()
     else:
         quiet_prefect()
         from reconcile.flows.daily import posting_run_flow
 
-        summary = posting_run_flow(
-            db_url=engine.url.render_as_string(hide_password=False),
-            config_dir=str(settings.directory), as_of=as_of, dry_run=dry_run, actor=actor,
+        # the URL as given (or None: the flow reads $RECONCILE_DB_URL), never rendered with its password
+        final = posting_run_flow(
+            db_url=db_url or state.db_url, config_dir=str(settings.directory), inbox=inbox,
+            as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, return_state=True,
         )
+        result = final.result(raise_on_failure=False)
+        if isinstance(result, inbox_lib.RunFailed):
+            summary = result.report
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            summary = result
     if as_json:
         print_json(summary)
     else:
+        if summary.get("files"):
+            print_table(f"inbox {summary['inbox']}", ["file", "status", "format", "lines", "new", "note"], [
+                (f["file"], f["status"], f["format"], f["lines"], f["new_lines"], f["reason"] or f["moved_to"])
+                for f in summary["files"]
+            ], right=("lines", "new"))
         print_run_summary(summary)
     if summary["status"] != "completed":
         raise typer.Exit(1)
@@ -153,13 +170,14 @@ def run(
 @handles_errors
 def parse(
     file: Annotated[Path, typer.Argument(help="A statement file")],
+    profile: Annotated[str | None, typer.Option(help="CSV profile to read it with, instead of detecting it")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a statement file parses to, without touching the database."""
     from reconcile.parsers import parse_file
     from reconcile.statement_json import parsed_to_json
 
-    document = parsed_to_json(parse_file(file))
+    document = parsed_to_json(parse_file(file, profile=profile))
     if as_json:
         print_json(document)
         return

@@ -1,0 +1,103 @@
+"""The deployments `reconcile serve` runs: the same names, schedules and parameters as prefect.yaml.
+
+The daily posting run on a cron schedule (config [schedule]) with at most one
+run at a time; the receivables load before it; the reports after each
+completed posting run (an event trigger, so they never race the posting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
+from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
+
+from reconcile.config import Settings
+from reconcile.errors import ConfigError
+
+DEFAULT_CRON = "0 6 * * 1-5"
+DEFAULT_TIMEZONE = "UTC"
+POSTING_RUN = "daily-posting-run"
+
+
+def schedule_settings(settings: Settings, cron: str | None = None, timezone: str | None = None) -> dict[str, str]:
+    section = settings.section("schedule")
+    values = {
+        "cron": cron or section.get("cron", DEFAULT_CRON),
+        "timezone": timezone or section.get("timezone", DEFAULT_TIMEZONE),
+        "load_ar_cron": section.get("load_ar_cron", ""),
+    }
+    for key, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"[schedule] {key} must be text, not {value!r}")
+    for key in ("cron", "load_ar_cron"):
+        if values[key] and len(values[key].split()) != 5:
+            raise ConfigError(f"[schedule] {key} = {values[key]!r} is not a cron expression (five fields)")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(values["timezone"])
+    except (KeyError, ValueError):
+        raise ConfigError(f"[schedule] timezone {values['timezone']!r} is not an IANA time zone name") from None
+    return values
+
+
+def build_deployments(
+    settings: Settings, *, inbox: str | None = None, cron: str | None = None, timezone: str | None = None,
+) -> list[RunnerDeployment]:
+    when = schedule_settings(settings, cron, timezone)
+    module = EntrypointType.MODULE_PATH  # importable wherever reconcile is installed
+    posting = posting_run_flow.to_deployment(
+        name=POSTING_RUN,
+        schedules=[Cron(when["cron"], timezone=when["timezone"])],
+        # a second run waits for the first (the ledger's lock would serialise them anyway)
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+        parameters={"inbox": inbox, "as_of": None, "dry_run": False},
+        description="Ingest the inbox, match and post, archive; one run at a time.",
+        tags=["reconcile"],
+        entrypoint_type=module,
+    )
+    load_ar = load_ar_flow.to_deployment(
+        name="load-ar",
+        schedules=[Cron(when["load_ar_cron"], timezone=when["timezone"])] if when["load_ar_cron"] else None,
+        concurrency_limit=1,
+        description="Load the receivables snapshot from [inbox] receivables.",
+        tags=["reconcile"],
+        entrypoint_type=module,
+    )
+    reports = reports_flow.to_deployment(
+        name="reports",
+        triggers=[DeploymentEventTrigger(
+            name="after the daily posting run",
+            expect={"prefect.flow-run.Completed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": POSTING_RUN},
+        )],
+        description="Balances and aging after each completed posting run.",
+        tags=["reconcile"],
+        entrypoint_type=module,
+    )
+    return [posting, load_ar, reports]
+
+
+def describe(deployments: list[RunnerDeployment]) -> list[dict[str, Any]]:
+    """What would be served, as plain data (for `reconcile serve --print`)."""
+    out = []
+    for d in deployments:
+        limit = d.concurrency_limit
+        out.append({
+            "name": d.name,
+            "flow": d.flow_name,
+            "entrypoint": d.entrypoint,
+            "schedules": [
+                {"cron": s.schedule.cron, "timezone": s.schedule.timezone} for s in d.schedules or []
+            ],
+            "triggers": [sorted(t.expect) for t in d.triggers or []],
+            "concurrency_limit": getattr(limit, "limit", limit),
+            "collision_strategy": getattr(getattr(d.concurrency_options, "collision_strategy", None), "value", None),
+            "parameters": d.parameters,
+        })
+    return out
