@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -152,7 +152,7 @@ def list_items(
 ) -> pl.DataFrame:
     """Queued lines matching `filters` (status and reason also as shortcuts), with age and SLA flag."""
     filters = filters or QueueFilter(status=status, reason=reason)
-    as_of = as_of or datetime.now(timezone.utc).date()
+    as_of = as_of or datetime.now(UTC).date()
     sla_days = QueueSettings.of(settings).sla_days
     ex, bl = tables.ExceptionItem, tables.BankLine
     query = (
@@ -337,13 +337,16 @@ def customer_open_items(session: Session, customer: str | None) -> list[dict[str
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    """SQLite hands back naive UTC, PostgreSQL aware datetimes: show both as aware UTC."""
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
 
 
 def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
              settings: Settings | None = None) -> dict[str, Any]:
     """One item by its id or its bank line's source_ref, with everything a person needs to decide it."""
-    as_of = as_of or datetime.now(timezone.utc).date()
+    as_of = as_of or datetime.now(UTC).date()
     sla_days = QueueSettings.of(settings).sla_days
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
