@@ -17,6 +17,9 @@ from reconcile.errors import InputError
 MAX_XML_BYTES = 1 << 30  # 1 GiB: far above any real statement, well below what hurts
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_NAMESPACE_DECLARATION = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*["']([^"']*)["']""")
+_ROOT_START = re.compile(rb"<[A-Za-z_][^>]*>")  # the first element's start tag (after <?xml ...?> and comments)
+_PREFIXED_TAG = re.compile(rb"</?[A-Za-z_][\w.-]*:[A-Za-z_]")
 
 
 def load(data: bytes, path: Path) -> tuple[etree._Element, str | None]:
@@ -32,12 +35,23 @@ def load(data: bytes, path: Path) -> tuple[etree._Element, str | None]:
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True,
         remove_pis=True,
     )
+    # Most bank files declare one default namespace and no prefixes: dropping that one declaration before
+    # parsing gives namespace-free tags at C speed (renaming every element afterwards costs ~40 % of a parse).
+    default_namespace = None
+    defaults = [m for m in _NAMESPACE_DECLARATION.finditer(data) if not m.group(1)]
+    root_tag = _ROOT_START.search(data)
+    if (len(defaults) == 1 and root_tag and root_tag.start() < defaults[0].start() < root_tag.end()
+            and not _PREFIXED_TAG.search(data)):  # the root's own declaration; prefixed attributes (xsi:) may stay
+        default_namespace = defaults[0].group(2).decode("utf-8", "replace")
+        data = data[: defaults[0].start()] + data[defaults[0].end():]
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         line = getattr(exc, "lineno", None) or (exc.position[0] if getattr(exc, "position", None) else None)
         where = f"line {line}" if line else None
         raise InputError(path, where, f"not well-formed XML: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    if default_namespace is not None:
+        return root, default_namespace
     namespace = etree.QName(root).namespace
     for element in root.iter():
         if isinstance(element.tag, str) and element.tag[0] == "{":

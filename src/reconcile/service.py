@@ -35,7 +35,7 @@ from reconcile.receivables import read_snapshot
 from reconcile.runlock import posting_lock
 from reconcile.snapshot_store import LoadCounts, store_snapshot
 
-POST_CHUNK_LINES = 2000
+POST_CHUNK_LINES = 5000
 CONNECTION_ATTEMPTS = 4       # a chunk whose connection drops is retried on a fresh one
 RETRY_PAUSE_SECONDS = 0.5
 
@@ -236,14 +236,25 @@ def post_result(
 ) -> None:
     """Post decisions chunk by chunk in booking order; each chunk is one transaction."""
     allocations = _with_installment_ids(result.allocations, book)
-    line_ids = lines.sort("booking_date", "bank_line_id")["bank_line_id"].to_list()
-    starts = range(0, len(line_ids), chunk_lines)
-    for number, start in enumerate(starts, start=1):
-        chunk = pl.Series(line_ids[start:start + chunk_lines]).implode()
-        marker = f"chunk {number} of {len(starts)}"
+    order = lines.sort("booking_date", "bank_line_id").select(
+        "bank_line_id", (pl.int_range(pl.len()) // chunk_lines + 1).alias("_chunk")
+    )
+    total = (lines.height + chunk_lines - 1) // chunk_lines
+
+    def by_chunk(frame: pl.DataFrame, key: str = "bank_line_id") -> dict[int, pl.DataFrame]:
+        keyed = frame.join(order.rename({"bank_line_id": key}), on=key, how="left")
+        return {k[0]: part.drop("_chunk") for k, part in keyed.partition_by("_chunk", as_dict=True).items()}
+
+    parts = {
+        "lines": by_chunk(lines), "allocations": by_chunk(allocations), "exceptions": by_chunk(result.exceptions),
+        "skipped": by_chunk(result.skipped), "returns": by_chunk(result.returns, "debit_line_id"),
+    }
+    for number in range(1, total + 1):
+        chunk = {name: frames_.get(number) for name, frames_ in parts.items()}
+        marker = f"chunk {number} of {total}"
         for attempt in range(1, CONNECTION_ATTEMPTS + 1):
             try:
-                _post_one_chunk(engine, run_id, chunk, lines, allocations, result, actor, now, marker)
+                _post_one_chunk(engine, run_id, chunk, result, actor, now, marker)
                 break
             except Exception as exc:
                 if not db.lost_connection(exc):
@@ -252,7 +263,7 @@ def post_result(
                     break  # the commit reached the server; only its answer was lost
                 if attempt == CONNECTION_ATTEMPTS:
                     raise ReconcileError(
-                        f"database connection lost while posting chunk {number} of {len(starts)} "
+                        f"database connection lost while posting chunk {number} of {total} "
                         f"({CONNECTION_ATTEMPTS} attempts): the chunks before it are committed, this one was "
                         f"rolled back; run `reconcile run` again to post the rest ({type(exc.orig).__name__})"
                     ) from None
@@ -274,23 +285,27 @@ def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
 
 
 def _post_one_chunk(
-    engine: Engine, run_id: str, chunk: pl.Series, lines: pl.DataFrame, allocations: pl.DataFrame,
-    result: MatchResult, actor: str, now: datetime, marker: str,
+    engine: Engine, run_id: str, chunk: dict[str, pl.DataFrame | None], result: MatchResult, actor: str,
+    now: datetime, marker: str,
 ) -> None:
+    """One chunk's lines, with their decisions, in one transaction."""
+    def part(name: str, empty: pl.DataFrame) -> pl.DataFrame:
+        found = chunk[name]
+        return empty.clear() if found is None else found
+
+    lines = chunk["lines"]
+    assert lines is not None  # every chunk has lines: chunks are cut from the lines
     with db.transaction(engine) as session:
         post_chunk(
-            session,
-            lines=lines.filter(pl.col("bank_line_id").is_in(chunk)),
-            allocations=allocations.filter(pl.col("bank_line_id").is_in(chunk)),
-            exceptions=result.exceptions.filter(pl.col("bank_line_id").is_in(chunk)),
-            skipped=result.skipped.filter(pl.col("bank_line_id").is_in(chunk)),
+            session, lines=lines, allocations=part("allocations", result.allocations),
+            exceptions=part("exceptions", result.exceptions), skipped=part("skipped", result.skipped),
             run_id=run_id, actor=actor, now=now,
         )
-        for debit, credit, evidence in result.returns.filter(pl.col("debit_line_id").is_in(chunk)).iter_rows():
+        for debit, credit, evidence in part("returns", result.returns).iter_rows():
             apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, run_id=run_id)
         # commits with the chunk: tells a retry after a lost connection whether the chunk is in
         session.add(tables.AuditEntry(at=now, actor=actor, action="run_chunk", run_id=run_id, reason=marker,
-                                      details=json.dumps({"lines": chunk.list.len().item()})))
+                                      details=json.dumps({"lines": lines.height})))
 
 
 def run_posting(

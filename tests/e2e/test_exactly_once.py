@@ -34,7 +34,7 @@ def _config(tmp_path: Path, chunk_lines: int) -> Path:
     folder = tmp_path / "config"
     shutil.copytree(REPO / "config", folder)
     toml = folder / "reconcile.toml"
-    toml.write_text(toml.read_text().replace("chunk_lines = 2000", f"chunk_lines = {chunk_lines}"))
+    toml.write_text(toml.read_text().replace("chunk_lines = 5000", f"chunk_lines = {chunk_lines}"))
     return folder
 
 

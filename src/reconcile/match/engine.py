@@ -20,7 +20,6 @@ Every allocation carries its rule, confidence and evidence (signals, runner-up, 
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -135,7 +134,7 @@ class Settings:
     max_size: int
     joint_candidates: int
     confidence: dict[str, float]
-    non_receivable: list[tuple[str, re.Pattern[str]]]
+    non_receivable: list[tuple[str, str]]  # (category, case-insensitive regular expression)
 
     @classmethod
     def of(cls, rules: Rules, currencies: set[str]) -> Settings:
@@ -157,7 +156,7 @@ class Settings:
             max_size=int(raw.get("max_subset_size", 5)),
             joint_candidates=int(raw.get("name_amount_candidates", 10)),
             confidence=confidence,
-            non_receivable=[(category, re.compile(p, re.IGNORECASE)) for category, p in patterns.items()],
+            non_receivable=list(patterns.items()),
         )
 
 
@@ -182,8 +181,9 @@ class Matcher:
     """Decides lines one by one against an OpenBook (one instance per run or per partition)."""
 
     def __init__(self, book: OpenBook, settings: Settings, refs: dict[int, list[tuple[str, str]]],
-                 payers: dict[int, list[tuple[str, str, float, str]]]) -> None:
+                 payers: dict[int, list[tuple[str, str, float, str]]], non_receivable: dict[int, str]) -> None:
         self.book, self.s, self.refs, self.payers = book, settings, refs, payers
+        self.non_receivable = non_receivable
 
     # --- payer ---------------------------------------------------------------
 
@@ -363,10 +363,9 @@ class Matcher:
 
     def decide(self, line: dict) -> Decision:
         line_id = line["bank_line_id"]
-        text = " ".join(filter(None, (line.get("remittance"), line.get("bank_code"), line.get("counterparty_name"))))
-        for category, pattern in self.s.non_receivable:
-            if pattern.search(text):
-                return _queue("non_receivable", None, [], category=category)
+        category = self.non_receivable.get(line_id)
+        if category:
+            return _queue("non_receivable", None, [], category=category)
         named = self.refs.get(line_id, [])
         strong = [(n, h) for n, h in named if h != "fuzzy"]
         payer, how, payer_conf, payer_evidence = self.identify(line_id)
@@ -420,6 +419,7 @@ class Prepared:
     currencies: set[str]           # currencies with open items anywhere in the book
     refs: dict[int, list[tuple]]   # line -> [(invoice, found_by)]
     payers: dict[int, list[tuple]]  # line -> [(customer, by, score, name)]
+    non_receivable: dict[int, str]  # line -> category, for credits that are not receivables
 
 
 def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
@@ -435,14 +435,27 @@ def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
     payers = _group(payer_candidates(credits, book.customers, book.aliases, book.payer_accounts, needs_names),
                     "bank_line_id", ["customer_id", "by", "score", "matched_name"])
     return Prepared(frames.conform(credits, frames.MATCH_LINES), frames.conform(skipped, frames.SKIPPED),
-                    settings, currencies, refs, payers)
+                    settings, currencies, refs, payers, _non_receivable(credits, settings))
+
+
+def _non_receivable(credits: pl.DataFrame, settings: Settings) -> dict[int, str]:
+    """line -> the first category whose pattern matches its remittance, bank code or payer name."""
+    if not settings.non_receivable or credits.height == 0:
+        return {}
+    text = pl.concat_str([pl.col(c).fill_null("") for c in ("remittance", "bank_code", "counterparty_name")],
+                         separator=" ")
+    category = pl.lit(None, dtype=pl.String)
+    for name, pattern in reversed(settings.non_receivable):
+        category = pl.when(text.str.contains(f"(?i){pattern}")).then(pl.lit(name)).otherwise(category)
+    found = credits.select("bank_line_id", category.alias("category")).drop_nulls("category")
+    return dict(found.iter_rows())
 
 
 def decide_lines(prepared: Prepared, credits: pl.DataFrame, book: Book) -> MatchResult:
     """Decide `credits` (booking order) against `book`: the whole book, or one partition's customers."""
     open_book = OpenBook.of(book)
     open_book.currencies = prepared.currencies  # "no open item in this currency" is a question about the whole book
-    matcher = Matcher(open_book, prepared.settings, prepared.refs, prepared.payers)
+    matcher = Matcher(open_book, prepared.settings, prepared.refs, prepared.payers, prepared.non_receivable)
     allocations: list[dict] = []
     exceptions: list[dict] = []
     skipped_rows: list[dict] = []

@@ -91,6 +91,7 @@ def split(prepared: Prepared, book: Book, count: int) -> list[Partition]:
             prepared, credits=credits, skipped=prepared.skipped.clear(),
             refs={k: v for k, v in prepared.refs.items() if k in ids},
             payers={k: v for k, v in prepared.payers.items() if k in ids},
+            non_receivable={k: v for k, v in prepared.non_receivable.items() if k in ids},
         )
         parts.append(Partition(number, sub, sub_book))
     return parts
