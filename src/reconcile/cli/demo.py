@@ -37,7 +37,10 @@ def run_demo(directory: Path, use_flow: bool = True) -> None:
         quiet_prefect()
         from reconcile.flows.daily import posting_run_flow
 
-        summary = posting_run_flow(db_url=url, config_dir=str(settings.directory), as_of=files.as_of.isoformat())
+        inbox = directory / "inbox"  # the statements above are ingested already: the flow finds an empty inbox
+        inbox.mkdir(exist_ok=True)
+        summary = posting_run_flow(db_url=url, config_dir=str(settings.directory), inbox=str(inbox),
+                                   as_of=files.as_of.isoformat())
     else:
         summary = service.run_posting(engine, settings=settings, as_of=files.as_of).to_dict()
     print_run_summary(summary)
