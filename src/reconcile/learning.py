@@ -53,6 +53,40 @@ def _learn_row(session: Session, model: type, column: str, customer: str, value:
     return {"kind": column, "id": new_id, "customer_id": customer, "value": value}
 
 
+REFERENCE_PREFIX = "REF:"  # a learned reference pattern, stored with the payer accounts (never equal to an IBAN)
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/\.]{2,}[A-Za-z0-9]")
+
+
+def _token_key(token: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", token.upper())
+
+
+def repeated_reference_tokens(session: Session, line: Any, customer: str) -> list[str]:
+    """Tokens of this line's remittance (a customer number, a contract number) that the same customer's
+    earlier payments carried too, and that are not invoice numbers: the customer's own reference pattern."""
+    text = " ".join(filter(None, (line.remittance, line.reference)))
+    tokens = {_token_key(t): t for t in _TOKEN.findall(text)}
+    tokens = {k: t for k, t in tokens.items() if 4 <= len(k) <= 24 and any(c.isdigit() for c in k)}
+    if not tokens:
+        return []
+    inv = tables.Invoice
+    invoice_keys = {_token_key(v) for row in session.execute(
+        select(inv.invoice_number, inv.payment_reference)).all() for v in row if v}
+    tokens = {k: t for k, t in tokens.items() if k not in invoice_keys}
+    al, bl = tables.Allocation, tables.BankLine
+    repeated = []
+    for key, raw in sorted(tokens.items()):
+        earlier = session.execute(
+            select(bl.id).join(al, al.bank_line_id == bl.id)
+            .where(al.customer_id == customer, al.kind != "reversal", bl.id != line.id,
+                   bl.remittance.icontains(raw, autoescape=True))
+            .limit(1)
+        ).first()
+        if earlier is not None:
+            repeated.append(key)
+    return repeated
+
+
 def learn_payer(session: Session, line: Any, customer: str, *, actor: str, now: datetime) -> list[dict[str, Any]]:
     """Remember the line's payer account and name for `customer`; returns what was learned (new rows only)."""
     learned: list[dict[str, Any]] = []
@@ -72,6 +106,10 @@ def learn_payer(session: Session, line: Any, customer: str, *, actor: str, now: 
             row = _learn_row(session, tables.CustomerAlias, "alias", customer, name[:255], actor, now)
             if row:
                 learned.append(row)
+    for token in repeated_reference_tokens(session, line, customer):
+        row = _learn_row(session, tables.PayerAccount, "account", customer, REFERENCE_PREFIX + token, actor, now)
+        if row:
+            learned.append(row)
     if learned:
         session.add(tables.AuditEntry(
             at=now, actor=actor, action="learn", bank_line_id=line.id, reason=f"payer of customer {customer}",

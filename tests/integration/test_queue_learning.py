@@ -90,3 +90,33 @@ def test_no_learning_when_asked_not_to(engine, tmp_path: Path) -> None:
     resolve(engine, key, Decision("allocate", parts=(("A-3", None),), learn=False), actor="alice", now=LATER,
             settings=CONFIG)
     assert _learned(engine) == []
+
+
+def test_a_customer_number_written_on_every_payment_is_learned_once_it_repeats(engine, tmp_path: Path) -> None:
+    """Payments from changing accounts and names that always carry the customer's own number 'KD-4711'."""
+    service.load_ar(engine, write_snapshot(
+        tmp_path / "ar",
+        customers=[{"customer_id": "C1", "name": "Acme Trading"}, {"customer_id": "C2", "name": "Brick Works"}],
+        invoices=[
+            {"invoice_number": "A-3", "customer_id": "C1", "amount": "77.00"},
+            {"invoice_number": "A-4", "customer_id": "C1", "amount": "45.00"},
+            {"invoice_number": "A-5", "customer_id": "C1", "amount": "12.00"},
+            {"invoice_number": "B-1", "customer_id": "C2", "amount": "12.00"},
+        ],
+    ))
+    ingest_lines(engine, [
+        bank_line("K1", "77.00", name="J SMITH", remittance="KD-4711 october"),
+        bank_line("K2", "45.00", name="PAYROLL SERVICES", remittance="Kd-4711 november", booking_date="2026-11-24"),
+    ])
+    service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER)
+    queued = items(engine)
+    first = resolve(engine, queued["K1"], Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER,
+                    settings=CONFIG)
+    assert not [r for r in first["learned"] if r["value"].startswith("REF:")]  # seen once: not a pattern yet
+    second = resolve(engine, queued["K2"], Decision("allocate", parts=(("A-4", None),)), actor="bob", now=LATER,
+                     settings=CONFIG)
+    assert [r["value"] for r in second["learned"] if r["value"].startswith("REF:")] == ["REF:KD4711"]
+    ingest_lines(engine, [bank_line("K3", "12.00", name="SOMEONE ELSE", remittance="kd 4711? no: KD-4711 dec",
+                                    booking_date="2026-11-24")], digest="third")
+    assert service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER).lines_posted == 1
+    assert export.allocations_frame(engine).filter(source_ref="K3").select("invoice_number").rows() == [("A-5",)]

@@ -27,7 +27,29 @@ MAX_WORDS = 8                # words of a name used for blocking (a 70-character
 TRUNCATED_AT = (32, 35, 70)  # lengths banks cut payer names to
 
 
+REFERENCE_PREFIX = "REF:"  # learned reference patterns live beside the payer accounts (learning.py)
+
+
+def by_reference_pattern(lines: pl.DataFrame, payer_accounts: pl.DataFrame) -> pl.DataFrame:
+    """Customers whose learned reference pattern (a customer number they always write) is in the line."""
+    patterns = payer_accounts.filter(pl.col("account").str.starts_with(REFERENCE_PREFIX)).select(
+        "customer_id", pl.col("account").str.slice(len(REFERENCE_PREFIX)).alias("token"))
+    if patterns.height == 0:
+        return pl.DataFrame(schema=CANDIDATES)
+    text = pl.concat_str([pl.col(c).fill_null("") for c in ("remittance", "reference")], separator=" ").str.to_uppercase()
+    tokens = (
+        lines.select("bank_line_id", text.str.extract_all(r"[A-Z0-9][A-Z0-9\-/\.]{2,}[A-Z0-9]").alias("token"))
+        .explode("token").drop_nulls("token")
+        .with_columns(pl.col("token").str.replace_all(r"[^A-Z0-9]", ""))
+        .unique()
+    )
+    return tokens.join(patterns, on="token").select(
+        "bank_line_id", "customer_id", pl.lit("account").alias("by"), pl.lit(100.0).alias("score"),
+        (REFERENCE_PREFIX + pl.col("token")).alias("matched_name"))
+
+
 def by_account(lines: pl.DataFrame, payer_accounts: pl.DataFrame) -> pl.DataFrame:
+    payer_accounts = payer_accounts.filter(~pl.col("account").str.starts_with(REFERENCE_PREFIX))
     known = payer_accounts.select("customer_id", account_norm(pl.col("account")).alias("acct")).unique()
     return (
         lines.filter(pl.col("counterparty_account").is_not_null())
@@ -119,7 +141,7 @@ def payer_candidates(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.D
     Names are compared only for the lines in `names_for` (default all): a line whose references already
     name its invoices, or whose account is known, needs no fuzzy name search.
     """
-    accounts = by_account(lines, payer_accounts)
+    accounts = pl.concat([by_account(lines, payer_accounts), by_reference_pattern(lines, payer_accounts)])
     named = lines if names_for is None else lines.join(names_for.select("bank_line_id"), on="bank_line_id")
     named = named.join(accounts.select("bank_line_id").unique(), on="bank_line_id", how="anti")
     found = pl.concat([accounts, by_name(named, customers, aliases)])
