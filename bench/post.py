@@ -19,21 +19,21 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+from reconcile.parsers.base import ParsedFile, Statement
 from sqlalchemy import create_engine, text
 
 from reconcile import db, frames, ledger_check, service
 from reconcile.config import load_settings
 from reconcile.ingest import store_parsed
 from reconcile.match import Rules
-from reconcile.parsers.base import ParsedFile, Statement
-from reconcile.snapshot_store import store_snapshot
 from reconcile.receivables import Snapshot
+from reconcile.snapshot_store import store_snapshot
 
-NOW = datetime(2026, 11, 25, 6, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
 
 

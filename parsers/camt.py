@@ -14,12 +14,12 @@ from pathlib import Path
 
 import polars as pl
 from lxml import etree
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.xmlsafe import load, split_documents
 
 from reconcile import frames
 from reconcile.errors import InputError
 from reconcile.money import to_minor
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
-from reconcile.parsers.xmlsafe import load, split_documents
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 REFUSED = {"BkToCstmrAcctRpt": "camt.052 intraday account reports are not statements; import the camt.053 statement"}

@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+from reconcile.parsers.base import ParsedFile, Statement
 
 from reconcile import frames
 from reconcile.errors import InputError
 from reconcile.money import format_minor
 from reconcile.money_expr import exponent_expr, minor_units_expr
-from reconcile.parsers.base import ParsedFile, Statement
 from reconcile.profiles import Profile, load_profiles
 
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconcile.errors import InputError
 from reconcile.parsers.base import ParsedFile, Parser
+
+from reconcile.errors import InputError
 
 HEAD_BYTES = 64 * 1024
 

@@ -7,19 +7,19 @@ into the files and objects the real code reads.
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 from sqlalchemy import Engine
 
 from reconcile import db
 from reconcile.ingest import IngestResult, store_parsed
 from reconcile.money import to_minor
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
-NOW = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
 
 def write_snapshot(

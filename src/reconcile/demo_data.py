@@ -87,7 +87,7 @@ def write_demo_data(directory: Path, today: date = date(2026, 11, 24)) -> DemoFi
     for inv in invoices:
         by_customer.setdefault(inv["customer_id"], []).append(inv)
     name_of = {c["customer_id"]: c for c in customers}
-    cents = lambda inv: int(Decimal(inv["open_amount"]) * 100)  # noqa: E731
+    cents = lambda inv: int(Decimal(inv["open_amount"]) * 100)
 
     day1: list[dict] = []
     day2: list[dict] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 from sqlalchemy import Engine, or_, select
@@ -93,5 +93,5 @@ def history(engine: Engine, *, line_ref: str | None = None, invoice: str | None 
 
 def _utc_text(at: datetime) -> str:
     if at.tzinfo is not None:
-        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+        at = at.astimezone(UTC).replace(tzinfo=None)
     return at.isoformat(sep=" ", timespec="seconds")

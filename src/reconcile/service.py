@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.money import format_minor
 from reconcile.parsers import parse_bytes, read_statement
 from reconcile.post import post_chunk
+from reconcile.receivables import read_snapshot
 from reconcile.returns import pair_returns
 from reconcile.reverse import apply_return
-from reconcile.receivables import read_snapshot
 from reconcile.runlock import posting_lock
 from reconcile.snapshot_store import LoadCounts, store_snapshot
 
@@ -41,7 +41,7 @@ RETRY_PAUSE_SECONDS = 0.5
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def init_database(engine: Engine) -> None:

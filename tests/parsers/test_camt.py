@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reconcile.parsers import parse_bytes, parse_file
 
 from reconcile.errors import InputError
-from reconcile.parsers import parse_bytes, parse_file
 from tests.parsers.golden import check_golden
 
 READABLE = [
@@ -71,7 +71,7 @@ def _one(corpus: Path, relative: str):  # type: ignore[no-untyped-def]
 
 
 def test_oca_txdtls_batch_is_split_into_its_details(corpus: Path) -> None:
-    parsed, [st_] = _one(corpus, "camt053/oca/test-camt053-txdtls")
+    _, [st_] = _one(corpus, "camt053/oca/test-camt053-txdtls")
     assert (st_.account, st_.currency, st_.opening_minor, st_.closing_minor) == ("CH1111000000123456789", "CHF", 7596015, 7944315)
     first, second = st_.lines.rows(named=True)
     assert first["amount_minor"] == 218700 and second["amount_minor"] == 129600

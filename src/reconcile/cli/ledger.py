@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from reconcile import ledger
-from reconcile.money import format_minor
 from reconcile.cli.common import (
     DbOption,
     JsonOption,
@@ -19,6 +18,7 @@ from reconcile.cli.common import (
     print_json,
     print_table,
 )
+from reconcile.money import format_minor
 from reconcile.service import utcnow
 
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (kept in the audit log)", envvar="USER")]
