@@ -8,6 +8,9 @@ not open files, touch the database or know about matching.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -56,6 +59,28 @@ class Parser(Protocol):
     def parse(self, data: bytes, path: Path) -> ParsedFile:
         """Parse the whole file; raise errors.InputError naming path, position and reason."""
         ...
+
+
+# Time zones of the accounts (config [statements]): the calendar day of a booking the bank gives as a
+# date-time with an offset (often UTC) is the day in the account's zone. Set by the caller around parsing.
+ACCOUNT_TIMEZONES: ContextVar[Mapping[str, str] | None] = ContextVar("account_timezones", default=None)
+
+
+def account_timezone(account: str | None) -> str | None:
+    """The configured zone of `account` ("*" is the default for every account), or None."""
+    zones = ACCOUNT_TIMEZONES.get()
+    if not zones:
+        return None
+    return zones.get(account or "") or zones.get("*") or None
+
+
+@contextmanager
+def timezones(zones: Mapping[str, str] | None) -> Iterator[None]:
+    token = ACCOUNT_TIMEZONES.set(zones)
+    try:
+        yield
+    finally:
+        ACCOUNT_TIMEZONES.reset(token)
 
 
 def lines_frame(records: list[dict]) -> pl.DataFrame:

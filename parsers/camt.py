@@ -8,13 +8,14 @@ CAMT.052 intraday reports are recognised and refused: they are not statements.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from lxml import etree
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.base import ParsedFile, Statement, account_timezone, lines_frame
 from reconcile.parsers.xmlsafe import load, split_documents
 
 from reconcile import frames
@@ -69,17 +70,30 @@ class Flat:
         return value or None
 
 
-def _day(element: etree._Element | None, where: str, path: Path) -> date | None:
-    """A Dt, or the calendar day of a DtTm as the bank wrote it (its own offset)."""
+def _day(element: etree._Element | None, where: str, path: Path, zone: ZoneInfo | None = None) -> date | None:
+    """A Dt, or the calendar day of a DtTm: in the account's zone when one is configured and the DtTm has an
+    offset (a UTC "Z" time late in the evening is the next morning in Europe), else as the bank wrote it."""
     if element is None:
         return None
     raw = _text(element, "Dt") or _text(element, "DtTm")
     if raw is None:
         return None
     try:
+        if zone is not None and len(raw) > 10 and (raw.endswith("Z") or raw[-6] in "+-"):
+            return datetime.fromisoformat(raw).astimezone(zone).date()
         return date.fromisoformat(raw[:10])
-    except ValueError:
+    except (ValueError, IndexError):
         raise InputError(path, where, f"'{raw}' is not a date") from None
+
+
+def _zone(account: str, path: Path) -> ZoneInfo | None:
+    name = account_timezone(account)
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(path, None, f"unknown time zone '{name}' configured for account {account}") from None
 
 
 def _amount(element: etree._Element | None, where: str, path: Path) -> tuple[int, str]:
@@ -217,6 +231,7 @@ class CamtParser:
         account = _text(element, "Acct/Id/IBAN") or _text(element, "Acct/Id/Othr/Id")
         if not account:
             raise InputError(path, f"{where}/Acct", "statement names no account (IBAN or Othr/Id)")
+        zone = _zone(account, path)
         currency = _text(element, "Acct/Ccy")
         opening = closing = None
         for n, balance in enumerate(element.findall("Bal"), start=1):
@@ -246,7 +261,7 @@ class CamtParser:
             signed_entry = entry_minor * _sign(_text(entry, "CdtDbtInd"), f"{ewhere}/CdtDbtInd", path)
             booked_total += signed_entry
             currency = currency or entry_currency
-            records.extend(self._entry_lines(entry, ewhere, signed_entry, entry_currency, path, default_day))
+            records.extend(self._entry_lines(entry, ewhere, signed_entry, entry_currency, path, default_day, zone))
 
         lines = lines_frame(records)
         lines = _fill_refs(lines)
@@ -268,14 +283,15 @@ class CamtParser:
         )
 
     def _entry_lines(self, entry: etree._Element, where: str, signed_entry: int, currency: str,
-                     path: Path, default_day: str | None) -> list[dict]:
+                     path: Path, default_day: str | None, zone: ZoneInfo | None = None) -> list[dict]:
         # Notifications may carry no booking date: value date, then the message's creation day.
-        booking = _day(entry.find("BookgDt"), f"{where}/BookgDt", path) or _day(entry.find("ValDt"), f"{where}/ValDt", path)
+        booking = _day(entry.find("BookgDt"), f"{where}/BookgDt", path, zone) \
+            or _day(entry.find("ValDt"), f"{where}/ValDt", path, zone)
         if booking is None and default_day:
             booking = date.fromisoformat(default_day[:10])
         if booking is None:
             raise InputError(path, f"{where}/BookgDt", "entry has no booking date")
-        value = _day(entry.find("ValDt"), f"{where}/ValDt", path)
+        value = _day(entry.find("ValDt"), f"{where}/ValDt", path, zone)
         details = entry.findall("NtryDtls/TxDtls")
         entry_sign = 1 if signed_entry >= 0 else -1
 

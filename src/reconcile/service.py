@@ -28,6 +28,7 @@ from reconcile.match import Book, MatchResult, Rules, match_lines
 from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.money import format_minor
 from reconcile.parsers import parse_bytes, read_statement
+from reconcile.parsers.base import timezones
 from reconcile.post import post_chunk
 from reconcile.receivables import read_snapshot
 from reconcile.returns import pair_returns
@@ -57,15 +58,25 @@ def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None) 
 
 def ingest_file(
     engine: Engine, path: str | Path, now: datetime | None = None, account: str | None = None,
-    profile: str | None = None,
+    profile: str | None = None, settings: Settings | None = None,
 ) -> IngestResult:
     """Parse one statement file (with the CSV profile named, else the one detected) and store its lines;
     a file that fails stores nothing."""
     path = Path(path)
     data = read_statement(path)
-    parsed = parse_bytes(data, path, profile=profile)
+    with timezones(account_timezones(settings or load_settings())):
+        parsed = parse_bytes(data, path, profile=profile)
     with db.transaction(engine) as session:
         return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
+
+
+def account_timezones(settings: Settings) -> dict[str, str]:
+    """config [statements]: `timezone` for every account ("*"), `account_timezones` per account."""
+    section = settings.section("statements")
+    zones = {str(k): str(v) for k, v in dict(section.get("account_timezones", {})).items()}
+    if section.get("timezone"):
+        zones["*"] = str(section["timezone"])
+    return zones
 
 
 def ingest_files(engine: Engine, paths: list[str | Path], now: datetime | None = None) -> list[IngestResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -129,3 +130,18 @@ def test_same_results_on_sqlite_and_postgresql(tmp_path: Path) -> None:
         schema_gen.close()
     assert exports[0][0].equals(exports[1][0])
     assert exports[0][1].equals(exports[1][1])
+
+
+def test_ingest_books_utc_times_on_the_configured_accounts_day(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.parsers.test_camt import LATE_UTC
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
+    toml = config / "reconcile.toml"
+    toml.write_text(toml.read_text().replace('timezone = ""', 'timezone = "Europe/Amsterdam"'))
+    statement = tmp_path / "late.xml"
+    statement.write_bytes(LATE_UTC)
+    service.ingest_file(engine, statement, settings=load_settings(config))
+    with db.transaction(engine) as session:
+        days = dict(session.execute(select(tables.BankLine.source_ref, tables.BankLine.booking_date)).all())
+    assert days == {"TZ-REF-1": date(2026, 11, 24), "TZ-REF-2": date(2026, 11, 23)}

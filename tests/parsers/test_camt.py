@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reconcile.parsers import parse_bytes, parse_file
+from reconcile.parsers.base import timezones
 
 from reconcile.errors import InputError
 from tests.parsers.golden import check_golden
@@ -216,3 +217,33 @@ def test_mutated_files_raise_only_input_errors(start: int, length: int, junk: by
         parse_bytes(mutated, Path("fuzz.xml"))
     except InputError:
         pass
+
+
+LATE_UTC = b"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
+<GrpHdr><MsgId>TZ</MsgId><CreDtTm>2026-11-24T06:00:00Z</CreDtTm></GrpHdr>
+<Stmt><Id>TZ-1</Id><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id><Ccy>EUR</Ccy></Acct>
+<Ntry><Amt Ccy="EUR">10.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+<BookgDt><DtTm>2026-11-23T23:30:00Z</DtTm></BookgDt><ValDt><DtTm>2026-11-23T23:30:00+00:00</DtTm></ValDt>
+<AcctSvcrRef>TZ-REF-1</AcctSvcrRef></Ntry>
+<Ntry><Amt Ccy="EUR">11.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+<BookgDt><Dt>2026-11-23</Dt></BookgDt><AcctSvcrRef>TZ-REF-2</AcctSvcrRef></Ntry>
+</Stmt></BkToCstmrStmt></Document>"""
+
+
+@pytest.mark.parametrize(("zones", "expected"), [
+    (None, [date(2026, 11, 23), date(2026, 11, 23)]),                             # as the bank wrote it
+    ({"NL91ABNA0417164300": "Europe/Amsterdam"}, [date(2026, 11, 24), date(2026, 11, 23)]),  # 00:30 in Amsterdam
+    ({"*": "America/New_York"}, [date(2026, 11, 23), date(2026, 11, 23)]),
+])
+def test_a_utc_booking_time_is_booked_on_the_accounts_calendar_day(zones, expected) -> None:  # type: ignore[no-untyped-def]
+    with timezones(zones):
+        parsed = parse_bytes(LATE_UTC, Path("late.xml"))
+    lines = parsed.statements[0].lines
+    assert lines["booking_date"].to_list() == expected
+    assert lines["value_date"].to_list()[0] == expected[0]
+
+
+def test_an_unknown_time_zone_is_a_clear_error() -> None:
+    with timezones({"*": "Mars/Olympus"}), pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'"):
+        parse_bytes(LATE_UTC, Path("late.xml"))
