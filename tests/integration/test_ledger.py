@@ -200,3 +200,25 @@ def test_a_write_off_settles_the_item_and_is_reversed_with_it(engine: Engine, tm
     ledger.unapply(engine, "F1", reason="fee was ours", actor="alice", now=LATER)
     assert _open(engine)["INV-101"] == 6000
     assert ledger.check(engine) == []
+
+
+def test_installments_paid_out_of_due_order_are_a_violation(engine: Engine, tmp_path: Path) -> None:
+    service.load_ar(engine, write_snapshot(
+        tmp_path / "ar", customers=[{"customer_id": "C1", "name": "Acme"}],
+        invoices=[{"invoice_number": "INV-900", "customer_id": "C1", "amount": "300.00"}],
+        installments=[{"plan_id": "PL1", "invoice_number": "INV-900", "installment_no": n,
+                       "due_date": f"2026-1{n - 1}-01", "amount": "100.00"} for n in (1, 2, 3)],
+    ))
+    ingest_lines(engine, [bank_line("I1", "100.00", remittance="INV-900 first instalment")])
+    _run(engine)
+    rows = export.allocations_frame(engine).select("kind", "invoice_number", "installment_no", "amount").rows()
+    assert rows == [("installment", "INV-900", 1, "100.00")]
+    assert ledger.check(engine) == []
+    with engine.begin() as connection:  # the same money moved onto the second installment, open amounts kept in step
+        connection.execute(text(
+            "UPDATE allocations SET installment_no = 2,"
+            " installment_id = (SELECT id FROM installments WHERE installment_no = 2)"))
+        connection.execute(text(
+            "UPDATE installments SET open_amount_minor = CASE installment_no WHEN 1 THEN 10000 WHEN 2 THEN 0"
+            " ELSE open_amount_minor END"))
+    assert [(v.rule, v.subject) for v in ledger.check(engine)] == [("installment_order", "plan PL1 installment 2")]
