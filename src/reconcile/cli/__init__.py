@@ -19,6 +19,7 @@ from reconcile.cli import exceptions as exceptions_cli
 from reconcile.cli import ledger as ledger_cli
 from reconcile.cli import reports as reports_cli
 from reconcile.cli import serve as serve_cli
+from reconcile.cli import web as web_cli
 from reconcile.cli import export as export_cli
 from reconcile.cli import profiles as profiles_cli
 from reconcile.cli.common import (
@@ -47,7 +48,7 @@ app.add_typer(exceptions_cli.app, name="exceptions")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(profiles_cli.app, name="profiles")
 # Command groups that add top-level commands register themselves here.
-for module in (balances_cli, ledger_cli, reports_cli, serve_cli):
+for module in (balances_cli, ledger_cli, reports_cli, serve_cli, web_cli):
     module.register(app)
 
 
@@ -110,7 +111,7 @@ def ingest(
     engine = engine_for(db_url)
     rows = []
     for path in files:
-        result = service.ingest_file(engine, path, account=account, profile=profile)
+        result = service.ingest_file(engine, path, account=account, profile=profile, settings=settings_for(None))
         note = "already imported" if result.already_imported else "; ".join(result.warnings)
         rows.append((path.name, result.format, result.statements, result.lines, result.new_lines, note))
     print_table("ingested", ["file", "format", "statements", "lines", "new", "note"], rows,
