@@ -47,9 +47,6 @@ app = typer.Typer(
 app.add_typer(exceptions_cli.app, name="exceptions")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(profiles_cli.app, name="profiles")
-# Command groups that add top-level commands register themselves here.
-for module in (balances_cli, ledger_cli, reports_cli, serve_cli, web_cli):
-    module.register(app)
 
 
 def _version(value: bool) -> None:
@@ -211,3 +208,8 @@ def demo(
 
 def main() -> None:
     app()
+
+
+# Modules that add top-level commands register them last, so `--help` lists the daily path first.
+for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli):
+    module.register(app)
