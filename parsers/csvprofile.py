@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 from reconcile import frames
 from reconcile.errors import InputError
@@ -181,8 +181,18 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
     for column, values in profile.skip_rows_where.items():
         if column in raw.columns:
             raw = raw.filter(~pl.col(column).str.strip_chars().is_in(values))
-    fallback_account = _preamble_account(text[:header_offset], profile) or profile.account or DEFAULT_ACCOUNT
+    if profile.strict_quoting:
+        _check_quoting(raw, cells, path)
+    fallback_account = (_preamble_account(text[:header_offset], profile) or _file_name_account(path, profile)
+                        or profile.account or DEFAULT_ACCOUNT)
+    if profile.balance_only:
+        return _balance_history(raw, profile, path, account or fallback_account)
     lines = _lines(raw, profile, path, account, fallback_account)
+    if profile.one_account_per_file and lines["_account"].n_unique() > 1:
+        first = lines["_account"][0]
+        row = lines.filter(pl.col("_account") != first).row(0, named=True)
+        raise InputError(path, row["location"], f"account {row['_account']!r} differs from the file's first account "
+                         f"{first!r} (profile {profile.name} allows one account per file)")
     statements = []
     for (account_name,), group in lines.group_by(["_account"], maintain_order=True):
         currencies = group["currency"].unique().to_list()
@@ -207,6 +217,47 @@ def _preamble_account(preamble: str, profile: Profile) -> str | None:
     if match is None or not match.group(1):
         return None
     return re.sub(r"\s+", "", match.group(1)) or None
+
+
+def _file_name_account(path: Path, profile: Profile) -> str | None:
+    """The account in the file's name, by the profile's regex (group 1)."""
+    if not profile.account_from_file_name:
+        return None
+    match = re.search(profile.account_from_file_name, path.name)
+    return match.group(1) if match is not None and match.group(1) else None
+
+
+def _check_quoting(raw: pl.DataFrame, cells: list[str], path: Path) -> None:
+    """Refuse a cell whose quote follows spaces (`, "text"`): a lenient reader keeps the quotes as text."""
+    for column in cells:
+        bad = raw.select(pl.col(column).fill_null("").str.contains(r'^\s+"').alias("x"))["x"]
+        _first_bad(raw, bad, column, path, "a quoted field starts after a space (the quote would be read as text)")
+
+
+def _balance_history(raw: pl.DataFrame, profile: Profile, path: Path, account: str) -> ParsedFile:
+    """A balance-only export (dates and end-of-day balances, no amounts): one statement without lines.
+
+    Opening is the balance of the oldest day, closing that of the newest; the money that moved in between
+    is not in the file, so the statement says so in a warning.
+    """
+    if raw.is_empty():
+        return ParsedFile(f"csv:{profile.name}", [])
+    currency = profile.currency or profile.currency_default
+    if not currency:
+        raise InputError(path, None, f"profile {profile.name} names no fixed currency")
+    booking = _dates(raw, profile.columns["booking_date"], list(profile.date_formats), path, required=True)
+    balance = _running_balance(raw.with_columns(pl.lit(currency).alias("_currency")), profile,
+                               pl.col("_currency"), path)
+    rows = pl.DataFrame({"d": booking, "b": balance}).filter(pl.col("b").is_not_null()).sort("d", maintain_order=True)
+    if rows.is_empty():
+        return ParsedFile(f"csv:{profile.name}", [])
+    start, end = rows["d"][0], rows["d"][-1]
+    statement = Statement(
+        account=account, currency=currency, lines=lines_frame([]),
+        opening_minor=rows["b"][0], closing_minor=rows["b"][-1], period_start=start, period_end=end,
+        warnings=(f"balance history only: balances of {start} to {end}, no transactions",),
+    )
+    return ParsedFile(f"csv:{profile.name}", [statement])
 
 
 def _balances(group: pl.DataFrame, profile: Profile, warnings: list[str]) -> tuple[int | None, int | None]:
@@ -326,13 +377,35 @@ def _amounts(raw: pl.DataFrame, profile: Profile, currency: pl.Expr, path: Path)
     return minor
 
 
-def _dates(raw: pl.DataFrame, source: str, formats: list[str], path: Path, required: bool) -> pl.Series:
+def _year_of(path: Path, profile: Profile) -> tuple[int, date | None]:
+    """The year of dates written without one, and the day after which such a date is in the year before.
+
+    From the file name when the profile's year_from_file_name finds one (no rollback), else the import date.
+    """
+    if profile.year_from_file_name:
+        match = re.search(profile.year_from_file_name, path.name)
+        if match is not None and match.group(1) and match.group(1).isdigit() and 1900 <= int(match.group(1)) <= 2999:
+            return int(match.group(1)), None
+    today = date.today()
+    return today.year, today
+
+
+def _dates(raw: pl.DataFrame, source: str, formats: list[str], path: Path, required: bool,
+           profile: Profile | None = None) -> pl.Series:
     text = raw[source].str.strip_chars().replace("", None)
-    parsed = pl.select(
-        pl.coalesce([text.str.strptime(pl.Date, f, strict=False) for f in formats]) if formats else text
-    ).to_series()
+    parsers = [text.str.strptime(pl.Date, f, strict=False) for f in formats]
+    yearless = list(profile.yearless_date_formats) if profile is not None else []
+    if yearless:
+        assert profile is not None
+        year, today = _year_of(path, profile)
+        for fmt in yearless:
+            guess = (pl.lit(f"{year} ") + text).str.strptime(pl.Date, f"%Y {fmt}", strict=False)
+            if today is not None:  # "December 30" read on 2 January is last year's
+                guess = pl.when(guess > pl.lit(today)).then(guess.dt.offset_by("-1y")).otherwise(guess)
+            parsers.append(guess)
+    parsed = pl.select(pl.coalesce(parsers) if parsers else text).to_series()
     _first_bad(raw, text.is_not_null() & parsed.is_null(), source, path,
-               f"'{{value}}' is not a date in the form {' or '.join(formats)}")
+               f"'{{value}}' is not a date in the form {' or '.join(formats + yearless)}")
     if required:
         _first_bad(raw, text.is_null(), source, path, "date is empty")
     return parsed
@@ -357,8 +430,8 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None,
         raise InputError(path, None, f"profile {profile.name} names no currency column and no fixed currency")
     with_currency = raw.with_columns(currency_values.alias("_currency"))
     amount = _amounts(with_currency, profile, pl.col("_currency"), path)
-    booking = _dates(raw, cols["booking_date"], profile.date_formats, path, required=True)
-    value = (_dates(raw, cols["value_date"], profile.date_formats, path, required=False)
+    booking = _dates(raw, cols["booking_date"], profile.date_formats, path, required=True, profile=profile)
+    value = (_dates(raw, cols["value_date"], profile.date_formats, path, required=False, profile=profile)
              if "value_date" in cols else pl.Series([None] * raw.height, dtype=pl.Date))
     text = {field: _column(raw, profile, field, path) for field in
             ("counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id", "id", "account")}
@@ -378,6 +451,11 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None,
         amount.alias("amount_minor"), currency_values.alias("currency"), booking.alias("booking_date"),
         value.alias("value_date"), pl.lit(False).alias("is_reversal"), balance.alias("_balance"),
     )
+    if profile.fee is not None:
+        fee = _fees(with_currency, profile, pl.col("_currency"), path)
+        lines = lines.with_columns(fee.alias("_fee"))
+        if profile.fee.amount_is_net:  # the row's line books the gross: net minus the (negative) fee line
+            lines = lines.with_columns(pl.col("amount_minor") - pl.col("_fee"))
     if profile.skip_zero_amounts:
         lines = lines.filter(pl.col("amount_minor") != 0)
     if text["id"] is not None:
@@ -386,9 +464,56 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None,
         if dup.any():
             row = lines.filter(dup).row(0, named=True)
             raise InputError(path, row["location"], f"id {row['source_ref']!r} appears more than once")
-        return lines
-    refs = frames.content_refs(lines, HASH_COLUMNS)
-    return lines.with_columns(refs.alias("source_ref"))
+    else:
+        lines = lines.with_columns(frames.content_refs(lines, HASH_COLUMNS).alias("source_ref"))
+    return _with_fee_lines(lines, profile) if profile.fee is not None else lines
+
+
+def _fees(raw: pl.DataFrame, profile: Profile, currency: pl.Expr, path: Path) -> pl.Series:
+    """Each row's fee line amount in minor units (0 where the fee cells are empty): the cells summed, times sign."""
+    rule = profile.fee
+    assert rule is not None
+    missing = [c for c in rule.columns if c not in raw.columns]
+    if missing:
+        raise InputError(path, "header", f"fee column {missing[0]!r} not found")
+    exponent = exponent_expr(currency)
+    parsed = raw.select([minor_units_expr(_clean(pl.col(c), profile), exponent).alias(f"_f{i}")
+                         for i, c in enumerate(rule.columns)])
+    for i, column in enumerate(rule.columns):
+        text = raw[column].fill_null("").str.strip_chars()
+        _first_bad(raw, parsed[f"_f{i}"].is_null() & (text != ""), column, path, "'{value}' is not a fee amount")
+    return parsed.select((pl.sum_horizontal([pl.col(c).fill_null(0) for c in parsed.columns]) * rule.sign)
+                         .cast(pl.Int64).alias("f"))["f"]
+
+
+def _with_fee_lines(lines: pl.DataFrame, profile: Profile) -> pl.DataFrame:
+    """The rows' lines plus their fee lines: one after each row with a fee, or one per account and currency."""
+    rule = profile.fee
+    assert rule is not None
+    blank = {c: pl.lit(None, dtype=pl.String) for c in ("counterparty_name", "counterparty_account", "reference",
+                                                           "end_to_end_id")}
+    charged = lines.filter(pl.col("_fee") != 0)
+    if rule.per == "row":
+        # the fee line sits where the running balance already includes it: before its row (oldest-first order)
+        part = 2 if profile.newest_first else 0
+        fees = charged.with_columns(
+            (pl.col("source_ref") + rule.ref_suffix).alias("source_ref"), pl.col("_fee").alias("amount_minor"),
+            pl.lit(rule.remittance).alias("remittance"), pl.lit(None, dtype=pl.Int64).alias("_balance"),
+            pl.lit(part).alias("_part"), **blank)
+    else:
+        fees = charged.group_by("_account", "currency", maintain_order=True).agg(
+            pl.col("_fee").sum().alias("amount_minor"), pl.col("booking_date").max(), pl.col("value_date").max(),
+            pl.col("_line").min().alias("_first"), pl.col("_line").max().alias("_line"),
+        ).filter(pl.col("amount_minor") != 0).with_columns(
+            pl.format("lines {}-{}", pl.col("_first"), pl.col("_line")).alias("location"),
+            pl.lit(rule.remittance).alias("remittance"), pl.lit(False).alias("is_reversal"),
+            pl.lit(None, dtype=pl.Int64).alias("_balance"), pl.lit(3).alias("_part"), pl.lit(0).alias("_fee"), **blank,
+        ).drop("_first").with_columns(pl.lit(lines["_line"].max(), dtype=lines["_line"].dtype).alias("_line"))  # last
+        fees = fees.with_columns(pl.lit(None, dtype=pl.String).alias("source_ref"))
+        fees = fees.with_columns((frames.content_refs(fees, HASH_COLUMNS) + rule.ref_suffix).alias("source_ref"))
+    main = lines.with_columns(pl.lit(1).alias("_part"))
+    combined = pl.concat([main, fees.select(main.columns)], how="vertical_relaxed")
+    return combined.sort("_line", "_part", maintain_order=True).drop("_part", "_fee")
 
 
 def csv_parsers() -> list[CsvProfileParser]:

@@ -58,6 +58,25 @@ class Profile:
     account_from_preamble: str | None = None  # regex over the lines above the header; group 1 is the account
     has_header: bool = True         # False: columns by position, named by column_names
     column_names: tuple[str, ...] = ()  # with has_header = false: a name for each position
+    fee: FeeRule | None = None      # [fee]: a fee column booked as its own line
+    yearless_date_formats: tuple[str, ...] = ()  # dates written without a year ("%B %d")
+    year_from_file_name: str | None = None  # regex over the file name; group 1 is the year of yearless dates
+    one_account_per_file: bool = False  # a second account in the account column is refused
+    strict_quoting: bool = False    # a quote after leading spaces in a cell is refused (not read as text)
+    balance_only: bool = False      # balance-history layout: dates and balances, no amounts (no lines)
+    account_from_file_name: str | None = None  # regex over the file name; group 1 is the account
+
+
+@dataclass(frozen=True)
+class FeeRule:
+    """A fee column (or several, summed) booked as a line of its own."""
+
+    columns: tuple[str, ...]
+    sign: int = 1                   # the fee line's amount is the cell times sign (PayPal writes -4.25: 1)
+    per: str = "row"                # "row": a fee line after each row with a fee; "file": one per account+currency
+    ref_suffix: str = "/fee"        # per row: the fee line's source_ref is its row's plus this
+    remittance: str = "fee"
+    amount_is_net: bool = False     # the amount column is net of the fee: the row's line books amount - fee
 
 
 def _profile(path: Path, raw: dict[str, Any]) -> Profile:
@@ -70,8 +89,12 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
     unknown = (set(columns) | set(raw.get("optional_columns", {}))) - KNOWN_FIELDS
     need(not unknown, f"unknown column field(s) {sorted(unknown)}; known: {sorted(KNOWN_FIELDS)}")
     need("booking_date" in columns, "columns.booking_date is required")
-    need("amount" in columns or ("debit" in columns and "credit" in columns),
-         "columns.amount, or columns.debit and columns.credit, is required")
+    balance_only = bool(raw.get("balance_only", False))
+    if balance_only:
+        need(bool(raw.get("balance_column")), "balance_only = true needs balance_column")
+    else:
+        need("amount" in columns or ("debit" in columns and "credit" in columns),
+             "columns.amount, or columns.debit and columns.credit, is required")
     encoding = str(raw.get("encoding", "utf-8")).lower()
     need(encoding in ENCODINGS, f"encoding {encoding!r} is not one of {sorted(ENCODINGS)}")
     delimiter = raw.get("delimiter", ",")
@@ -92,13 +115,19 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
         value = raw.get(key)
         need(value is None or (isinstance(value, str) and re.fullmatch(r"[A-Z]{3}", value) is not None),
              f"{key} must be an ISO 4217 code such as \"EUR\"")
+    for key in ("account_from_preamble", "year_from_file_name", "account_from_file_name"):
+        pattern = raw.get(key)
+        if pattern is not None:
+            try:
+                compiled = re.compile(str(pattern), re.MULTILINE)
+            except re.error as exc:
+                raise ConfigError(f"{path}: {key} is not a valid regular expression: {exc}") from None
+            need(compiled.groups >= 1, f"{key} needs a group ( ... ) around the value")
     preamble = raw.get("account_from_preamble")
-    if preamble is not None:
-        try:
-            compiled = re.compile(str(preamble), re.MULTILINE)
-        except re.error as exc:
-            raise ConfigError(f"{path}: account_from_preamble is not a valid regular expression: {exc}") from None
-        need(compiled.groups >= 1, "account_from_preamble needs a group ( ... ) around the account")
+    yearless = raw.get("yearless_date_formats", [])
+    need(isinstance(yearless, list) and all(isinstance(f, str) and "%Y" not in f and "%y" not in f for f in yearless),
+         "yearless_date_formats must be a list of date formats without a year")
+    fee = _fee_rule(raw.get("fee"), need)
     formats = raw.get("date_formats", ["%Y-%m-%d"])
     need(isinstance(formats, list) and all(isinstance(f, str) for f in formats), "date_formats must be a list of strings")
     return Profile(
@@ -118,7 +147,31 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
         header_absent=tuple(raw.get("header_absent", ())), auto_detect=bool(raw.get("auto_detect", True)),
         balance_column=raw.get("balance_column"), newest_first=bool(raw.get("newest_first", False)),
         account_from_preamble=preamble, has_header=has_header, column_names=tuple(column_names),
+        fee=fee, yearless_date_formats=tuple(yearless), year_from_file_name=raw.get("year_from_file_name"),
+        one_account_per_file=bool(raw.get("one_account_per_file", False)),
+        strict_quoting=bool(raw.get("strict_quoting", False)), balance_only=balance_only,
+        account_from_file_name=raw.get("account_from_file_name"),
     )
+
+
+def _fee_rule(raw: Any, need: Any) -> FeeRule | None:
+    if raw is None:
+        return None
+    need(isinstance(raw, dict), "[fee] must be a table")
+    columns = raw.get("column", raw.get("columns"))
+    columns = [columns] if isinstance(columns, str) else columns
+    need(isinstance(columns, list) and bool(columns) and all(isinstance(c, str) and c for c in columns),
+         "fee.column must name the fee column (or a list of columns, summed)")
+    sign = raw.get("sign", 1)
+    need(sign in (1, -1), "fee.sign must be 1 or -1")
+    per = raw.get("per", "row")
+    need(per in ("row", "file"), "fee.per must be \"row\" or \"file\"")
+    unknown = set(raw) - {"column", "columns", "sign", "per", "ref_suffix", "remittance", "amount_is_net"}
+    need(not unknown, f"unknown [fee] key(s) {sorted(unknown)}")
+    suffix = str(raw.get("ref_suffix", "/fee"))
+    need(bool(suffix), "fee.ref_suffix must not be empty")
+    return FeeRule(columns=tuple(columns), sign=int(sign), per=per, ref_suffix=suffix,
+                   remittance=str(raw.get("remittance", "fee")), amount_is_net=bool(raw.get("amount_is_net", False)))
 
 
 @lru_cache(maxsize=8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,12 +46,12 @@ CLAIMS = {
     "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv": "csv:oca-sheet",  # by header; see --profile
     "csv/oca-sheet/sample_statement_en.csv": "csv:oca-sheet",
     "csv/ofxstatement-dutch/Knab_transactieoverzicht_no_lines.csv": "csv:knab",
-    "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv": None,  # see GAPS
-    "csv/ofxstatement-dutch/ing_fail.csv": "csv:ing-nl",  # malformed: see GAPS
+    "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv": "csv:ing-nl-balance",
+    "csv/ofxstatement-dutch/ing_fail.csv": "csv:ing-nl",  # malformed: refused while parsing
     "csv/ofxstatement-dutch/ing_ok_Mutatiesoort_Extra_Unquoted.csv": "csv:ing-nl-semicolon",
     "csv/ofxstatement-dutch/transactie-historie_fail.csv": None,  # malformed
     "csv/revolut/2018-april.csv": "csv:revolut-legacy-eur",
-    "csv/revolut/2019-september.csv": "csv:revolut-legacy-eur",  # refused: see GAPS
+    "csv/revolut/2019-september.csv": "csv:revolut-legacy-eur",
     "csv/revolut/2021-october.csv": "csv:revolut",
     "csv/sparkasse-freiburg/simple1.csv": "csv:sparkasse-camt-csv",
 }
@@ -72,7 +73,9 @@ GOLDEN = [
     "csv/ofxstatement-dutch/Knab_transactieoverzicht_no_lines.csv",
     "csv/ofxstatement-dutch/ing_ok_Mutatiesoort_Extra_Unquoted.csv",
     "csv/revolut/2018-april.csv",
+    "csv/revolut/2019-september.csv",
     "csv/revolut/2021-october.csv",
+    "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv",
 ]
 
 
@@ -147,22 +150,37 @@ def test_revolut_layouts(corpus: Path) -> None:
 def test_paypal_and_adyen(corpus: Path) -> None:
     [activity] = parse_file(corpus / "csv/oca-paypal/activity_en.csv").statements
     lines = activity.lines
-    # one line per row at its gross; OCA's 71 USD lines are these 45 plus 26 fee lines (see GAPS)
-    assert lines.height == 76
-    assert lines.group_by("currency").len().sort("currency").rows() == [("AUD", 2), ("EUR", 29), ("USD", 45)]
+    # one line per row at its gross plus a line per non-zero fee: OCA's 71 USD lines are 45 gross + 26 fee lines
+    assert lines.height == 76 + 26  # only USD rows carry fees
+    assert lines.group_by("currency").len().sort("currency").rows() == [("AUD", 2), ("EUR", 29), ("USD", 71)]
+    assert lines.filter(pl.col("source_ref").str.ends_with("/fee")).height == 26
     assert activity.currency is None  # several currencies in one file
-    first = lines.row(0, named=True)
-    assert (first["source_ref"], first["amount_minor"], first["booking_date"]) == ("TID1", 8400, date(2015, 12, 29))
+    assert lines.head(2).select("source_ref", "amount_minor", "booking_date", "remittance", "location").rows() == [
+        ("TID1/fee", -425, date(2015, 12, 29), "PayPal fee", "line 2"),  # the fee first: the Balance is net
+        ("TID1", 8400, date(2015, 12, 29), None, "line 2"),
+    ]
+    assert lines["source_ref"].n_unique() == lines.height
     assert parse_file(corpus / "csv/oca-paypal/empty_activity.csv").statements == []
     [es] = parse_file(corpus / "csv/oca-paypal/statement_es.csv").statements
+    # OCA test_import_statement_es: 8 lines (4 payments, each with its fee)
     assert es.lines.select("source_ref", "amount_minor", "currency").rows() == [
-        ("TID1", 4937, "EUR"), ("TID2", 2882, "EUR"), ("TID3", 3578, "EUR"), ("TID4", 2247, "EUR"),
+        ("TID1/fee", -178, "EUR"), ("TID1", 4937, "EUR"), ("TID2/fee", -119, "EUR"), ("TID2", 2882, "EUR"),
+        ("TID3/fee", -139, "EUR"), ("TID3", 3578, "EUR"), ("TID4/fee", -100, "EUR"), ("TID4", 2247, "EUR"),
     ]
     [adyen] = parse_file(corpus / "csv/oca-adyen/settlement_detail_report_batch_380.csv").statements
-    # OCA: statement "YOURCOMPANY_ACCOUNT 2021/380"; sum of line amounts is zero (we book each record net)
-    assert (adyen.account, adyen.currency, adyen.lines.height) == ("YOURCOMPANY_ACCOUNT", "USD", 228)
+    # OCA test_04_import_adyen_csv: "YOURCOMPANY_ACCOUNT 2021/380", 229 lines (228 records at their gross plus one
+    # line for the batch's commission, markup, scheme fees and interchange), summing to zero
+    assert (adyen.account, adyen.currency, adyen.lines.height) == ("YOURCOMPANY_ACCOUNT", "USD", 229)
     assert adyen.lines["amount_minor"].sum() == 0
-    assert adyen.lines["amount_minor"].to_list()[-2:] == [-3810, -5530807]  # fee, merchant payout
+    first = adyen.lines.row(0, named=True)
+    assert (first["amount_minor"], first["location"]) == (3145, "line 2")  # net 31.15 + 0.16 + 0.05 + 0.09
+    # the Fee record and the merchant payout, then the batch's fee line
+    assert adyen.lines["amount_minor"].to_list()[-3:-1] == [-3810, -5530807]
+    fee = adyen.lines.row(-1, named=True)
+    assert (fee["remittance"], fee["location"], fee["source_ref"].endswith("/fee")) == (
+        "Adyen commission, markup, scheme fees and interchange", "lines 2-227", True)  # the rows with fees
+    again = parse_file(corpus / "csv/oca-adyen/settlement_detail_report_batch_380.csv").statements[0].lines
+    assert again["source_ref"].to_list() == adyen.lines["source_ref"].to_list()
 
 
 def test_sheet_variants(corpus: Path) -> None:
@@ -327,35 +345,64 @@ def test_original_currency_no_header(corpus: Path) -> None:
     assert (line["remittance"], line["reference"], line["location"]) == ("Your payment", "INV0001", "line 1")
 
 
-@_gap("balance-only layout (Datum, Boeksaldo, Valutair saldo; no amounts) and the account from the file name")
-def test_gap_ing_nl_balance_history(corpus: Path) -> None:
-    [st_] = parse_file(corpus / "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv").statements
-    assert (st_.account, st_.lines.height, st_.closing_minor) == ("NL99INGB9999999999", 0, 1320)
+def test_ing_nl_balance_history(corpus: Path) -> None:
+    path = corpus / "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv"
+    [st_] = parse_file(path).statements
+    # ofxstatement-dutch test_balance: NL99INGB9999999999, EUR, end balance 13.20, no lines (its end date is the
+    # last date + 1 and its start balance None; we report the oldest day's balance as the opening)
+    assert (st_.account, st_.currency, st_.lines.height, st_.opening_minor, st_.closing_minor) == (
+        "NL99INGB9999999999", "EUR", 0, 0, 1320)
+    assert (st_.period_start, st_.period_end) == (date(2019, 11, 25), date(2020, 5, 30))
+    assert st_.warnings == ("balance history only: balances of 2019-11-25 to 2020-05-30, no transactions",)
+    # the account comes from the file name; a name without one leaves the lines' usual fallback
+    [other] = parse_bytes(path.read_bytes(), Path("saldo.csv")).statements
+    assert other.account == "default"
+    with pytest.raises(InputError) as caught:
+        parse_bytes(path.read_bytes().replace(b'"13,20","13,20"', b'"13,2x","13,20"', 1), path)
+    assert (caught.value.where, caught.value.why) == ("line 2, column Boeksaldo", "'13,2x' is not a balance amount")
+    assert parse_bytes(b'"Datum","Boeksaldo","Valutair saldo"\n', path).statements == []
 
 
-@_gap("dates without a year ('September 15'): needs a year taken from the statement or the import date")
-def test_gap_revolut_2019(corpus: Path) -> None:
+def test_revolut_2019_dates_without_a_year(corpus: Path) -> None:
     rows = _lines(corpus, "csv/revolut/2019-september.csv")
-    assert (len(rows), rows[0], rows[-1]) == (9, (date(2019, 9, 15), -2197, "EUR"), (date(2018, 6, 28), 14000, "EUR"))
+    # ofxstatement-revolut's expected 2019-september.ofx (clock frozen in 2019); the year here is the file name's
+    assert rows == [
+        (date(2019, 9, 15), -2197, "EUR"), (date(2019, 9, 10), -1162, "EUR"), (date(2019, 9, 10), -844, "EUR"),
+        (date(2019, 9, 9), 20000, "EUR"), (date(2019, 9, 8), -5883, "EUR"), (date(2019, 8, 30), -795, "EUR"),
+        (date(2018, 8, 28), -20000, "EUR"), (date(2018, 7, 15), -14000, "EUR"), (date(2018, 6, 28), 14000, "EUR"),
+    ]
 
 
-@_gap("ING NL file mixing two own accounts is split into two statements, not refused: needs a one-account-per-file "
-      "option (and strict quoting: a space before a quoted field is read as a literal quote)")
-def test_gap_ing_nl_two_accounts_refused(corpus: Path) -> None:
-    with pytest.raises(InputError):
-        parse_file(corpus / "csv/ofxstatement-dutch/ing_fail.csv")
+def test_yearless_dates_without_a_year_in_the_file_name_take_the_import_date() -> None:
+    header = b"Completed Date;Reference;Paid Out (EUR);Paid In (EUR);Exchange Out;Exchange In; Balance (EUR);Category\n"
+    today = date.today()
+    past = date(today.year, 1, 1)
+    future = date(today.year, 12, 31)
+    data = header + (f"{past:%B} 1;A;1.00;;;;1.00;x\n{future:%B} 31;B;2.00;;;;1.00;x\n").encode()
+    rows = parse_bytes(data, Path("revolut.csv")).statements[0].lines["booking_date"].to_list()
+    # a date after the import date is the previous year's
+    assert rows == [past, future.replace(year=today.year - 1) if future > today else future]
+    with pytest.raises(InputError) as caught:
+        parse_bytes(header + b"Smarch 1;A;1.00;;;;1.00;x\n", Path("revolut.csv"))
+    assert caught.value.where == "line 2, column Completed Date"
+    assert "'Smarch 1' is not a date in the form %b %d, %Y or %Y %B %d or %B %d" in caught.value.why
 
 
-@_gap("fee column booked as its own line (as OCA does): activity_en gives 45 USD gross + 26 fee lines")
-def test_gap_paypal_fee_lines(corpus: Path) -> None:
-    lines = parse_file(corpus / "csv/oca-paypal/activity_en.csv").statements[0].lines
-    assert lines.filter(lines["currency"] == "USD").height == 71
-    assert parse_file(corpus / "csv/oca-paypal/statement_es.csv").line_count == 8
-
-
-@_gap("gross + fee split: OCA books 228 records plus one commission line; we book each record at its net")
-def test_gap_adyen_fee_line(corpus: Path) -> None:
-    assert parse_file(corpus / "csv/oca-adyen/settlement_detail_report_batch_380.csv").line_count == 229
+def test_ing_nl_two_accounts_and_loose_quoting_are_refused(corpus: Path) -> None:
+    path = corpus / "csv/ofxstatement-dutch/ing_fail.csv"
+    with pytest.raises(InputError) as caught:
+        parse_file(path)
+    # ofxstatement-dutch test_fail: ParseError
+    assert (caught.value.where, caught.value.why) == (
+        "line 3, column Mededelingen", "a quoted field starts after a space (the quote would be read as text)")
+    with pytest.raises(InputError) as caught:
+        parse_bytes(path.read_bytes().replace(b', "Naam', b',"Naam'), path)
+    assert caught.value.where == "line 3"
+    assert caught.value.why == ("account 'NL99INGB9999999998' differs from the file's first account 'NL99INGB9999999999' "
+                                "(profile ing-nl allows one account per file)")
+    fixed = path.read_bytes().replace(b', "Naam', b',"Naam').replace(b"NL99INGB9999999998", b"NL99INGB9999999999")
+    [st_] = parse_bytes(fixed, path).statements
+    assert st_.lines["amount_minor"].to_list() == [-125, 2000]
 
 
 ING_DE = (

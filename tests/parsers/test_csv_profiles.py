@@ -160,6 +160,14 @@ def test_headerless_profile_claims_by_row_shape() -> None:
         ({"currency_default": "usd"}, "currency_default must be an ISO 4217 code"),
         ({"account_from_preamble": "IBAN;("}, "account_from_preamble is not a valid regular expression"),
         ({"account_from_preamble": "IBAN;.*"}, "account_from_preamble needs a group"),
+        ({"year_from_file_name": "[0-9]{4}"}, "year_from_file_name needs a group"),
+        ({"account_from_file_name": "(NL"}, "account_from_file_name is not a valid regular expression"),
+        ({"yearless_date_formats": ["%Y %B %d"]}, "yearless_date_formats must be a list of date formats without a year"),
+        ({"balance_only": True}, "balance_only = true needs balance_column"),
+        ({"fee": {"sign": -1}}, "fee.column must name the fee column"),
+        ({"fee": {"column": "Fee", "sign": 2}}, "fee.sign must be 1 or -1"),
+        ({"fee": {"column": "Fee", "per": "day"}}, 'fee.per must be "row" or "file"'),
+        ({"fee": {"column": "Fee", "suffix": "/f"}}, "unknown [fee] key(s) ['suffix']"),
     ],
 )
 def test_profile_keys_are_checked(keys: dict, why: str) -> None:
@@ -173,12 +181,50 @@ def test_every_shipped_profile_loads_and_has_distinct_auto_detected_claims() -> 
     assert not profiles["oca-sheet-credit-card"].auto_detect
     assert profiles["oca-sheet-credit-card"].inverse_sign
     assert profiles["oca-sheet"].currency_default == "USD"
+    assert profiles["paypal-activity"].fee is not None and profiles["paypal-activity"].fee.columns == ("Fee",)
+    assert profiles["ing-nl"].one_account_per_file and profiles["ing-nl"].strict_quoting
+    assert profiles["ing-nl-balance"].balance_only
+
+
+def test_fee_lines_per_row_and_per_file() -> None:
+    per_row = _inline(fee={"column": "Fee", "remittance": "bank fee"}, signature=["Date", "Text", "Amount", "Fee"],
+                      columns={"booking_date": "Date", "amount": "Amount", "remittance": "Text"}, currency="EUR")
+    data = b"Date,Text,Amount,Fee\n2026-11-23,A,10.00,-0.30\n2026-11-23,B,5.00,\n2026-11-23,A,10.00,-0.30\n"
+    [st_] = CsvProfileParser(per_row).parse(data, Path("a.csv")).statements
+    rows = st_.lines.select("amount_minor", "remittance", "location").rows()
+    assert rows == [(-30, "bank fee", "line 2"), (1000, "A", "line 2"), (500, "B", "line 3"),
+                    (-30, "bank fee", "line 4"), (1000, "A", "line 4")]
+    refs = st_.lines["source_ref"].to_list()
+    # identical rows stay two payments, each with its own fee line named after its row
+    assert refs[0] == refs[1] + "/fee" and refs[3] == refs[4] + "/fee" and len(set(refs)) == 5
+    with pytest.raises(InputError) as caught:
+        CsvProfileParser(per_row).parse(data.replace(b"-0.30\n2026-11-23,B", b"abc\n2026-11-23,B"), Path("a.csv"))
+    assert (caught.value.where, caught.value.why) == ("line 2, column Fee", "'abc' is not a fee amount")
+    per_file = _inline(fee={"columns": ["Fee", "Markup"], "sign": -1, "per": "file", "amount_is_net": True},
+                       signature=["Date", "Amount", "Fee"], columns={"booking_date": "Date", "amount": "Amount"},
+                       currency="EUR")
+    data = b"Date,Amount,Fee,Markup\n2026-11-23,9.70,0.20,0.10\n2026-11-24,-5.00,,\n2026-11-24,4.90,0.10,\n"
+    [st_] = CsvProfileParser(per_file).parse(data, Path("a.csv")).statements
+    assert st_.lines.select("amount_minor", "remittance", "location").rows() == [
+        (1000, None, "line 2"), (-500, None, "line 3"), (500, None, "line 4"), (-40, "fee", "lines 2-4")]
+    assert st_.lines["amount_minor"].sum() == 970 - 500 + 490  # the net total is kept
+    with pytest.raises(InputError) as caught:
+        CsvProfileParser(per_file).parse(data.replace(b"Markup", b"Other"), Path("a.csv"))
+    assert (caught.value.where, caught.value.why) == ("header", "fee column 'Markup' not found")
 
 
 SEEDS = [
     b"Credit Card Number: 1234\nDate,Description,Amount,Balance\n2020-01-10,A,-15.5,-35.5\n2020-01-15,B,30,-5.5\n",
     b'"12/15/2018","Your payment","EUR","1,525.00","-1,000.00","Azure Interior","","INV0001"\n',
     b'"Date","Label","Amount","Balance","Partner Name","Bank Account"\n"12/15/2018","A","-33.50","-23.50","J",""\n',
+    # PayPal fee lines, Revolut dates without a year, ING NL balance history, ING NL strict quoting
+    (b'"Fecha","Hora","Zona horaria","Descripci\xc3\xb3n","Divisa","Bruto","Comisi\xc3\xb3n","Neto","Saldo",'
+    b'"Id. de transacci\xc3\xb3n"\n"2/1/2020","11:05:56","CET","P","EUR","49,37","-1,78","47,59","4.626,81","TID1"\n'),
+    (b"Completed Date;Reference;Paid Out (EUR);Paid In (EUR);Exchange Out;Exchange In; Balance (EUR);Category\n"
+    b"September 15;Shop A;21.97;;GBP 19.35;;139.78;groceries\n2018 June 28;In;;140.00;;;140.00;general\n"),
+    b'"Datum","Boeksaldo","Valutair saldo"\n"2020-05-30","13,20","13,20"\n"2020-05-29","0,00","0,00"\n',
+    (b'"Datum","Naam / Omschrijving","Rekening","Tegenrekening","Code","Af Bij","Bedrag (EUR)","Mededelingen"\n'
+    b'"20200213","K","NL99INGB9999999999","","DV","Af","1,25", "x"\n'),
 ]
 
 
