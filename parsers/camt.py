@@ -4,6 +4,8 @@ Matches on local element names, so every namespace version reads the same.
 Each booked entry becomes one bank line, or one line per transaction detail
 for batch entries; positions are element paths like Stmt[1]/Ntry[3]/NtryDtls/TxDtls[2].
 CAMT.052 intraday reports are recognised and refused: they are not statements.
+Entries of the common shapes are read vectorised by camt_fast (same results, checked entry by entry
+against this module's slow path in tests/parsers/test_camt_fast.py); everything else is read here.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from threading import Thread
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from lxml import etree
+from reconcile.parsers import camt_fast
 from reconcile.parsers.base import ParsedFile, Statement, account_timezone, lines_frame
-from reconcile.parsers.xmlsafe import load, split_documents
+from reconcile.parsers.camt_fast import Cut, Fallback
+from reconcile.parsers.xmlsafe import (
+    _PREFIXED_TAG,
+    check,
+    fragment,
+    load,
+    split_documents,
+    well_formed,
+)
 
 from reconcile import frames
 from reconcile.errors import InputError
@@ -207,6 +219,27 @@ class CamtParser:
         return ParsedFile(formats.pop(), statements)
 
     def _document(self, data: bytes, path: Path, prefix: str) -> tuple[str, list[Statement]]:
+        """Fast path when camt_fast can cut the document (identical results), else the exact slow path."""
+        check(data, path)
+        if b"<Ntry>" not in data:
+            return self._tree(data, path, prefix, None)
+        # libxml2 checks the whole document in another thread (it releases the GIL) while the entries are cut
+        checked: list[bool] = []
+        checker = Thread(target=lambda: checked.append(well_formed(data)), daemon=True)
+        checker.start()
+        try:
+            cut = camt_fast.cut(data)
+        except (Fallback, pl.exceptions.PolarsError):
+            cut = None
+        checker.join()
+        if cut is not None and checked == [True]:
+            try:
+                return self._tree(cut.skeleton, path, prefix, cut)
+            except Fallback:
+                pass
+        return self._tree(data, path, prefix, None)
+
+    def _tree(self, data: bytes, path: Path, prefix: str, cut: Cut | None) -> tuple[str, list[Statement]]:
         root, namespace = load(data, path)
         container = next((child for child in root if child.tag in ROOTS or child.tag in REFUSED), None)
         if root.tag != "Document" or container is None:
@@ -221,13 +254,20 @@ class CamtParser:
             raise InputError(path, f"{prefix}{container.tag}", f"the message holds no {statement_tag} element")
         fallback_day = _text(container, "GrpHdr/CreDtTm")
         statuses = {"BOOK"} if fmt == "camt053" else {"BOOK", "INFO"}
+        firsts = [0] * (len(elements) + 1)  # with a cut: where each statement's entries start among all entries
+        if cut is not None:  # every entry cut out must be a placeholder directly under a statement
+            for n, element in enumerate(elements, start=1):
+                firsts[n] = firsts[n - 1] + int(element.xpath("count(Ntry)"))
+            if firsts[-1] != cut.entries.height or int(root.xpath("count(//Ntry)")) != cut.entries.height:
+                raise Fallback("entries outside the statements")
         return fmt, [
-            self._statement(element, f"{prefix}{statement_tag}[{n}]", path, statuses, fallback_day)
+            self._statement(element, f"{prefix}{statement_tag}[{n}]", path, statuses, fallback_day,
+                            cut, firsts[n - 1], firsts[n] - firsts[n - 1])
             for n, element in enumerate(elements, start=1)
         ]
 
     def _statement(self, element: etree._Element, where: str, path: Path, statuses: set[str],
-                   message_day: str | None) -> Statement:
+                   message_day: str | None, cut: Cut | None = None, first: int = 0, count: int = 0) -> Statement:
         account = _text(element, "Acct/Id/IBAN") or _text(element, "Acct/Id/Othr/Id")
         if not account:
             raise InputError(path, f"{where}/Acct", "statement names no account (IBAN or Othr/Id)")
@@ -252,7 +292,29 @@ class CamtParser:
         records: list[dict] = []
         booked_total = 0
         default_day = _text(element, "CreDtTm") or message_day
-        for n, entry in enumerate(element.findall("Ntry"), start=1):
+        entries = element.findall("Ntry") if cut is None else []
+        pieces: list[pl.DataFrame] = []
+        fast = cut.entries.slice(first, count) if cut is not None else None
+        flags = fast["fast"] if fast is not None else pl.Series([False] * len(entries))
+        # where each run of fast entries ends (a run is booked in one go)
+        run_ends = {} if fast is None else _run_ends(flags)
+        flags = flags.to_list()
+        n = 0
+        while n < len(flags):
+            if flags[n]:
+                end = run_ends[n]
+                run = camt_fast.lines(fast.slice(n, end - n), where, n + 1, statuses)  # type: ignore[union-attr]
+                if run.height:
+                    if records:
+                        pieces.append(lines_frame(records))
+                        records = []
+                    booked_total += run["amount_minor"].sum()
+                    currency = currency or run["currency"][0]
+                    pieces.append(run)
+                n = end
+                continue
+            entry = entries[n] if cut is None else _cut_entry(cut, first + n)
+            n += 1
             ewhere = f"{where}/Ntry[{n}]"
             status = _text(entry, "Sts/Cd") or _text(entry, "Sts")
             if status is not None and status not in statuses:
@@ -263,7 +325,9 @@ class CamtParser:
             currency = currency or entry_currency
             records.extend(self._entry_lines(entry, ewhere, signed_entry, entry_currency, path, default_day, zone))
 
-        lines = lines_frame(records)
+        if records or not pieces:
+            pieces.append(lines_frame(records))
+        lines = pl.concat(pieces) if len(pieces) > 1 else pieces[0]
         lines = _fill_refs(lines)
         warnings: list[str] = []
         if opening is not None and closing is not None and opening + booked_total != closing:
@@ -383,6 +447,32 @@ class CamtParser:
             "charges_minor": _charges(detail, where, path) if detail is not None else _charges(entry, where, path),
             "location": where,
         }
+
+
+def _run_ends(flags: pl.Series) -> dict[int, int]:
+    """{start: end} of each run of True in `flags`."""
+    if flags.all():
+        return {0: flags.len()} if flags.len() else {}
+    ends: dict[int, int] = {}
+    start = None
+    for n, flag in enumerate([*flags.to_list(), False]):
+        if flag and start is None:
+            start = n
+        elif not flag and start is not None:
+            ends[start] = n
+            start = None
+    return ends
+
+
+def _cut_entry(cut: Cut, number: int) -> etree._Element:
+    """An entry the fast path left alone, parsed on its own exactly as inside the whole document."""
+    text = cut.slow_texts[number]
+    if b"xmlns" in text or _PREFIXED_TAG.search(text):
+        raise Fallback("namespaces inside an entry")
+    try:
+        return fragment(text)
+    except etree.XMLSyntaxError:
+        raise Fallback("entry does not parse on its own") from None
 
 
 def _fill_refs(lines: pl.DataFrame) -> pl.DataFrame:
