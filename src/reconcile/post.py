@@ -110,18 +110,13 @@ def post_chunk(
             posting_ids.update(session.execute(
                 select(p.bank_line_id, p.id).where(p.bank_line_id.in_(part), p.reversed_at.is_(None))
             ).all())
-        rows = [
-            {
-                "posting_id": posting_ids[r["bank_line_id"]], "bank_line_id": r["bank_line_id"],
-                "run_id": run_id, "kind": r["kind"], "customer_id": r["customer_id"],
-                "invoice_number": r["invoice_number"], "installment_id": r["installment_id"],
-                "installment_no": r["installment_no"], "amount_minor": r["amount_minor"],
-                "currency": r["currency"], "rule": r["rule"], "confidence": r["confidence"],
-                "evidence": r["evidence"], "reverses_id": None,
-                "reason": r["rule"] if r["kind"] == "write_off" else None, "posted_at": now,
-            }
-            for r in allocations.iter_rows(named=True)
-        ]
+        rows = allocations.select(
+            pl.col("bank_line_id").replace_strict(posting_ids, return_dtype=pl.Int64()).alias("posting_id"),
+            "bank_line_id", pl.lit(run_id, dtype=pl.String()).alias("run_id"), "kind", "customer_id",
+            "invoice_number", "installment_id", "installment_no", "amount_minor", "currency", "rule", "confidence",
+            "evidence", pl.lit(None, dtype=pl.Int64()).alias("reverses_id"),
+            pl.when(pl.col("kind") == "write_off").then(pl.col("rule")).alias("reason"),
+        ).with_columns(pl.lit(now).alias("posted_at")).to_dicts()
         repo.insert_rows(session, tables.Allocation.__table__, rows)
         reduce_open(session, allocations)
         # any open exception item of a line posted now is settled by this posting

@@ -92,40 +92,38 @@ def reverse_line(
     return originals
 
 
+def _close_unposted(session: Session, line_id: int, status: str, resolution: str, actor: str, now: datetime) -> None:
+    """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
+    bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
+    moved = session.execute(
+        update(bl).where(bl.c.id == line_id, bl.c.status.in_(("unmatched", "exception"))).values(status=status)
+    )
+    if moved.rowcount != 1:
+        raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
+    session.execute(
+        update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open")
+        .values(status="resolved", resolution=resolution, resolved_by=actor, resolved_at=now)
+    )
+
+
 def apply_return(
     session: Session, debit_id: int, credit_id: int, *, evidence: str, actor: str, now: datetime,
     run_id: str | None = None,
 ) -> None:
     """The bank took payment `credit_id` back with debit `debit_id`: reverse it if posted, never match it again."""
-    bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
+    bl = tables.BankLine.__table__
     details = {"return_line_id": debit_id, "evidence": evidence}
     status = session.execute(select(bl.c.status).where(bl.c.id == credit_id)).scalar_one()
     if status == "posted":
         reverse_line(session, credit_id, reason="bank_return", then="returned", actor=actor, now=now,
                      run_id=run_id, details=details)
     else:
-        moved = session.execute(
-            update(bl).where(bl.c.id == credit_id, bl.c.status.in_(("unmatched", "exception"))).values(status="returned")
-        )
-        if moved.rowcount != 1:
-            raise LedgerError(f"bank line {credit_id} changed status while its return was being applied")
-        session.execute(
-            update(ex).where(ex.c.bank_line_id == credit_id, ex.c.status == "open")
-            .values(status="resolved", resolution="returned", resolved_by=actor, resolved_at=now)
-        )
+        _close_unposted(session, credit_id, "returned", "returned", actor, now)
         session.add(tables.AuditEntry(
             at=now, actor=actor, action="return", bank_line_id=credit_id, run_id=run_id, reason="bank_return",
             details=json.dumps(details),
         ))
-    moved = session.execute(
-        update(bl).where(bl.c.id == debit_id, bl.c.status.in_(("unmatched", "exception"))).values(status="skipped")
-    )
-    if moved.rowcount != 1:
-        raise LedgerError(f"bank line {debit_id} changed status while its return was being applied")
-    session.execute(
-        update(ex).where(ex.c.bank_line_id == debit_id, ex.c.status == "open")
-        .values(status="resolved", resolution="return_paired", resolved_by=actor, resolved_at=now)
-    )
+    _close_unposted(session, debit_id, "skipped", "return_paired", actor, now)
     session.add(tables.AuditEntry(
         at=now, actor=actor, action="return", bank_line_id=debit_id, run_id=run_id, reason="bank_return",
         details=json.dumps({"returns_line_id": credit_id, "evidence": evidence}),
