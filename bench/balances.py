@@ -27,13 +27,15 @@ import polars as pl
 from reconcile.parsers.base import ParsedFile, Statement
 from sqlalchemy import create_engine, text
 
-from reconcile import db, frames, service
-from reconcile.balances import Collections, balances
+from reconcile.collectors.balances import Collections, balances
+from reconcile.collectors.report import write_report
 from reconcile.config import load_settings
-from reconcile.ingest import store_parsed
-from reconcile.receivables import Snapshot
-from reconcile.report_html import write_report
-from reconcile.snapshot_store import store_snapshot
+from reconcile.core import frames
+from reconcile.receivables.snapshot import Snapshot
+from reconcile.receivables.store import store_snapshot
+from reconcile.services import daily as service
+from reconcile.statements.ingest import store_parsed
+from reconcile.store import db
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_DAY = date(2026, 11, 16)

@@ -27,8 +27,10 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import create_engine, text
 
-from reconcile import db, inbox, service
 from reconcile.config import load_settings
+from reconcile.services import daily as service
+from reconcile.statements import inbox
+from reconcile.store import db
 from tests.bulk import write_bulk
 
 AS_OF = date(2026, 11, 24)

@@ -26,12 +26,15 @@ import polars as pl
 from reconcile.parsers.base import ParsedFile, Statement
 from sqlalchemy import create_engine, text
 
-from reconcile import db, frames, ledger_check, service
 from reconcile.config import load_settings
-from reconcile.ingest import store_parsed
+from reconcile.core import frames
+from reconcile.ledger import check as ledger_check
 from reconcile.match import Rules
-from reconcile.receivables import Snapshot
-from reconcile.snapshot_store import store_snapshot
+from reconcile.receivables.snapshot import Snapshot
+from reconcile.receivables.store import store_snapshot
+from reconcile.services import daily as service
+from reconcile.statements.ingest import store_parsed
+from reconcile.store import db
 
 NOW = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]

@@ -24,9 +24,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 from sqlalchemy import Engine
 
-from reconcile import db, service
-from reconcile import inbox as inbox_lib
 from reconcile.config import load_settings
+from reconcile.services import daily as service
+from reconcile.statements import inbox as inbox_lib
+from reconcile.store import db
 
 RETRIES = 3
 RETRY_DELAYS = [2, 10, 30]  # seconds: a share or database coming back after a blip
@@ -211,8 +212,8 @@ def load_ar_flow(db_url: str | None = None, config_dir: str | None = None, folde
 
 @task(cache_policy=NO_CACHE)
 def balance_totals(db_url: str | None, config_dir: str | None, as_of: str, output: str | None) -> dict[str, Any]:
-    from reconcile.balances import balances, bucket_labels
-    from reconcile.export import decimal_text, write_csv
+    from reconcile.collectors.balances import balances, bucket_labels
+    from reconcile.services.exports import decimal_text, write_csv
 
     edges = [int(e) for e in load_settings(config_dir).section("aging").get("buckets", [0, 30, 60, 90])]
     frame = balances(_engine(db_url), date.fromisoformat(as_of), edges)

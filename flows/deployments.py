@@ -16,7 +16,7 @@ from prefect.schedules import Cron
 from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 
 from reconcile.config import Settings
-from reconcile.errors import ConfigError
+from reconcile.core.errors import ConfigError
 
 DEFAULT_CRON = "0 6 * * 1-5"
 DEFAULT_TIMEZONE = "UTC"

@@ -14,10 +14,11 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from reconcile import db, service
 from reconcile.config import Settings, load_settings
 from reconcile.match import MatchResult
 from reconcile.match.partition import Partition, decide_partition
+from reconcile.services import daily as service
+from reconcile.store import db
 
 
 @task(name="match-partition", cache_policy=NO_CACHE)

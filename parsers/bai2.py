@@ -35,8 +35,8 @@ from typing import Any
 import polars as pl
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
-from reconcile import frames
-from reconcile.errors import InputError
+from reconcile.core import frames
+from reconcile.core.errors import InputError
 
 RECORD_NAMES = {
     "01": "file header", "02": "group header", "03": "account identifier", "16": "transaction detail",

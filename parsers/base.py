@@ -18,7 +18,7 @@ from typing import Protocol
 
 import polars as pl
 
-from reconcile import frames
+from reconcile.core import frames
 
 
 @dataclass(frozen=True)

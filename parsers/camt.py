@@ -30,9 +30,9 @@ from reconcile.parsers.xmlsafe import (
     well_formed,
 )
 
-from reconcile import frames
-from reconcile.errors import InputError
-from reconcile.money import to_minor
+from reconcile.core import frames
+from reconcile.core.errors import InputError
+from reconcile.core.money import to_minor
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 REFUSED = {"BkToCstmrAcctRpt": "camt.052 intraday account reports are not statements; import the camt.053 statement"}

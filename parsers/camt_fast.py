@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from reconcile import frames
-from reconcile.money import _EXPONENTS
+from reconcile.core import frames
+from reconcile.core.money import _EXPONENTS
 
 CHUNK_BYTES = 8 << 20  # entries are cut and matched this many bytes at a time: memory stays flat
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import polars as pl
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
-from reconcile import frames
-from reconcile.errors import InputError
-from reconcile.money import format_minor
-from reconcile.money_expr import exponent_expr, minor_units_expr
-from reconcile.profiles import Profile, load_profiles
+from reconcile.core import frames
+from reconcile.core.errors import InputError
+from reconcile.core.money import format_minor
+from reconcile.core.money_expr import exponent_expr, minor_units_expr
+from reconcile.statements.profiles import Profile, load_profiles
 
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",
                 "remittance", "reference"]

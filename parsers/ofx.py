@@ -24,9 +24,9 @@ from reconcile.parsers import ofx_tree
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 from reconcile.parsers.ofx_tree import Node
 
-from reconcile import frames
-from reconcile.errors import InputError
-from reconcile.money import to_minor
+from reconcile.core import frames
+from reconcile.core.errors import InputError
+from reconcile.core.money import to_minor
 
 # Columns hashed into a source_ref when a bank sends an empty FITID.
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "remittance", "reference", "bank_code"]

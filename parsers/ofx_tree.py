@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 
 TOKEN = re.compile(r"<(/?)([A-Za-z][\w.:-]*)[^<>]*?(/?)>([^<]*)")
 CLOSER = re.compile(r"</([A-Za-z][\w.:-]*)")

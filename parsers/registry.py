@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reconcile.parsers.base import ParsedFile, Parser
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 
 HEAD_BYTES = 64 * 1024
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 
 MAX_XML_BYTES = 1 << 30  # 1 GiB: far above any real statement, well below what hurts
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)

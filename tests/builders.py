@@ -15,9 +15,9 @@ from typing import Any
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 from sqlalchemy import Engine
 
-from reconcile import db
-from reconcile.ingest import IngestResult, store_parsed
-from reconcile.money import to_minor
+from reconcile.core.money import to_minor
+from reconcile.statements.ingest import IngestResult, store_parsed
+from reconcile.store import db
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 

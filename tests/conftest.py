@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from reconcile import db
+from reconcile.store import db
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("RECONCILE_CORPUS", REPO.parent / "shared" / "corpus"))

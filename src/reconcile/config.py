@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from reconcile.errors import ConfigError
+from reconcile.core.errors import ConfigError
 
 MAIN_FILE = "reconcile.toml"
 

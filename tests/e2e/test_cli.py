@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.demo_data import write_demo_data
+from reconcile.services.demo_data import write_demo_data
 
 CONTRACT_ALLOCATION_COLUMNS = (
     "source_ref,account,booking_date,customer_id,invoice_number,installment_no,kind,amount,currency,rule,confidence,run_id"

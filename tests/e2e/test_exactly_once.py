@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from reconcile import db, ledger, service
 from reconcile.config import load_settings
-from reconcile.errors import LedgerError
+from reconcile.core.errors import LedgerError
 from reconcile.match import Rules
+from reconcile.services import daily as service
+from reconcile.services import ledger
+from reconcile.store import db
 from tests.bulk import BulkFiles, write_bulk
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import db, service
 from reconcile.config import load_settings
-from reconcile.demo_data import write_demo_data
+from reconcile.services import daily as service
+from reconcile.services.demo_data import write_demo_data
+from reconcile.store import db
 from tests.e2e.test_cli import reconcile
 
 # the run stamps its postings with the clock: as of today (UTC) every posting counts

@@ -9,10 +9,11 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from reconcile import db, service
 from reconcile.cli import app
 from reconcile.config import load_settings
-from reconcile.demo_data import write_demo_data
+from reconcile.services import daily as service
+from reconcile.services.demo_data import write_demo_data
+from reconcile.store import db
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = str(REPO / "config")

@@ -24,10 +24,13 @@ from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from reconcile import db, export, inbox, service, tables
 from reconcile.config import load_settings
-from reconcile.demo_data import ACCOUNT, write_demo_data
-from reconcile.errors import ReconcileError
+from reconcile.core.errors import ReconcileError
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.services.demo_data import ACCOUNT, write_demo_data
+from reconcile.statements import inbox
+from reconcile.store import db, tables
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "config")
 AS_OF = "2026-11-24"

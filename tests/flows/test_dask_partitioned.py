@@ -11,8 +11,11 @@ pytest.importorskip("prefect_dask", reason="prefect-dask is in the test extra; i
 
 from reconcile.flows.scale import run_scaled
 
-from reconcile import db, export, ledger, service
 from reconcile.config import load_settings
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.services import ledger
+from reconcile.store import db
 from tests.bulk import write_bulk
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from reconcile import inbox
 from reconcile.config import Settings
-from reconcile.errors import ConfigError, InputError
+from reconcile.core.errors import ConfigError, InputError
+from reconcile.statements import inbox
 
 
 def test_pending_files_are_the_statements_waiting_in_the_inbox(tmp_path: Path) -> None:

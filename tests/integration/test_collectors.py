@@ -17,12 +17,14 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select
 
-from reconcile import db, ledger, service, tables
-from reconcile.balances import Collections, balances
+from reconcile.collectors.balances import Collections, balances
+from reconcile.collectors.kpis import kpis
+from reconcile.collectors.report import gather, render, write_report
+from reconcile.collectors.statement import statement_of_account
 from reconcile.config import load_settings
-from reconcile.kpis import kpis
-from reconcile.report_html import gather, render, write_report
-from reconcile.statement_of_account import statement_of_account
+from reconcile.services import daily as service
+from reconcile.services import ledger
+from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 from tests.conftest import _fresh_pg_schema
 

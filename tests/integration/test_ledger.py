@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from reconcile import db, export, ledger, service, tables
 from reconcile.config import load_settings
-from reconcile.errors import NotFoundError, ReconcileError
-from reconcile.queue_actions import resolve_item
+from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.queue.actions import resolve_item
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.services import ledger
+from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
 CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")

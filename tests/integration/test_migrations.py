@@ -6,8 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from reconcile import db, ledger
-from reconcile.tables import Base
+from reconcile.services import ledger
+from reconcile.store import db
+from reconcile.store.tables import Base
 
 EARLIER = "0001"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconcile import service
 from reconcile.config import load_settings
 from reconcile.match import Rules, match_lines
 from reconcile.match.partition import match_partitioned, prepare, split
+from reconcile.services import daily as service
 from tests.bulk import write_bulk
 
 RULES = Rules.from_config(load_settings(Path(__file__).resolve().parents[2] / "config").section("matching"))
@@ -22,8 +22,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from reconcile import db
-
+    from reconcile.store import db
     folder = tmp_path_factory.mktemp("partitioned")
     files = write_bulk(folder, customers=150, lines=1500, seed=11)
     engine = db.make_engine(f"sqlite:///{folder / 'r.db'}")

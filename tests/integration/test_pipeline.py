@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from reconcile import db, export, service, tables
 from reconcile.config import load_settings
-from reconcile.receivables import SnapshotError
+from reconcile.receivables.snapshot import SnapshotError
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
 CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")

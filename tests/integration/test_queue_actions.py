@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from reconcile import db, export, ledger, queue, service, tables
 from reconcile.config import load_settings
-from reconcile.errors import NotFoundError, ReconcileError
-from reconcile.queue_actions import (
+from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.queue import views as queue
+from reconcile.queue.actions import (
     Decision,
     add_note,
     approve,
@@ -22,6 +22,10 @@ from reconcile.queue_actions import (
     resolve,
     withdraw,
 )
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.services import ledger
+from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
 CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")

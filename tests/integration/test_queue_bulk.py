@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import export, ledger, queue
-from reconcile.errors import InputError, ReconcileError
-from reconcile.queue_bulk import BulkError, bulk_resolve, undo_batch
+from reconcile.core.errors import InputError, ReconcileError
+from reconcile.queue import views as queue
+from reconcile.queue.bulk import BulkError, bulk_resolve, undo_batch
+from reconcile.services import exports as export
+from reconcile.services import ledger
 from tests.integration.test_queue_actions import (
     CONFIG,
     LATER,

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from reconcile import db, queue, service
-from reconcile.queue_actions import assign, claim_next
+from reconcile.queue import views as queue
+from reconcile.queue.actions import assign, claim_next
+from reconcile.services import daily as service
+from reconcile.store import db
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 from tests.integration.test_queue_actions import AS_OF, CONFIG, LATER, queued_book
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from reconcile import db, export, learning, service, tables
-from reconcile.errors import NotFoundError, ReconcileError
-from reconcile.queue_actions import Decision, reopen, resolve
+from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.queue import learning
+from reconcile.queue.actions import Decision, reopen, resolve
+from reconcile.services import daily as service
+from reconcile.services import exports as export
+from reconcile.store import db, tables
 from tests.builders import bank_line, ingest_lines, write_snapshot
 from tests.integration.test_queue_actions import AS_OF, CONFIG, LATER, items
 

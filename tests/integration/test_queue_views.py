@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import queue, service
-from reconcile.errors import ReconcileError
-from reconcile.queue import QueueFilter
-from reconcile.queue_actions import Decision, assign, resolve
+from reconcile.core.errors import ReconcileError
+from reconcile.queue import views as queue
+from reconcile.queue.actions import Decision, assign, resolve
+from reconcile.queue.views import QueueFilter
+from reconcile.services import daily as service
 from tests.builders import bank_line, ingest_lines
 from tests.integration.test_queue_actions import AS_OF, CONFIG, LATER, queued_book
 

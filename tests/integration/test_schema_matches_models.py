@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from reconcile.tables import Base
+from reconcile.store.tables import Base
 
 
 def test_migrations_match_the_models(engine) -> None:  # type: ignore[no-untyped-def]

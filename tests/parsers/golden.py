@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reconcile.parsers import parse_file
 
-from reconcile.statement_json import parsed_to_json
+from reconcile.statements.parse_json import parsed_to_json
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reconcile.parsers import parse_bytes, parse_file
 from reconcile.parsers.base import timezones
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 from tests.parsers.golden import check_golden
 
 READABLE = [

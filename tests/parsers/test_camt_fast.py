@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from reconcile.parsers import camt_fast, parse_bytes
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 
 CORPUS_CAMT = ["camt053", "camt054"]
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from reconcile.parsers import parse_bytes, parse_file
 from reconcile.parsers.registry import detect
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 from tests.parsers.golden import check_golden
 
 # Which parser claims each of the 32 corpus CSV files (None: no profile claims it).

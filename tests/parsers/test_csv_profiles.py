@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from reconcile.parsers import parse_bytes, parse_file
 from reconcile.parsers.csvprofile import CsvProfileParser
 
-from reconcile.errors import ConfigError, InputError
-from reconcile.profiles import Profile, _profile, load_profiles
+from reconcile.core.errors import ConfigError, InputError
+from reconcile.statements.profiles import Profile, _profile, load_profiles
 from tests.parsers.golden import check_golden
 
 READABLE = [

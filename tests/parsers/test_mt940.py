@@ -25,7 +25,7 @@ from reconcile.parsers import detect, parse_bytes, parse_file
 from reconcile.parsers.base import ParsedFile
 from reconcile.parsers.mt940 import Mt940Parser, _balance, _decode, _fields, _transaction
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 from tests.parsers.golden import check_golden
 
 READABLE = [

@@ -16,7 +16,7 @@ from reconcile.parsers import detect, parse_bytes, parse_file
 from reconcile.parsers.base import ParsedFile
 from reconcile.parsers.ofx import OfxParser, parse_amount
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 from tests.parsers.golden import check_golden
 
 READABLE = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from reconcile.parsers import parse_bytes
 
-from reconcile.errors import InputError
+from reconcile.core.errors import InputError
 
 HEAD = b'<?xml version="1.0"?>\n'
 BODY = (b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt>'

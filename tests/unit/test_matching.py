@@ -10,11 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconcile import frames
 from reconcile.config import load_settings
+from reconcile.core import frames
+from reconcile.core.money import to_minor
 from reconcile.match import Book, Rules, match_lines
 from reconcile.match.normalise import rf_valid
-from reconcile.money import to_minor
 
 RULES = Rules.from_config(load_settings(Path(__file__).resolve().parents[2] / "config").section("matching"))
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile.export import decimal_text
-from reconcile.money import format_minor, from_minor, split_minor, to_minor
-from reconcile.money_expr import exponent_expr, minor_units_expr
+from reconcile.core.money import format_minor, from_minor, split_minor, to_minor
+from reconcile.core.money_expr import exponent_expr, minor_units_expr
+from reconcile.services.exports import decimal_text
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from reconcile import service
 from reconcile.config import load_settings
-from reconcile.demo_data import write_demo_data
+from reconcile.services import daily as service
+from reconcile.services.demo_data import write_demo_data
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
 PASSWORD = "correct horse battery"

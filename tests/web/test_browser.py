@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import db
+from reconcile.store import db
 from tests.web.conftest import PASSWORD, SETTINGS, add_people, load_demo
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

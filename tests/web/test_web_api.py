@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from reconcile import db, tables
+from reconcile.store import db, tables
 from tests.web.conftest import PASSWORD
 
 
@@ -256,8 +256,7 @@ def test_a_decisions_csv_is_uploaded_and_applied(engine: Engine, web) -> None:  
 def test_suggestions_show_their_evidence_and_are_accepted(engine: Engine, web_suggested) -> None:  # type: ignore[no-untyped-def]
     import polars as pl
 
-    from reconcile import queue
-
+    from reconcile.queue import views as queue
     item = int(queue.list_items(engine).filter(pl.col("source_ref") == "Q1")["id"][0])
     alice = web_suggested("alice")
     page = alice.get(f"/items/{item}").text

@@ -13,15 +13,15 @@ from typing import Annotated
 
 import typer
 
-from reconcile import __version__, service
+from reconcile import __version__
 from reconcile.cli import balances as balances_cli
 from reconcile.cli import exceptions as exceptions_cli
+from reconcile.cli import export as export_cli
 from reconcile.cli import ledger as ledger_cli
+from reconcile.cli import profiles as profiles_cli
 from reconcile.cli import reports as reports_cli
 from reconcile.cli import serve as serve_cli
 from reconcile.cli import web as web_cli
-from reconcile.cli import export as export_cli
-from reconcile.cli import profiles as profiles_cli
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
@@ -36,6 +36,7 @@ from reconcile.cli.common import (
     state,
 )
 from reconcile.cli.summary import print_run_summary
+from reconcile.services import daily as service
 
 app = typer.Typer(
     name="reconcile",
@@ -128,8 +129,7 @@ def run(
     config_dir: ConfigOption = None,
 ) -> None:
     """The daily posting run: ingest the inbox, match every unmatched credit, post, queue exceptions, archive."""
-    from reconcile import inbox as inbox_lib
-
+    from reconcile.statements import inbox as inbox_lib
     engine = engine_for(db_url)
     day = date.fromisoformat(as_of) if as_of else None
     settings = settings_for(config_dir)
@@ -173,7 +173,7 @@ def parse(
 ) -> None:
     """Show what a statement file parses to, without touching the database."""
     from reconcile.parsers import parse_file
-    from reconcile.statement_json import parsed_to_json
+    from reconcile.statements.parse_json import parsed_to_json
 
     document = parsed_to_json(parse_file(file, profile=profile))
     if as_json:

@@ -10,7 +10,6 @@ import polars as pl
 import typer
 from sqlalchemy import Engine
 
-from reconcile.balances import Collections, balances, bucket_labels
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
@@ -20,9 +19,10 @@ from reconcile.cli.common import (
     print_table,
     settings_for,
 )
+from reconcile.collectors.balances import Collections, balances, bucket_labels
 from reconcile.config import Settings
-from reconcile.errors import ReconcileError
-from reconcile.export import decimal_text
+from reconcile.core.errors import ReconcileError
+from reconcile.services.exports import decimal_text
 
 
 def parse_day(text: str | None) -> date:

@@ -16,9 +16,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from reconcile import db
 from reconcile.config import Settings, load_settings
-from reconcile.errors import ReconcileError
+from reconcile.core.errors import ReconcileError
+from reconcile.store import db
 
 console = Console()
 err_console = Console(stderr=True)

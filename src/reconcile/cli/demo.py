@@ -6,11 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
-from reconcile import db, service
 from reconcile.cli.common import console, print_table, quiet_prefect
 from reconcile.cli.summary import print_run_summary
 from reconcile.config import load_settings
-from reconcile.demo_data import write_demo_data
+from reconcile.services import daily as service
+from reconcile.services.demo_data import write_demo_data
+from reconcile.store import db
 
 
 def run_demo(directory: Path, use_flow: bool = True) -> None:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from reconcile import learning, queue
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
@@ -25,9 +24,11 @@ from reconcile.cli.common import (
     print_table,
     settings_for,
 )
-from reconcile.errors import ReconcileError
-from reconcile.queue import QueueFilter
-from reconcile.queue_actions import Decision
+from reconcile.core.errors import ReconcileError
+from reconcile.queue import learning
+from reconcile.queue import views as queue
+from reconcile.queue.actions import Decision
+from reconcile.queue.views import QueueFilter
 
 app = typer.Typer(help="The manual-review queue.", no_args_is_help=True)
 
@@ -55,7 +56,7 @@ AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Date ages are c
 
 
 def _now():  # type: ignore[no-untyped-def]
-    from reconcile.service import utcnow
+    from reconcile.services.daily import utcnow
 
     return utcnow()
 
@@ -190,8 +191,8 @@ def claim(
     db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
     """Claim an item (the next free one: oldest or largest first), so no colleague works on it too."""
-    from reconcile.queue_actions import claim as claim_one
-    from reconcile.queue_actions import claim_next
+    from reconcile.queue.actions import claim as claim_one
+    from reconcile.queue.actions import claim_next
 
     engine, settings = engine_for(db_url), settings_for(config_dir)
     if key:
@@ -220,7 +221,7 @@ def release(
     actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
 ) -> None:
     """Give back an item you claimed."""
-    from reconcile.queue_actions import release as release_one
+    from reconcile.queue.actions import release as release_one
 
     release_one(engine_for(db_url), key, actor=actor, now=_now())
     console.print(f"exception {key} released")
@@ -270,7 +271,7 @@ def resolve(
     db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
     """Decide a queued line: posted through the ledger at once, or (a write-off above the limit) proposed for approval."""
-    from reconcile.queue_actions import resolve as resolve_one
+    from reconcile.queue.actions import resolve as resolve_one
 
     modes = [m for m, on in (("--accept", accept is not None), ("--invoice", bool(invoice)),
                              ("--write-off", write_off is not None), ("--not-receivable", not_receivable is not None),
@@ -305,7 +306,7 @@ def approve(
     actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
     """Approve a colleague's write-off above the limit: it is posted now."""
-    from reconcile.queue_actions import approve as approve_one
+    from reconcile.queue.actions import approve as approve_one
 
     print_done(approve_one(engine_for(db_url), key, actor=actor, now=_now(), settings=settings_for(config_dir)), as_json)
 
@@ -317,7 +318,7 @@ def withdraw(
     actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, db_url: DbOption = None,
 ) -> None:
     """Withdraw (or reject) a write-off awaiting approval; the item stays open."""
-    from reconcile.queue_actions import withdraw as withdraw_one
+    from reconcile.queue.actions import withdraw as withdraw_one
 
     withdraw_one(engine_for(db_url), key, actor=actor, now=_now(), reason=note)
     console.print(f"exception {key}: write-off proposal withdrawn")
@@ -331,7 +332,7 @@ def reopen(
     actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
 ) -> None:
     """Undo a resolution: its posting is reversed (or the skipped line queued again) and the item is open."""
-    from reconcile.queue_actions import reopen as reopen_one
+    from reconcile.queue.actions import reopen as reopen_one
 
     done = reopen_one(engine_for(db_url), key, actor=actor, now=_now(), reason=reason)
     if as_json:
@@ -348,7 +349,7 @@ def assign(
     actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
 ) -> None:
     """Assign an open item to a person."""
-    from reconcile.queue_actions import assign as assign_one
+    from reconcile.queue.actions import assign as assign_one
 
     done = assign_one(engine_for(db_url), key, person, actor=actor, now=_now())
     console.print(f"exception {done['id']} assigned to {done['assignee'] or 'nobody'}")
@@ -362,7 +363,7 @@ def note(
     actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
 ) -> None:
     """Add a note to an item."""
-    from reconcile.queue_actions import add_note
+    from reconcile.queue.actions import add_note
 
     done = add_note(engine_for(db_url), key, text, actor=actor, now=_now())
     console.print(f"note added to exception {done['id']}")
@@ -377,7 +378,7 @@ def bulk(
     actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
     """Resolve many lines from a CSV: every row is checked first; one bad row and nothing is applied."""
-    from reconcile.queue_bulk import bulk_resolve
+    from reconcile.queue.bulk import bulk_resolve
 
     done = bulk_resolve(engine_for(db_url), file, actor=actor, now=_now(), settings=settings_for(config_dir),
                         dry_run=check)
@@ -401,7 +402,7 @@ def undo(
     actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
 ) -> None:
     """Undo a whole batch: every posting reversed, every item open again."""
-    from reconcile.queue_bulk import undo_batch
+    from reconcile.queue.bulk import undo_batch
 
     done = undo_batch(engine_for(db_url), batch, actor=actor, now=_now(), reason=reason)
     if as_json:

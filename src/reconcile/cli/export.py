@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from reconcile import export
 from reconcile.cli.common import DbOption, console, engine_for, handles_errors
+from reconcile.services import exports as export
 
 app = typer.Typer(help="Export posted allocations or the exception queue as CSV.", no_args_is_help=True)
 OutOption = Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")]

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from reconcile import ledger
 from reconcile.cli.common import (
     DbOption,
     JsonOption,
@@ -18,8 +17,9 @@ from reconcile.cli.common import (
     print_json,
     print_table,
 )
-from reconcile.money import format_minor
-from reconcile.service import utcnow
+from reconcile.core.money import format_minor
+from reconcile.services import ledger
+from reconcile.services.daily import utcnow
 
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (kept in the audit log)", envvar="USER")]
 

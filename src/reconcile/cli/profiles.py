@@ -16,7 +16,7 @@ app = typer.Typer(help="CSV bank profiles in config/profiles.", no_args_is_help=
 @handles_errors
 def list_(config_dir: ConfigOption = None) -> None:
     """The CSV profiles available, with what identifies each."""
-    from reconcile.profiles import list_profiles
+    from reconcile.statements.profiles import list_profiles
 
     rows = list_profiles(settings_for(config_dir))
     print_table("CSV profiles", list(rows[0].keys()) if rows else ["name"], [list(r.values()) for r in rows])
@@ -26,6 +26,6 @@ def list_(config_dir: ConfigOption = None) -> None:
 @handles_errors
 def check(file: Annotated[Path, typer.Argument(help="A CSV statement file")], config_dir: ConfigOption = None) -> None:
     """Which profile claims FILE, why the others do not, and what it parses to."""
-    from reconcile.profiles import check_file
+    from reconcile.statements.profiles import check_file
 
     console.print(check_file(file, settings_for(config_dir)))

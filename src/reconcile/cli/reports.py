@@ -10,7 +10,6 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from reconcile.balances import Collections
 from reconcile.cli.balances import balances_text, parse_day
 from reconcile.cli.common import (
     ConfigOption,
@@ -22,11 +21,12 @@ from reconcile.cli.common import (
     print_table,
     settings_for,
 )
-from reconcile.errors import ReconcileError
-from reconcile.export import decimal_text
-from reconcile.kpis import kpis, kpis_json
-from reconcile.report_html import write_report
-from reconcile.statement_of_account import statement_of_account
+from reconcile.collectors.balances import Collections
+from reconcile.collectors.kpis import kpis, kpis_json
+from reconcile.collectors.report import write_report
+from reconcile.collectors.statement import statement_of_account
+from reconcile.core.errors import ReconcileError
+from reconcile.services.exports import decimal_text
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="As of the end of this day (YYYY-MM-DD), default today")]
 

@@ -28,7 +28,7 @@ def users_add(
     db_url: DbOption = None,
 ) -> None:
     """Add a user; the password is stored as an argon2 hash."""
-    from reconcile.service import utcnow
+    from reconcile.services.daily import utcnow
     from reconcile.web.users import add_user
 
     if password is None:

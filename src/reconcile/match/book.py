@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from reconcile import frames
-from reconcile.money import to_minor
+from reconcile.core import frames
+from reconcile.core.money import to_minor
 
 
 @dataclass(frozen=True)

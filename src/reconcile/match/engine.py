@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from reconcile import frames
+from reconcile.core import frames
 from reconcile.match import amounts
 from reconcile.match.book import Book, MatchResult, Rules
 from reconcile.match.payers import payer_candidates

@@ -25,17 +25,20 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from reconcile import db, queue, queue_actions, queue_bulk, tables
-from reconcile.balances import Collections, balances, bucket_labels
+from reconcile.collectors.balances import Collections, balances, bucket_labels
+from reconcile.collectors.report import gather, render
+from reconcile.collectors.statement import statement_of_account
 from reconcile.config import Settings, load_settings
-from reconcile.errors import NotFoundError, ReconcileError
-from reconcile.export import decimal_text
-from reconcile.money import exponent
-from reconcile.queue import QueueFilter
-from reconcile.queue_actions import CATEGORIES, ON_ACCOUNT, Decision
-from reconcile.report_html import gather, render
-from reconcile.service import utcnow
-from reconcile.statement_of_account import statement_of_account
+from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.core.money import exponent
+from reconcile.queue import actions as queue_actions
+from reconcile.queue import bulk as queue_bulk
+from reconcile.queue import views as queue
+from reconcile.queue.actions import CATEGORIES, ON_ACCOUNT, Decision
+from reconcile.queue.views import QueueFilter
+from reconcile.services.daily import utcnow
+from reconcile.services.exports import decimal_text
+from reconcile.store import db, tables
 from reconcile.web.users import WebUser, authenticate, find_user
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

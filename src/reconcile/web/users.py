@@ -9,8 +9,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select
 
-from reconcile import db, tables
-from reconcile.errors import NotFoundError, ReconcileError
+from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.store import db, tables
 
 ROLES = ("accountant", "approver", "collector", "admin")
 

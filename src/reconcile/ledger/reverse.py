@@ -1,0 +1,130 @@
+"""Reversing a posted line: new rows that negate the old ones, never deletes.
+
+reverse_line writes one `reversal` allocation per allocation of the line's
+active posting (negated amount, `reverses_id` pointing at the original),
+gives the amounts back to the invoices and installments, marks the posting
+reversed and bumps the line's generation, so the line can be posted once
+more. Callers own the transaction: the whole reversal commits or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from reconcile.core.errors import LedgerError
+from reconcile.ledger.post import reduce_open
+from reconcile.store import repo, tables
+
+# what happens to a line after its posting is reversed
+THEN_STATUSES = {
+    "exception": "back to the queue, for a person to decide (unapply)",
+    "unmatched": "matched again by the next run (unapply --rematch)",
+    "returned": "the bank took the money back: never matched again",
+}
+
+
+def _allocation_rows(session: Session, posting_id: int) -> pl.DataFrame:
+    al = tables.Allocation
+    return repo.frame_of(session, select(
+        al.id, al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no,
+        al.amount_minor, al.currency,
+    ).where(al.posting_id == posting_id, al.kind != "reversal"), {
+        "id": pl.Int64(), "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(),
+        "installment_id": pl.Int64(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
+        "currency": pl.String(),
+    })
+
+
+def reverse_line(
+    session: Session, line_id: int, *, reason: str, then: str, actor: str, now: datetime,
+    run_id: str | None = None, details: dict | None = None,
+) -> pl.DataFrame:
+    """Reverse the active posting of bank line `line_id`; returns the original allocation rows reversed."""
+    if then not in THEN_STATUSES:
+        raise ValueError(f"unknown status after reversal: {then}")
+    bl, p = tables.BankLine.__table__, tables.Posting.__table__
+    line = session.execute(select(bl).where(bl.c.id == line_id)).one()
+    moved = session.execute(
+        update(bl).where(bl.c.id == line_id, bl.c.status == "posted", bl.c.generation == line.generation)
+        .values(status=then, generation=line.generation + 1)
+    )
+    if moved.rowcount != 1:
+        raise LedgerError(f"bank line {line.account}/{line.source_ref} is {line.status}, not posted: nothing to reverse")
+    posting_id = session.execute(
+        select(p.c.id).where(p.c.bank_line_id == line_id, p.c.reversed_at.is_(None))
+    ).scalar_one()
+    session.execute(update(p).where(p.c.id == posting_id).values(reversed_at=now))
+
+    originals = _allocation_rows(session, posting_id)
+    repo.insert_rows(session, tables.Allocation.__table__, [
+        {
+            "posting_id": posting_id, "bank_line_id": line_id, "run_id": run_id, "kind": "reversal",
+            "customer_id": r["customer_id"], "invoice_number": r["invoice_number"],
+            "installment_id": r["installment_id"], "installment_no": r["installment_no"],
+            "amount_minor": -r["amount_minor"], "currency": r["currency"], "rule": "reversal",
+            "confidence": 1.0, "evidence": json.dumps({"reverses": r["kind"], **(details or {})}),
+            "reverses_id": r["id"], "reason": reason, "posted_at": now,
+        }
+        for r in originals.iter_rows(named=True)
+    ])
+    # give back exactly what the posting took
+    reduce_open(session, originals.with_columns(-pl.col("amount_minor")))
+
+    if then == "exception":
+        invoices = originals.filter(pl.col("invoice_number").is_not_null())["invoice_number"].unique(maintain_order=True)
+        session.execute(tables.ExceptionItem.__table__.insert().values(
+            bank_line_id=line_id, generation=line.generation + 1, run_id=run_id, reason="unapplied",
+            suggestions="|".join(invoices.to_list()) or None,
+            customer_id=originals["customer_id"].drop_nulls().first() if originals.height else None,
+            evidence=json.dumps({"unapplied": reason, "by": actor}), status="open", created_at=now,
+        ))
+    session.add(tables.AuditEntry(
+        at=now, actor=actor, action="reverse", bank_line_id=line_id, run_id=run_id,
+        invoice_number=originals["invoice_number"].drop_nulls().first() if originals.height else None,
+        reason=reason,
+        details=json.dumps({"then": then, "reversed": originals.drop("id").to_dicts(), **(details or {})}),
+    ))
+    return originals
+
+
+def _close_unposted(session: Session, line_id: int, status: str, resolution: str, actor: str, now: datetime) -> None:
+    """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
+    bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
+    moved = session.execute(
+        update(bl).where(bl.c.id == line_id, bl.c.status.in_(("unmatched", "exception"))).values(status=status)
+    )
+    if moved.rowcount != 1:
+        raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
+    session.execute(
+        update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open")
+        .values(status="resolved", resolution=resolution, resolved_by=actor, resolved_at=now)
+    )
+
+
+def apply_return(
+    session: Session, debit_id: int, credit_id: int, *, evidence: str, actor: str, now: datetime,
+    run_id: str | None = None,
+) -> None:
+    """The bank took payment `credit_id` back with debit `debit_id`: reverse it if posted, never match it again."""
+    bl = tables.BankLine.__table__
+    details = {"return_line_id": debit_id, "evidence": evidence}
+    status = session.execute(select(bl.c.status).where(bl.c.id == credit_id)).scalar_one()
+    if status == "posted":
+        reverse_line(session, credit_id, reason="bank_return", then="returned", actor=actor, now=now,
+                     run_id=run_id, details=details)
+    else:
+        _close_unposted(session, credit_id, "returned", "returned", actor, now)
+        session.add(tables.AuditEntry(
+            at=now, actor=actor, action="return", bank_line_id=credit_id, run_id=run_id, reason="bank_return",
+            details=json.dumps(details),
+        ))
+    _close_unposted(session, debit_id, "skipped", "return_paired", actor, now)
+    session.add(tables.AuditEntry(
+        at=now, actor=actor, action="return", bank_line_id=debit_id, run_id=run_id, reason="bank_return",
+        details=json.dumps({"returns_line_id": credit_id, "evidence": evidence}),
+    ))

@@ -1,0 +1,397 @@
+"""Reads of the manual-review queue: filtered lists, counts per reason, one item with its context.
+
+One item shows why it is queued, the full payer and remittance details, ranked
+suggestions with their evidence (reference found, name score, amount
+difference, competing combinations) and the customer's open items. Actions
+that change the queue live in queue_actions.py (single decisions, claims) and
+queue_bulk.py (CSV batches).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from reconcile.config import Settings, load_settings
+from reconcile.core.errors import ConfigError, NotFoundError, ReconcileError
+from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_minor
+from reconcile.services.exports import decimal_text
+from reconcile.store import db, repo, tables
+
+SORTS = ("oldest", "largest", "newest")
+# how strongly each way of finding an invoice in the remittance speaks for it (lower ranks first)
+REFERENCE_STRENGTH = {"exact": 0, "core": 1, "joined": 2, "fuzzy": 3}
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Config [queue]: data the queue reads."""
+
+    write_off_approval_limit: str = "50.00"
+    sla_days: int = 3
+    claim_expiry_minutes: int = 240
+    learn: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings | None = None) -> QueueSettings:
+        raw = (settings or load_settings()).section("queue")
+        try:
+            limit = str(raw.get("write_off_approval_limit", cls.write_off_approval_limit))
+            parse_decimal(limit)
+            return cls(limit, int(raw.get("sla_days", cls.sla_days)),
+                       int(raw.get("claim_expiry_minutes", cls.claim_expiry_minutes)), bool(raw.get("learn", True)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[queue]: {exc}") from None
+
+    def approval_limit_minor(self, currency: str) -> int:
+        return to_minor(self.write_off_approval_limit, currency, exact=False)
+
+    def claim_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(minutes=self.claim_expiry_minutes)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which items a view or a claim looks at. Amounts are decimal text in each line's currency."""
+
+    status: str | None = "open"        # open | resolved | None for all
+    reason: str | None = None
+    assignee: str | None = None        # a person, or "none" for unassigned items
+    account: str | None = None
+    currency: str | None = None
+    min_amount: str | None = None
+    max_amount: str | None = None
+    min_age_days: int | None = None    # booked at least this many days before as_of
+    pending: bool | None = None        # only items whose write-off awaits approval (True) or only others (False)
+
+    def conditions(self, as_of: date) -> list[ColumnElement[bool]]:
+        ex, bl = tables.ExceptionItem, tables.BankLine
+        found: list[ColumnElement[bool]] = []
+        if self.status:
+            if self.status not in ("open", "resolved"):
+                raise ReconcileError(f"unknown status {self.status!r}: use open, resolved or all")
+            found.append(ex.status == self.status)
+        if self.reason:
+            found.append(ex.reason == self.reason)
+        if self.assignee == "none":
+            found.append(ex.assignee.is_(None))
+        elif self.assignee:
+            found.append(ex.assignee == self.assignee)
+        if self.account:
+            found.append(bl.account == self.account)
+        if self.currency:
+            found.append(bl.currency == self.currency.upper())
+        if self.min_amount is not None:
+            found.append(_amount_condition(self.min_amount, ">="))
+        if self.max_amount is not None:
+            found.append(_amount_condition(self.max_amount, "<="))
+        if self.min_age_days is not None:
+            if self.min_age_days < 0:
+                raise ReconcileError("an age in days cannot be negative")
+            found.append(bl.booking_date <= as_of - timedelta(days=self.min_age_days))
+        if self.pending is True:
+            found.append(ex.proposal.is_not(None) & (ex.status == "open"))
+        elif self.pending is False:
+            found.append(ex.proposal.is_(None))
+        return found
+
+
+def _amount_condition(text: str, op: str) -> ColumnElement[bool]:
+    """amount >= / <= a decimal threshold, in each line's own minor units (currencies differ in exponent)."""
+    bl = tables.BankLine
+    try:
+        value = parse_decimal(text)
+    except ValueError as exc:
+        raise ReconcileError(f"amount filter: {exc}") from None
+    by_exponent: dict[int, list[str]] = {}
+    for code, exp in _EXPONENTS.items():
+        by_exponent.setdefault(exp, []).append(code)
+    special = [c for codes in by_exponent.values() for c in codes]
+
+    def compare(minor: int) -> ColumnElement[bool]:
+        return bl.amount_minor >= minor if op == ">=" else bl.amount_minor <= minor
+
+    parts = [and_(bl.currency.in_(codes), compare(to_minor(value, codes[0], exact=False)))
+             for codes in by_exponent.values()]
+    parts.append(and_(bl.currency.not_in(special), compare(to_minor(value, "EUR", exact=False))))
+    return or_(*parts)
+
+
+def order_by(sort: str) -> list[Any]:
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    if sort == "oldest":
+        return [bl.booking_date, ex.id]
+    if sort == "largest":
+        return [bl.amount_minor.desc(), bl.booking_date, ex.id]
+    if sort == "newest":
+        return [bl.booking_date.desc(), ex.id.desc()]
+    raise ReconcileError(f"unknown sort {sort!r}: use {', '.join(SORTS)}")
+
+
+QUEUE_SCHEMA = {
+    "id": pl.Int64(), "reason": pl.String(), "status": pl.String(), "source_ref": pl.String(),
+    "account": pl.String(), "booking_date": pl.Date(), "amount_minor": pl.Int64(), "currency": pl.String(),
+    "counterparty_name": pl.String(), "counterparty_account": pl.String(), "customer_id": pl.String(),
+    "suggestions": pl.String(), "assignee": pl.String(), "claimed_by": pl.String(), "proposed_by": pl.String(),
+    "resolution": pl.String(), "resolved_by": pl.String(), "resolution_batch": pl.String(),
+    "created_at": pl.Datetime(time_zone="UTC"),
+}
+
+
+def list_items(
+    engine: Engine, status: str | None = "open", reason: str | None = None, *,
+    filters: QueueFilter | None = None, sort: str = "oldest", as_of: date | None = None,
+    settings: Settings | None = None, limit: int | None = None,
+) -> pl.DataFrame:
+    """Queued lines matching `filters` (status and reason also as shortcuts), with age and SLA flag."""
+    filters = filters or QueueFilter(status=status, reason=reason)
+    as_of = as_of or datetime.now(UTC).date()
+    sla_days = QueueSettings.of(settings).sla_days
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    query = (
+        select(ex.id, ex.reason, ex.status, bl.source_ref, bl.account, bl.booking_date, bl.amount_minor,
+               bl.currency, bl.counterparty_name, bl.counterparty_account, ex.customer_id, ex.suggestions,
+               ex.assignee, ex.claimed_by, ex.proposed_by, ex.resolution, ex.resolved_by, ex.resolution_batch,
+               ex.created_at)
+        .join(bl, bl.id == ex.bank_line_id)
+        .where(*filters.conditions(as_of))
+        .order_by(*order_by(sort))
+    )
+    if limit:
+        query = query.limit(limit)
+    with db.transaction(engine) as session:
+        frame = repo.frame_of(session, query, QUEUE_SCHEMA)
+    age = (pl.lit(as_of) - pl.col("booking_date")).dt.total_days()
+    return frame.with_columns(
+        decimal_text(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
+        age.alias("age_days"),
+        ((age > sla_days) & (pl.col("status") == "open")).alias("over_sla"),
+        pl.col("proposed_by").is_not_null().and_(pl.col("status") == "open").alias("pending_approval"),
+    )
+
+
+def summary(engine: Engine, *, filters: QueueFilter | None = None, as_of: date | None = None,
+            settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Counts and amounts per reason (amounts per currency), items past the SLA, the oldest booking date."""
+    frame = list_items(engine, filters=filters or QueueFilter(), as_of=as_of, settings=settings)
+    if frame.height == 0:
+        return []
+    by_currency = frame.group_by("reason", "currency").agg(pl.col("amount_minor").sum())
+    amounts: dict[str, dict[str, str]] = {}
+    for reason, currency, total in by_currency.sort("reason", "currency").iter_rows():
+        amounts.setdefault(reason, {})[currency] = format_minor(total, currency)
+    counts = frame.group_by("reason").agg(
+        pl.len().alias("count"), pl.col("over_sla").sum().alias("over_sla"),
+        pl.col("booking_date").min().alias("oldest"), pl.col("pending_approval").sum().alias("pending_approval"),
+    ).sort(["count", "reason"], descending=[True, False])
+    return [
+        {"reason": r["reason"], "count": r["count"], "amounts": amounts[r["reason"]],
+         "over_sla": r["over_sla"], "pending_approval": r["pending_approval"], "oldest": r["oldest"].isoformat()}
+        for r in counts.iter_rows(named=True)
+    ]
+
+
+# --- one item --------------------------------------------------------------
+
+
+def find_item(session: Session, key: str | int) -> tuple[tables.ExceptionItem, tables.BankLine]:
+    """An item by id, or the newest item of a bank line by its source_ref."""
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    query = select(ex, bl).join(bl, bl.id == ex.bank_line_id).order_by(ex.id.desc())
+    text = str(key).strip()
+    query = query.where(ex.id == int(text)) if text.isdigit() else query.where(bl.source_ref == text)
+    rows = session.execute(query).all()
+    if not rows:
+        raise NotFoundError(f"no exception item {text!r}")
+    if not text.isdigit() and len({line.id for _, line in rows}) > 1:
+        raise ReconcileError(f"bank line {text} exists on several accounts: name the exception by its id")
+    item, line = rows[0]
+    return item, line
+
+
+def _key_text(number: str, no: int | None) -> str:
+    return number if no is None else f"{number}#{no}"
+
+
+def parse_key(text: str) -> tuple[str, int | None]:
+    """'INV-1' -> (INV-1, None); 'INV-1#2' -> installment 2 of INV-1."""
+    number, sep, no = text.strip().rpartition("#")
+    if sep and no.isdigit() and number:
+        return number, int(no)
+    return text.strip(), None
+
+
+def _open_of(session: Session, keys: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], dict[str, Any]]:
+    inv, ins = tables.Invoice, tables.Installment
+    numbers = sorted({n for n, _ in keys})
+    invoices = {r.invoice_number: r for r in session.execute(
+        select(inv.invoice_number, inv.customer_id, inv.currency, inv.due_date, inv.open_amount_minor)
+        .where(inv.invoice_number.in_(numbers))).all()}
+    installments = {(r.invoice_number, r.installment_no): r for r in session.execute(
+        select(ins.invoice_number, ins.installment_no, ins.due_date, ins.open_amount_minor)
+        .where(ins.invoice_number.in_(numbers))).all()}
+    found = {}
+    for number, no in keys:
+        head = invoices.get(number)
+        if head is None:
+            continue
+        part = installments.get((number, no)) if no is not None else None
+        if no is not None and part is None:
+            continue
+        found[(number, no)] = {
+            "customer_id": head.customer_id, "currency": head.currency,
+            "due_date": (part or head).due_date, "open": (part or head).open_amount_minor,
+        }
+    return found
+
+
+def rank_suggestions(session: Session, item: tables.ExceptionItem, line: tables.BankLine) -> list[dict[str, Any]]:
+    """The item's candidates, best first: each a list of open items with its evidence.
+
+    Candidates are the matcher's suggested invoices and the competing combinations it found.
+    A candidate ranks higher when the remittance names it (exact before mangled), then the
+    smaller the difference between the payment and what is open.
+    """
+    evidence = json.loads(item.evidence) if item.evidence else {}
+    references: dict[str, str] = evidence.get("references") or {}
+    payer = evidence.get("payer") or {}
+    scores: dict[str, float] = {}
+    for entry in payer.get("names") or []:
+        if isinstance(entry, dict) and entry.get("customer"):
+            scores[entry["customer"]] = max(scores.get(entry["customer"], 0.0), float(entry.get("score") or 0))
+    account_customer = payer.get("payer_account") if payer.get("by") == "account" else None
+    if account_customer is None and payer.get("by") == "account":
+        account_customer = payer.get("customer")
+    candidates: list[tuple[list[tuple[str, int | None]], bool]] = []
+    for combo in evidence.get("competing") or []:
+        candidates.append(([parse_key(k) for k in combo], True))
+    seen = {tuple(keys) for keys, _ in candidates}
+    for number in (item.suggestions or "").split("|"):
+        if number and ((number, None),) not in seen:
+            candidates.append(([(number, None)], False))
+            seen.add(((number, None),))
+    opens = _open_of(session, [k for keys, _ in candidates for k in keys])
+    names = dict(session.execute(select(tables.Customer.customer_id, tables.Customer.name)).all()) if opens else {}
+    ranked = []
+    for index, (keys, combination) in enumerate(candidates):
+        known = [k for k in keys if k in opens]
+        if not known:
+            continue
+        open_total = sum(opens[k]["open"] for k in known)
+        customer = opens[known[0]]["customer_id"]
+        currency = opens[known[0]]["currency"]
+        found_by = [references[n] for n, _ in known if n in references]
+        strength = min((REFERENCE_STRENGTH.get(h, 9) for h in found_by), default=9)
+        difference = line.amount_minor - open_total if currency == line.currency else None
+        ranked.append(((strength, abs(difference) if difference is not None else 1 << 62, index), {
+            "items": [_key_text(*k) for k in known],
+            "customer_id": customer, "customer_name": names.get(customer),
+            "currency": currency, "open": format_minor(open_total, currency),
+            "difference": format_minor(difference, currency) if difference is not None else None,
+            "due_date": min(opens[k]["due_date"] for k in known).isoformat(),
+            "evidence": {
+                "reference": found_by[0] if found_by else None,
+                "name_score": scores.get(customer),
+                "payer_account": account_customer == customer if account_customer else False,
+                "combination": combination,
+                "amount_agrees": difference == 0,
+                "currency_agrees": currency == line.currency,
+            },
+        }))
+    ranked.sort(key=lambda pair: pair[0])
+    return [{"rank": i, **entry} for i, (_, entry) in enumerate(ranked, start=1)]
+
+
+def customer_open_items(session: Session, customer: str | None) -> list[dict[str, Any]]:
+    """The customer's open invoices (oldest due first), each with its open installments."""
+    if not customer:
+        return []
+    inv, ins = tables.Invoice, tables.Installment
+    plans: dict[str, list[dict[str, Any]]] = {}
+    for number, no, due, open_minor in session.execute(
+        select(ins.invoice_number, ins.installment_no, ins.due_date, ins.open_amount_minor)
+        .join(inv, inv.invoice_number == ins.invoice_number)
+        .where(inv.customer_id == customer, ins.open_amount_minor > 0).order_by(ins.installment_no)
+    ).all():
+        plans.setdefault(number, []).append({"installment_no": no, "due_date": due.isoformat(), "open_minor": open_minor})
+    rows = session.execute(
+        select(inv.invoice_number, inv.issue_date, inv.due_date, inv.amount_minor, inv.open_amount_minor,
+               inv.currency, inv.payment_reference)
+        .where(inv.customer_id == customer, inv.open_amount_minor > 0).order_by(inv.due_date, inv.invoice_number)
+    ).all()
+    return [
+        {"invoice_number": r.invoice_number, "due_date": r.due_date.isoformat(), "open": format_minor(r.open_amount_minor, r.currency),
+         "amount": format_minor(r.amount_minor, r.currency), "currency": r.currency,
+         "payment_reference": r.payment_reference,
+         "installments": [{"installment_no": p["installment_no"], "due_date": p["due_date"],
+                           "open": format_minor(p["open_minor"], r.currency)} for p in plans.get(r.invoice_number, [])]}
+        for r in rows
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    """SQLite hands back naive UTC, PostgreSQL aware datetimes: show both as aware UTC."""
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+
+
+def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
+             settings: Settings | None = None) -> dict[str, Any]:
+    """One item by its id or its bank line's source_ref, with everything a person needs to decide it."""
+    as_of = as_of or datetime.now(UTC).date()
+    sla_days = QueueSettings.of(settings).sla_days
+    with db.transaction(engine) as session:
+        item, line = find_item(session, key)
+        suggestions = rank_suggestions(session, item, line)
+        customer = item.customer_id or (suggestions[0]["customer_id"] if suggestions else None)
+        customer_name = session.execute(
+            select(tables.Customer.name).where(tables.Customer.customer_id == customer)).scalar() if customer else None
+        open_items = customer_open_items(session, customer)
+        n = tables.ExceptionNote
+        notes = [
+            {"author": a, "at": _iso(at), "text": t}
+            for a, at, t in session.execute(
+                select(n.author, n.created_at, n.text).where(n.exception_id == item.id).order_by(n.created_at, n.id)
+            ).all()
+        ]
+        statement_file = session.execute(
+            select(tables.StatementFile.filename).join(tables.Statement, tables.Statement.file_id == tables.StatementFile.id)
+            .where(tables.Statement.id == line.statement_id)
+        ).scalar()
+    age = (as_of - line.booking_date).days
+    currency = line.currency
+    return {
+        "id": item.id, "reason": item.reason, "status": item.status, "line_status": line.status,
+        "assignee": item.assignee, "claimed_by": item.claimed_by, "claimed_at": _iso(item.claimed_at),
+        "created_at": _iso(item.created_at), "age_days": age, "over_sla": item.status == "open" and age > sla_days,
+        "source_ref": line.source_ref, "account": line.account, "statement_file": statement_file,
+        "booking_date": line.booking_date.isoformat(),
+        "value_date": line.value_date.isoformat() if line.value_date else None,
+        "amount": format_minor(line.amount_minor, currency), "currency": currency,
+        "counterparty_name": line.counterparty_name, "counterparty_account": line.counterparty_account,
+        "remittance": line.remittance, "reference": line.reference, "end_to_end_id": line.end_to_end_id,
+        "bank_code": line.bank_code,
+        "instructed_amount": (format_minor(line.instructed_amount_minor, line.instructed_currency)
+                              if line.instructed_amount_minor is not None and line.instructed_currency else None),
+        "instructed_currency": line.instructed_currency, "exchange_rate": line.exchange_rate,
+        "charges": format_minor(line.charges_minor, currency) if line.charges_minor is not None else None,
+        "customer_id": customer, "customer_name": customer_name,
+        "suggestions": [s["items"][0] if len(s["items"]) == 1 else "+".join(s["items"]) for s in suggestions],
+        "ranked_suggestions": suggestions,
+        "evidence": json.loads(item.evidence) if item.evidence else {},
+        "open_items": open_items,
+        "notes": notes,
+        "proposal": json.loads(item.proposal) if item.proposal else None,
+        "proposed_by": item.proposed_by, "proposed_at": _iso(item.proposed_at), "approved_by": item.approved_by,
+        "resolution": item.resolution, "category": item.category, "resolved_by": item.resolved_by,
+        "resolved_at": _iso(item.resolved_at), "resolution_batch": item.resolution_batch,
+        "learned": json.loads(item.learned) if item.learned else [],
+    }
