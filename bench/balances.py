@@ -24,13 +24,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement
 from sqlalchemy import create_engine, text
 
 from reconcile.collectors.balances import Collections, balances
 from reconcile.collectors.report import write_report
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core import frames
+from reconcile.parsers.base import ParsedFile, Statement
 from reconcile.receivables.snapshot import Snapshot
 from reconcile.receivables.store import store_snapshot
 from reconcile.services import daily as service
@@ -122,7 +122,7 @@ def build(url: str, customers: int, invoices: int, days: int, seed: int = 7) -> 
     snap, payable = snapshot(customers, invoices, rng)
     with db.transaction(engine) as session:
         store_snapshot(session, snap, datetime(2026, 11, 15, 6, tzinfo=UTC))
-    settings = load_settings(REPO / "config")
+    settings = load_config(REPO / "config")
     taken: set[str] = set()
     per_day = max(invoices // 25, 10)
     day = FIRST_DAY
@@ -132,14 +132,14 @@ def build(url: str, customers: int, invoices: int, days: int, seed: int = 7) -> 
         with db.transaction(engine) as session:
             store_parsed(session, Path(f"bank-{day}.csv"), uuid.uuid4().hex,
                          day_of_payments(payable, per_day, day, rng, taken), now)
-        service.run_posting(engine, settings=settings, as_of=now.date(), now=now)
+        service.run_posting(engine, config=settings, as_of=now.date(), now=now)
     engine.dispose()
     return time.perf_counter() - started, day + timedelta(days=1)
 
 
 def measure(url: str, as_of: date, report: Path) -> tuple[float, float, int]:
     engine = db.make_engine(url)
-    collections = Collections.from_settings(load_settings(REPO / "config"))
+    collections = Collections.from_config(load_config(REPO / "config"))
     t0 = time.perf_counter()
     frame = balances(engine, as_of, collections.edges, broken_after_days=collections.broken_after_days)
     t1 = time.perf_counter()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import create_engine, text
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.statements import inbox
 from reconcile.store import db
@@ -79,7 +79,7 @@ def main() -> None:
     bulk = write_bulk(root / "data", customers=max(args.lines // 10, 10), lines=args.lines)
     data = root / "data"
     shutil.move(bulk.statement, data / "day.csv")
-    settings = load_settings(CONFIG_DIR)
+    settings = load_config(CONFIG_DIR)
 
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{'PostgreSQL' if args.pg else 'SQLite'}; {args.files} files, {bulk.lines} lines; "
@@ -94,6 +94,7 @@ def main() -> None:
     direct_s = plain["plain2"]
 
     import prefect
+
     from reconcile.flows.daily import posting_run_flow
 
     timings = {}

@@ -23,13 +23,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement
 from sqlalchemy import create_engine, text
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core import frames
 from reconcile.ledger import check as ledger_check
-from reconcile.match import Rules
+from reconcile.parsers.base import ParsedFile, Statement
 from reconcile.receivables.snapshot import Snapshot
 from reconcile.receivables.store import store_snapshot
 from reconcile.services import daily as service
@@ -92,8 +91,8 @@ def bench(url: str, allocations: int) -> None:
         store_snapshot(session, snapshot, NOW)
     with db.transaction(engine) as session:
         store_parsed(session, Path("bench.csv"), uuid.uuid4().hex, parsed, NOW)
-    settings = load_settings(REPO / "config")
-    rules = Rules.from_config(settings.section("matching"))
+    settings = load_config(REPO / "config")
+    rules = settings.matching
 
     t0 = time.perf_counter()
     lines, book = service.run_inputs(engine)

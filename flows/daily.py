@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 from sqlalchemy import Engine
 
-from reconcile.config import load_settings
+from reconcile.config import Config, load_config
 from reconcile.services import daily as service
 from reconcile.statements import inbox as inbox_lib
 from reconcile.store import db
@@ -39,6 +39,12 @@ def _engine(db_url: str | None) -> Engine:
     return db.make_engine(db_url)
 
 
+@lru_cache(maxsize=8)
+def _config(config_dir: str | None) -> Config:
+    """The configuration a flow run was started with, validated once per process (tasks get the folder)."""
+    return load_config(config_dir)
+
+
 def _transient(task: Any, task_run: Any, state: State) -> bool:
     """Retry condition: only errors inbox_lib.is_transient accepts (never a bad file)."""
     try:
@@ -50,13 +56,14 @@ def _transient(task: Any, task_run: Any, state: State) -> bool:
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient,
       task_run_name="ingest {path}")
-def ingest_statement(db_url: str | None, path: str, quarantine: str) -> dict[str, Any]:
-    return inbox_lib.ingest_one(_engine(db_url), Path(path), Path(quarantine)).to_dict()
+def ingest_statement(db_url: str | None, config_dir: str, path: str, quarantine: str) -> dict[str, Any]:
+    options = _config(config_dir).parse_options()
+    return inbox_lib.ingest_one(_engine(db_url), Path(path), Path(quarantine), options).to_dict()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="check {path}")
-def check_statement(path: str) -> dict[str, Any]:
-    return inbox_lib.check_one(Path(path)).to_dict()
+def check_statement(config_dir: str, path: str) -> dict[str, Any]:
+    return inbox_lib.check_one(Path(path), _config(config_dir).parse_options()).to_dict()
 
 
 # No Prefect retries: run_posting retries a chunk whose connection dropped itself, knowing what committed.
@@ -64,10 +71,10 @@ def check_statement(path: str) -> dict[str, Any]:
 def match_and_post(
     db_url: str | None, config_dir: str, as_of: str, dry_run: bool, actor: str, new_files: list[str],
 ) -> dict[str, Any]:
-    engine, settings, day = _engine(db_url), load_settings(config_dir), date.fromisoformat(as_of)
+    engine, config, day = _engine(db_url), _config(config_dir), date.fromisoformat(as_of)
     if dry_run:
-        return inbox_lib.preview_posting(engine, settings, [Path(p) for p in new_files], day, service.utcnow()).to_dict()
-    return service.run_posting(engine, settings=settings, as_of=day, actor=actor).to_dict()
+        return inbox_lib.preview_posting(engine, config, [Path(p) for p in new_files], day, service.utcnow()).to_dict()
+    return service.run_posting(engine, config=config, as_of=day, actor=actor).to_dict()
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
@@ -154,8 +161,9 @@ def posting_run_flow(
     """
     started = time.perf_counter()
     logger = get_run_logger()
-    settings = load_settings(config_dir)
-    box = inbox_lib.InboxSettings.from_settings(settings, inbox)
+    config = _config(config_dir)
+    folder = str(config.directory)
+    box = inbox_lib.InboxSettings.from_config(config.inbox, inbox)
     day = as_of or service.utcnow().date().isoformat()
     if not box.path.is_dir():
         logger.warning("inbox folder %s does not exist: no statement files picked up ([inbox] path or --inbox)",
@@ -163,12 +171,12 @@ def posting_run_flow(
     paths = inbox_lib.pending_files(box.path)
 
     if dry_run:
-        files = [check_statement(str(p)) for p in paths]
+        files = [check_statement(folder, str(p)) for p in paths]
     else:
-        files = [_file_outcome(p, ingest_statement(db_url, str(p), str(box.quarantine), return_state=True))
+        files = [_file_outcome(p, ingest_statement(db_url, folder, str(p), str(box.quarantine), return_state=True))
                  for p in paths]
     new_files = [str(box.path / f["file"]) for f in files if f["status"] == "would ingest"]
-    posting = match_and_post(db_url, str(settings.directory), day, dry_run, actor, new_files, return_state=True)
+    posting = match_and_post(db_url, folder, day, dry_run, actor, new_files, return_state=True)
     if posting.is_failed():
         error = posting.result(raise_on_failure=False)
         create_markdown_artifact(
@@ -204,7 +212,7 @@ def load_snapshot(db_url: str | None, folder: str) -> dict[str, int]:
 @flow(name="load-ar", log_prints=True)
 def load_ar_flow(db_url: str | None = None, config_dir: str | None = None, folder: str | None = None) -> dict[str, int]:
     """Load the receivables snapshot (all or nothing) from `folder`, default [inbox] receivables."""
-    folder = folder or str(inbox_lib.InboxSettings.from_settings(load_settings(config_dir)).receivables)
+    folder = folder or str(inbox_lib.InboxSettings.from_config(_config(config_dir).inbox).receivables)
     counts = load_snapshot(db_url, folder)
     create_table_artifact(table=[{"what": k, "count": v} for k, v in counts.items()], key="receivables-load")
     return counts
@@ -215,7 +223,7 @@ def balance_totals(db_url: str | None, config_dir: str | None, as_of: str, outpu
     from reconcile.collectors.balances import balances, bucket_labels
     from reconcile.services.exports import decimal_text, write_csv
 
-    edges = [int(e) for e in load_settings(config_dir).section("aging").get("buckets", [0, 30, 60, 90])]
+    edges = list(_config(config_dir).aging.buckets)
     frame = balances(_engine(db_url), date.fromisoformat(as_of), edges)
     money = ["open", *bucket_labels(edges), "on_account", "pending_application"]
     totals = frame.group_by("currency").agg(pl.col(money).sum(), pl.len().alias("customers")).sort("currency")

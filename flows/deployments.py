@@ -13,26 +13,23 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
-from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 
-from reconcile.config import Settings
+from reconcile.config import Config
 from reconcile.core.errors import ConfigError
+from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 
 DEFAULT_CRON = "0 6 * * 1-5"
 DEFAULT_TIMEZONE = "UTC"
 POSTING_RUN = "daily-posting-run"
 
 
-def schedule_settings(settings: Settings, cron: str | None = None, timezone: str | None = None) -> dict[str, str]:
-    section = settings.section("schedule")
+def schedule_settings(config: Config, cron: str | None = None, timezone: str | None = None) -> dict[str, str]:
+    """The schedule from config [schedule], with --cron / --timezone given on the command line winning."""
     values = {
-        "cron": cron or section.get("cron", DEFAULT_CRON),
-        "timezone": timezone or section.get("timezone", DEFAULT_TIMEZONE),
-        "load_ar_cron": section.get("load_ar_cron", ""),
+        "cron": cron or config.schedule.cron,
+        "timezone": timezone or config.schedule.timezone,
+        "load_ar_cron": config.schedule.load_ar_cron,
     }
-    for key, value in values.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"[schedule] {key} must be text, not {value!r}")
     for key in ("cron", "load_ar_cron"):
         if values[key] and len(values[key].split()) != 5:
             raise ConfigError(f"[schedule] {key} = {values[key]!r} is not a cron expression (five fields)")
@@ -46,16 +43,18 @@ def schedule_settings(settings: Settings, cron: str | None = None, timezone: str
 
 
 def build_deployments(
-    settings: Settings, *, inbox: str | None = None, cron: str | None = None, timezone: str | None = None,
+    config: Config, *, inbox: str | None = None, cron: str | None = None, timezone: str | None = None,
 ) -> list[RunnerDeployment]:
-    when = schedule_settings(settings, cron, timezone)
+    when = schedule_settings(config, cron, timezone)
+    # the served runs read the configuration this process was started with, not whatever their cwd holds
+    folder = str(config.directory.resolve())
     module = EntrypointType.MODULE_PATH  # importable wherever reconcile is installed
     posting = posting_run_flow.to_deployment(
         name=POSTING_RUN,
         schedules=[Cron(when["cron"], timezone=when["timezone"])],
         # a second run waits for the first (the ledger's lock would serialise them anyway)
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-        parameters={"inbox": inbox, "as_of": None, "dry_run": False},
+        parameters={"config_dir": folder, "inbox": inbox, "as_of": None, "dry_run": False},
         description="Ingest the inbox, match and post, archive; one run at a time.",
         tags=["reconcile"],
         entrypoint_type=module,
@@ -64,6 +63,7 @@ def build_deployments(
         name="load-ar",
         schedules=[Cron(when["load_ar_cron"], timezone=when["timezone"])] if when["load_ar_cron"] else None,
         concurrency_limit=1,
+        parameters={"config_dir": folder},
         description="Load the receivables snapshot from [inbox] receivables.",
         tags=["reconcile"],
         entrypoint_type=module,
@@ -76,6 +76,7 @@ def build_deployments(
             match={"prefect.resource.id": "prefect.flow-run.*"},
             match_related={"prefect.resource.role": "flow", "prefect.resource.name": POSTING_RUN},
         )],
+        parameters={"config_dir": folder},
         description="Balances and aging after each completed posting run.",
         tags=["reconcile"],
         entrypoint_type=module,

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 RECORD_NAMES = {
     "01": "file header", "02": "group header", "03": "account identifier", "16": "transaction detail",

@@ -8,13 +8,11 @@ not open files, touch the database or know about matching.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -61,26 +59,30 @@ class Parser(Protocol):
         ...
 
 
-# Time zones of the accounts (config [statements]): the calendar day of a booking the bank gives as a
-# date-time with an offset (often UTC) is the day in the account's zone. Set by the caller around parsing.
-ACCOUNT_TIMEZONES: ContextVar[Mapping[str, str] | None] = ContextVar("account_timezones", default=None)
+@dataclass(frozen=True)
+class ParseOptions:
+    """What parsing needs from configuration, built once by the caller and passed in (never read here).
 
+    csv_profiles: the CSV profiles that take part (built-in and the team's, merged).
+    timezones: account -> IANA zone ("*" for every account): a booking the bank gives as a date-time with an
+    offset (CAMT DtTm, often UTC) is booked on its calendar day in the account's zone.
+    profile: a CSV profile chosen by name (ingest --profile): detection is skipped.
+    """
 
-def account_timezone(account: str | None) -> str | None:
-    """The configured zone of `account` ("*" is the default for every account), or None."""
-    zones = ACCOUNT_TIMEZONES.get()
-    if not zones:
-        return None
-    return zones.get(account or "") or zones.get("*") or None
+    csv_profiles: tuple[Any, ...] = ()
+    timezones: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
 
+    def zone_for(self, account: str | None) -> str | None:
+        """The configured zone of `account`, else the default for every account, else None."""
+        return self.timezones.get(account or "") or self.timezones.get("*") or None
 
-@contextmanager
-def timezones(zones: Mapping[str, str] | None) -> Iterator[None]:
-    token = ACCOUNT_TIMEZONES.set(zones)
-    try:
-        yield
-    finally:
-        ACCOUNT_TIMEZONES.reset(token)
+    @classmethod
+    def builtin(cls) -> ParseOptions:
+        """The shipped CSV profiles and no time zones: for tools and tests that have no configuration."""
+        from reconcile.parsers.csv_profiles import builtin_profiles
+
+        return cls(csv_profiles=builtin_profiles())
 
 
 def lines_frame(records: list[dict]) -> pl.DataFrame:

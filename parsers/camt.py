@@ -18,8 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from lxml import etree
+
+from reconcile.core import frames
+from reconcile.core.errors import InputError
+from reconcile.core.money import to_minor
 from reconcile.parsers import camt_fast
-from reconcile.parsers.base import ParsedFile, Statement, account_timezone, lines_frame
+from reconcile.parsers.base import ParsedFile, ParseOptions, Statement, lines_frame
 from reconcile.parsers.camt_fast import Cut, Fallback
 from reconcile.parsers.xmlsafe import (
     _PREFIXED_TAG,
@@ -29,10 +33,6 @@ from reconcile.parsers.xmlsafe import (
     split_documents,
     well_formed,
 )
-
-from reconcile.core import frames
-from reconcile.core.errors import InputError
-from reconcile.core.money import to_minor
 
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 REFUSED = {"BkToCstmrAcctRpt": "camt.052 intraday account reports are not statements; import the camt.053 statement"}
@@ -98,8 +98,8 @@ def _day(element: etree._Element | None, where: str, path: Path, zone: ZoneInfo 
         raise InputError(path, where, f"'{raw}' is not a date") from None
 
 
-def _zone(account: str, path: Path) -> ZoneInfo | None:
-    name = account_timezone(account)
+def _zone(account: str, path: Path, options: ParseOptions) -> ZoneInfo | None:
+    name = options.zone_for(account)
     if not name:
         return None
     try:
@@ -200,6 +200,9 @@ def _detail_amount(detail: etree._Element, entry_currency: str, where: str, path
 class CamtParser:
     name = "camt"
 
+    def __init__(self, options: ParseOptions | None = None) -> None:
+        self.options = options or ParseOptions()
+
     def sniff(self, head: bytes, path: Path) -> bool:
         if b"<" not in head[:512]:
             return False
@@ -271,7 +274,7 @@ class CamtParser:
         account = _text(element, "Acct/Id/IBAN") or _text(element, "Acct/Id/Othr/Id")
         if not account:
             raise InputError(path, f"{where}/Acct", "statement names no account (IBAN or Othr/Id)")
-        zone = _zone(account, path)
+        zone = _zone(account, path, self.options)
         currency = _text(element, "Acct/Ccy")
         opening = closing = None
         for n, balance in enumerate(element.findall("Bal"), start=1):

@@ -16,13 +16,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
 from reconcile.core.money import format_minor
 from reconcile.core.money_expr import exponent_expr, minor_units_expr
-from reconcile.statements.profiles import Profile, load_profiles
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.csv_profiles import Profile
 
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",
                 "remittance", "reference"]
@@ -516,15 +516,14 @@ def _with_fee_lines(lines: pl.DataFrame, profile: Profile) -> pl.DataFrame:
     return combined.sort("_line", "_part", maintain_order=True).drop("_part", "_fee")
 
 
-def csv_parsers() -> list[CsvProfileParser]:
+def csv_parsers(profiles: tuple[Profile, ...]) -> list[CsvProfileParser]:
     """The parsers that take part in detection (profiles with auto_detect = false are only chosen by name)."""
-    return [CsvProfileParser(profile) for profile in load_profiles() if profile.auto_detect]
+    return [CsvProfileParser(profile) for profile in profiles if profile.auto_detect]
 
 
-def profile_parser(name: str, path: Path) -> CsvProfileParser:
+def profile_parser(name: str, path: Path, profiles: tuple[Profile, ...]) -> CsvProfileParser:
     """The parser of the CSV profile called name ("oca-sheet" or "csv:oca-sheet"); unknown names are input errors."""
     wanted = name.removeprefix("csv:")
-    profiles = load_profiles()
     for profile in profiles:
         if profile.name == wanted:
             return CsvProfileParser(profile)

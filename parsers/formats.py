@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from reconcile.parsers.base import Parser
+from reconcile.parsers.base import ParseOptions, Parser
 
 
-def available_parsers() -> list[Parser]:
+def available_parsers(options: ParseOptions) -> list[Parser]:
     from reconcile.parsers import bai2, camt, csvprofile, mt940, ofx
 
-    return [camt.CamtParser(), ofx.OfxParser(), mt940.Mt940Parser(), bai2.Bai2Parser(), *csvprofile.csv_parsers()]
+    return [camt.CamtParser(options), ofx.OfxParser(), mt940.Mt940Parser(), bai2.Bai2Parser(),
+            *csvprofile.csv_parsers(options.csv_profiles)]

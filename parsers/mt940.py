@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
 from reconcile.core.money import format_minor, to_minor
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

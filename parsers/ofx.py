@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from reconcile.parsers import ofx_tree
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
-from reconcile.parsers.ofx_tree import Node
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
 from reconcile.core.money import to_minor
+from reconcile.parsers import ofx_tree
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.ofx_tree import Node
 
 # Columns hashed into a source_ref when a bank sends an empty FITID.
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "remittance", "reference", "bank_code"]

@@ -11,38 +11,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconcile.parsers.base import ParsedFile, Parser
-
 from reconcile.core.errors import InputError
+from reconcile.parsers.base import ParsedFile, ParseOptions, Parser
 
 HEAD_BYTES = 64 * 1024
 
 
-def _parsers() -> list[Parser]:
+def _parsers(options: ParseOptions) -> list[Parser]:
     # Imported lazily: parsers/__init__ re-exports this module's functions.
     from reconcile.parsers.formats import available_parsers
 
-    return available_parsers()
+    return available_parsers(options)
 
 
-def _chosen_profile(head: bytes, path: Path, profile: str) -> Parser:
+def _chosen_profile(head: bytes, path: Path, profile: str, options: ParseOptions) -> Parser:
     from reconcile.parsers.csvprofile import profile_parser
 
-    parser = profile_parser(profile, path)
+    parser = profile_parser(profile, path, options.csv_profiles)
     problem = parser.mismatch(head, path)
     if problem is not None:
         raise InputError(path, None, f"not in the layout of CSV profile {parser.profile.name!r}: {problem}")
     return parser
 
 
-def detect(data: bytes, path: Path, *, profile: str | None = None) -> Parser:
-    """The one parser that claims the file; with profile, that CSV profile's parser (no detection)."""
+def detect(data: bytes, path: Path, options: ParseOptions | None = None) -> Parser:
+    """The one parser that claims the file; with options.profile, that CSV profile's parser (no detection).
+
+    Without options: the shipped profiles and no time zones (tools and tests); commands pass their own.
+    """
+    options = options or ParseOptions.builtin()
     head = data[:HEAD_BYTES]
     if head.startswith(b"PK\x03\x04"):
         raise InputError(path, None, "a ZIP archive: unpack it and ingest the statement files inside")
-    if profile is not None:
-        return _chosen_profile(head, path, profile)
-    claims = [p for p in _parsers() if p.sniff(head, path)]
+    if options.profile is not None:
+        return _chosen_profile(head, path, options.profile, options)
+    claims = [p for p in _parsers(options) if p.sniff(head, path)]
     if not claims:
         raise InputError(path, None, "unrecognised statement format (not OFX, CAMT, MT940, BAI2 or a known CSV layout)")
     if len(claims) > 1:
@@ -51,8 +54,8 @@ def detect(data: bytes, path: Path, *, profile: str | None = None) -> Parser:
     return claims[0]
 
 
-def parse_bytes(data: bytes, path: Path, *, profile: str | None = None) -> ParsedFile:
-    return detect(data, path, profile=profile).parse(data, path)
+def parse_bytes(data: bytes, path: Path, options: ParseOptions | None = None) -> ParsedFile:
+    return detect(data, path, options).parse(data, path)
 
 
 def read_statement(path: Path) -> bytes:
@@ -66,6 +69,6 @@ def read_statement(path: Path) -> bytes:
     return data
 
 
-def parse_file(path: str | Path, *, profile: str | None = None) -> ParsedFile:
+def parse_file(path: str | Path, options: ParseOptions | None = None) -> ParsedFile:
     path = Path(path)
-    return parse_bytes(read_statement(path), path, profile=profile)
+    return parse_bytes(read_statement(path), path, options)

@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 from sqlalchemy import Engine
 
 from reconcile.core.money import to_minor
+from reconcile.parsers.base import ParsedFile, Statement, lines_frame
 from reconcile.statements.ingest import IngestResult, store_parsed
 from reconcile.store import db
 

@@ -18,9 +18,9 @@ import unicodedata
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
-from reconcile.parsers import parse_file
 
 from reconcile.core.money import from_minor, to_minor
+from reconcile.parsers import parse_file
 
 TOKEN = re.compile(r"[A-Z0-9][A-Z0-9\-/\.]{2,}[A-Z0-9]")
 RF_SPACED = re.compile(r"RF\d\d(?: ?[A-Z0-9]{1,4}){1,7}")

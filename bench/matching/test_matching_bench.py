@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from reconcile.parsers import parse_file
 
 HERE = Path(__file__).resolve().parent

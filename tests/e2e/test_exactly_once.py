@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core.errors import LedgerError
-from reconcile.match import Rules
+from reconcile.parsers.base import ParseOptions
 from reconcile.services import daily as service
 from reconcile.services import ledger
 from reconcile.store import db
@@ -151,8 +151,8 @@ def test_a_run_killed_at_a_random_point_then_rerun_equals_a_clean_run(
 def test_without_the_run_lock_the_database_still_refuses_a_second_posting(engine, bulk: BulkFiles) -> None:
     """Two posters that decided on the same lines: one commits, the other's chunk is refused whole."""
     service.load_ar(engine, bulk.snapshot_dir)
-    service.ingest_file(engine, bulk.statement)
-    rules = Rules.from_config(load_settings(REPO / "config").section("matching"))
+    service.ingest_file(engine, bulk.statement, ParseOptions.builtin())
+    rules = load_config(REPO / "config").matching
     decided = []
     for _ in range(2):
         lines, book = service.run_inputs(engine)
@@ -202,8 +202,8 @@ def test_connections_dropped_mid_run_are_retried_without_double_posting(
 
     thread = threading.Thread(target=drop_connections)
     thread.start()
-    settings = load_settings(_config(tmp_path, 100))
-    summary = service.run_posting(engine, settings=settings, as_of=date(2026, 11, 25))
+    settings = load_config(_config(tmp_path, 100))
+    summary = service.run_posting(engine, config=settings, as_of=date(2026, 11, 25))
     thread.join(timeout=60)
     engine.dispose()
     killer.dispose()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
+from reconcile.parsers.base import ParseOptions
 from reconcile.services import daily as service
 from reconcile.services.demo_data import write_demo_data
 from reconcile.store import db
@@ -31,8 +32,9 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     engine = db.make_engine(f"sqlite:///{tmp / 'r.db'}")
     service.init_database(engine)
     service.load_ar(engine, files.snapshot_dir)
-    service.ingest_files(engine, list(files.statements))
-    service.run_posting(engine, settings=load_settings(), as_of=files.as_of)
+    for statement in files.statements:
+        service.ingest_file(engine, statement, ParseOptions.builtin())
+    service.run_posting(engine, config=load_config(), as_of=files.as_of)
     engine.dispose()
     return tmp, ["--db", f"sqlite:///{tmp / 'r.db'}"]
 

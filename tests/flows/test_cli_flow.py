@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from reconcile.cli import app
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.services.demo_data import write_demo_data
 from reconcile.store import db
@@ -64,7 +64,10 @@ def test_serve_print_shows_the_deployments_without_serving() -> None:
     posting = served["daily-posting-run"]
     assert posting["schedules"] == [{"cron": "0 6 * * 1-5", "timezone": "Europe/Amsterdam"}]
     assert posting["concurrency_limit"] == 1 and posting["collision_strategy"] == "ENQUEUE"
-    assert posting["parameters"] == {"inbox": None, "as_of": None, "dry_run": False}
+    # the served runs read the configuration serve was started with, wherever their working directory is
+    folder = str(Path(CONFIG_DIR).resolve())
+    assert posting["parameters"] == {"config_dir": folder, "inbox": None, "as_of": None, "dry_run": False}
+    assert served["load-ar"]["parameters"] == served["reports"]["parameters"] == {"config_dir": folder}
     assert served["load-ar"]["schedules"][0]["cron"] == "30 5 * * 1-5"
     assert served["reports"]["triggers"] == [["prefect.flow-run.Completed"]]
 
@@ -75,13 +78,13 @@ def test_serve_print_shows_the_deployments_without_serving() -> None:
 def test_prefect_yaml_schedules_what_the_configuration_says() -> None:
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
-    schedule = load_settings(CONFIG_DIR).section("schedule")
+    schedule = load_config(CONFIG_DIR).schedule
     posting = deployments["daily-posting-run"]
-    assert posting["schedules"][0]["cron"] == schedule["cron"] == "0 6 * * 1-5"
-    assert posting["schedules"][0]["timezone"] == schedule["timezone"]
+    assert posting["schedules"][0]["cron"] == schedule.cron == "0 6 * * 1-5"
+    assert posting["schedules"][0]["timezone"] == schedule.timezone
     assert posting["concurrency_limit"]["limit"] == 1
     assert set(posting["parameters"]) == {"inbox", "as_of", "dry_run"}
-    assert deployments["load-ar"]["schedules"][0]["cron"] == schedule["load_ar_cron"]
+    assert deployments["load-ar"]["schedules"][0]["cron"] == schedule.load_ar_cron
     for d in deployments.values():
         module, name = d["entrypoint"].rsplit(".", 1)
         assert hasattr(__import__(module, fromlist=[name]), name)

@@ -19,13 +19,13 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
-from reconcile.flows import daily
-from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core.errors import ReconcileError
+from reconcile.flows import daily
+from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
 from reconcile.services import daily as service
 from reconcile.services import exports as export
 from reconcile.services.demo_data import ACCOUNT, write_demo_data
@@ -103,7 +103,7 @@ def test_good_day_posts_what_the_plain_run_posts_and_archives_the_files(
     state = day.run()
     assert state.is_completed() and state.name == "Completed"
     report = state.result()
-    expected = inbox.run_day(twin.engine, load_settings(CONFIG_DIR), inbox=twin.inbox,
+    expected = inbox.run_day(twin.engine, load_config(CONFIG_DIR), inbox=twin.inbox,
                              as_of=date.fromisoformat(AS_OF)).to_dict()
 
     assert len(day.names) == 3 and [f["status"] for f in report["files"]] == ["ingested"] * 3
@@ -225,11 +225,11 @@ def test_a_passing_io_error_is_retried_and_a_bad_file_is_not(
     day = _day(demo, tmp_path, corrupt=True)
     real, calls = service.ingest_file, Counter()
 
-    def flaky(engine, path, now=None, account=None):  # type: ignore[no-untyped-def]
+    def flaky(engine, path, options, now=None, account=None):  # type: ignore[no-untyped-def]
         calls[Path(path).name] += 1
         if Path(path).name == "bank-export-extra.csv" and calls[Path(path).name] == 1:
             raise OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
-        return real(engine, path, now=now, account=account)
+        return real(engine, path, options, now=now, account=account)
 
     monkeypatch.setattr(service, "ingest_file", flaky)
     monkeypatch.setattr(daily, "ingest_statement", daily.ingest_statement.with_options(retry_delay_seconds=0))

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("prefect_dask", reason="prefect-dask is in the test extra; install with pip install -e '.[test]'")
 
+from reconcile.config import load_config
 from reconcile.flows.scale import run_scaled
-
-from reconcile.config import load_settings
+from reconcile.parsers.base import ParseOptions
 from reconcile.services import daily as service
 from reconcile.services import exports as export
 from reconcile.services import ledger
@@ -25,7 +25,7 @@ def _prepared(url: str, files) -> None:  # type: ignore[no-untyped-def]
     engine = db.make_engine(url)
     db.upgrade(engine)
     service.load_ar(engine, files.snapshot_dir)
-    service.ingest_file(engine, files.statement)
+    service.ingest_file(engine, files.statement, ParseOptions.builtin())
     engine.dispose()
 
 
@@ -46,7 +46,7 @@ def test_a_two_worker_dask_cluster_posts_exactly_what_one_process_posts(tmp_path
     _prepared(local, files)
     _prepared(scaled, files)
     engine = db.make_engine(local)
-    service.run_posting(engine, settings=load_settings(config), partitions=1)
+    service.run_posting(engine, config=load_config(config), partitions=1)
     engine.dispose()
     summary = run_scaled(scaled, str(config), partitions=6)
     assert summary["status"] == "completed" and summary["lines_posted"] > 1000

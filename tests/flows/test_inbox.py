@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from reconcile.config import Settings
+from reconcile.config import load_config
 from reconcile.core.errors import ConfigError, InputError
 from reconcile.statements import inbox
 
@@ -50,11 +50,16 @@ def test_only_passing_io_and_dropped_connections_are_retried() -> None:
     assert not inbox.is_transient(ValueError("a bug"))
 
 
+def _config(tmp_path: Path, toml: str) -> Path:
+    (tmp_path / "reconcile.toml").write_text(toml)
+    return tmp_path
+
+
 def test_inbox_folders_come_from_config_relative_to_the_inbox(tmp_path: Path) -> None:
-    settings = Settings(tmp_path, {"inbox": {"path": "/data/in", "archive": "done", "quarantine": "/data/bad"}})
-    box = inbox.InboxSettings.from_settings(settings)
+    config = load_config(_config(tmp_path, '[inbox]\npath = "/data/in"\narchive = "done"\nquarantine = "/data/bad"\n'))
+    box = inbox.InboxSettings.from_config(config.inbox)
     assert (box.path, box.archive, box.quarantine) == (Path("/data/in"), Path("/data/in/done"), Path("/data/bad"))
-    assert inbox.InboxSettings.from_settings(settings, "/elsewhere").archive == Path("/elsewhere/done")
-    assert inbox.InboxSettings.from_settings(Settings(tmp_path, {})).path == Path("inbox")
-    with pytest.raises(ConfigError, match="archive must be a folder name"):
-        inbox.InboxSettings.from_settings(Settings(tmp_path, {"inbox": {"archive": 3}}))
+    assert inbox.InboxSettings.from_config(config.inbox, "/elsewhere").archive == Path("/elsewhere/done")
+    assert inbox.InboxSettings.from_config(load_config(_config(tmp_path, "")).inbox).path == Path("inbox")
+    with pytest.raises(ConfigError, match=r"\[inbox\] archive must be text, not 3"):
+        load_config(_config(tmp_path, "[inbox]\narchive = 3\n"))

@@ -21,14 +21,14 @@ from reconcile.collectors.balances import Collections, balances
 from reconcile.collectors.kpis import kpis
 from reconcile.collectors.report import gather, render, write_report
 from reconcile.collectors.statement import statement_of_account
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.services import ledger
 from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 from tests.conftest import _fresh_pg_schema
 
-CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "config")
 LATER = NOW + timedelta(days=1)          # 2026-11-25: P1 is unapplied (back to the queue)
 BEFORE, RUN_DAY, AFTER = date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)
 COLUMNS = ["customer_id", "currency", "open", "current", "1-30", "31-60", "61-90", "over_90", "on_account",
@@ -72,7 +72,7 @@ def _book(engine: Engine, folder: Path) -> None:
     ])
     ingest_lines(engine, [bank_line("P4", "520.00", currency="USD", name="DELTA", remittance="INV-401")],
                  account="US33000111")                                                # 20.00 kept on account
-    summary = service.run_posting(engine, settings=CONFIG, as_of=NOW.date(), now=NOW, run_id="run-1")
+    summary = service.run_posting(engine, config=CONFIG, as_of=NOW.date(), now=NOW, run_id="run-1")
     assert (summary.lines_posted, summary.lines_exception, summary.violations) == (4, 1, [])
     ledger.unapply(engine, "P1", reason="wrong customer", actor="alice", now=LATER)
     assert ledger.check(engine) == []
@@ -123,7 +123,7 @@ def test_a_past_date_reads_the_same_after_later_postings(engine: Engine, tmp_pat
     # more happens later: a new payment posted on the 26th
     ingest_lines(book, [bank_line("P9", "40.00", name="BRICK", remittance="INV-202", booking_date="2026-11-25")],
                  digest="later")
-    service.run_posting(book, settings=CONFIG, as_of=date(2026, 11, 26), now=LATER + timedelta(days=1))
+    service.run_posting(book, config=CONFIG, as_of=date(2026, 11, 26), now=LATER + timedelta(days=1))
     assert balances(book, RUN_DAY).equals(frame)
     assert balances(book, date(2026, 11, 26)).filter(pl.col("customer_id") == "C2").height == 0  # C2 paid up
 
@@ -209,7 +209,7 @@ def _ledger_totals(engine: Engine) -> dict[str, dict[str, int]]:
 
 
 def test_report_totals_reconcile_with_the_ledger(book: Engine, tmp_path: Path) -> None:
-    data = write_report(book, tmp_path / "report.html", AFTER, Collections.from_settings(CONFIG))
+    data = write_report(book, tmp_path / "report.html", AFTER, Collections.from_config(CONFIG))
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     found: dict[str, dict[str, int]] = {}
     for cur, row in re.findall(r'<tr data-currency="(\w+)">(.*?)</tr>', html):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.queue.actions import resolve_item
 from reconcile.services import daily as service
@@ -17,7 +17,7 @@ from reconcile.services import ledger
 from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
-CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "config")
 LATER = NOW + timedelta(days=1)
 
 
@@ -34,7 +34,7 @@ def _book(engine: Engine, tmp_path: Path) -> None:
 
 
 def _run(engine: Engine, now=NOW) -> service.RunSummary:  # type: ignore[no-untyped-def]
-    return service.run_posting(engine, settings=CONFIG, as_of=now.date(), now=now)
+    return service.run_posting(engine, config=CONFIG, as_of=now.date(), now=now)
 
 
 def _open(engine: Engine) -> dict[str, int]:
@@ -107,7 +107,7 @@ def test_unapply_reverses_exactly_and_queues_the_line(engine: Engine, tmp_path: 
     with db.transaction(engine) as session:
         item = session.execute(select(tables.ExceptionItem).where(tables.ExceptionItem.status == "open")).scalar_one()
         assert (item.reason, item.suggestions, item.customer_id) == ("unapplied", "INV-101|INV-102", "C1")
-    resolve_item(engine, item.id, ["INV-102"], actor="alice", now=LATER)
+    resolve_item(engine, item.id, ["INV-102"], actor="alice", now=LATER, config=CONFIG.queue)
     assert _open(engine) == {**before, "INV-102": 0}
     assert _status(engine, "P1") == ("posted", 1)
     assert ledger.check(engine) == []

@@ -7,13 +7,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconcile.config import load_settings
-from reconcile.match import Rules, match_lines
+from reconcile.config import load_config
+from reconcile.match import match_lines
 from reconcile.match.partition import match_partitioned, prepare, split
+from reconcile.parsers.base import ParseOptions
 from reconcile.services import daily as service
 from tests.bulk import write_bulk
 
-RULES = Rules.from_config(load_settings(Path(__file__).resolve().parents[2] / "config").section("matching"))
+RULES = load_config(Path(__file__).resolve().parents[2] / "config").matching
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
@@ -28,7 +29,7 @@ def day(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     engine = db.make_engine(f"sqlite:///{folder / 'r.db'}")
     db.upgrade(engine)
     service.load_ar(engine, files.snapshot_dir)
-    service.ingest_file(engine, files.statement)
+    service.ingest_file(engine, files.statement, ParseOptions.builtin())
     lines, book = service.run_inputs(engine)
     engine.dispose()
     return lines.drop("generation"), book

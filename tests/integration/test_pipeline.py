@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.receivables.snapshot import SnapshotError
 from reconcile.services import daily as service
 from reconcile.services import exports as export
 from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
-CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "config")
 AS_OF = date(2026, 11, 24)
 
 
@@ -47,7 +47,7 @@ LINES = [
 
 
 def _run(engine) -> service.RunSummary:  # type: ignore[no-untyped-def]
-    return service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=NOW, run_id="run-1")
+    return service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=NOW, run_id="run-1")
 
 
 def test_path_posts_queues_and_skips(engine, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_rerunning_and_reimporting_change_nothing(engine, tmp_path: Path) -> Non
     assert (again.customers_new, again.invoices_new, again.invoices_changed) == (0, 0, 0)
     assert ingest_lines(engine, LINES).already_imported
     assert ingest_lines(engine, LINES, digest="another file, same lines").new_lines == 0
-    second = service.run_posting(engine, settings=CONFIG, as_of=AS_OF)
+    second = service.run_posting(engine, config=CONFIG, as_of=AS_OF)
 
     assert second.lines_posted == 0
     assert export.allocations_frame(engine).equals(before)
@@ -143,7 +143,7 @@ def test_ingest_books_utc_times_on_the_configured_accounts_day(engine, tmp_path:
     toml.write_text(toml.read_text().replace('timezone = ""', 'timezone = "Europe/Amsterdam"'))
     statement = tmp_path / "late.xml"
     statement.write_bytes(LATE_UTC)
-    service.ingest_file(engine, statement, settings=load_settings(config))
+    service.ingest_file(engine, statement, load_config(config).parse_options())
     with db.transaction(engine) as session:
         days = dict(session.execute(select(tables.BankLine.source_ref, tables.BankLine.booking_date)).all())
     assert days == {"TZ-REF-1": date(2026, 11, 24), "TZ-REF-2": date(2026, 11, 23)}

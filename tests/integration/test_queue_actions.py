@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.queue import views as queue
 from reconcile.queue.actions import (
@@ -28,7 +28,7 @@ from reconcile.services import ledger
 from reconcile.store import db, tables
 from tests.builders import NOW, bank_line, ingest_lines, write_snapshot
 
-CONFIG = load_settings(Path(__file__).resolve().parents[2] / "config")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "config")
 AS_OF = date(2026, 11, 24)
 LATER = NOW + timedelta(minutes=5)
 
@@ -58,7 +58,7 @@ def queued_book(engine: Engine, tmp_path: Path) -> dict[str, int]:
         bank_line("Q3", "77.00", name="Zephyr Holdings", account="DE89 3704 0044 0532 0130 00", remittance="thanks"),
         bank_line("Q4", "150.00", name="Brick Works", remittance="thanks"),
     ])
-    summary = service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=NOW)
+    summary = service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=NOW)
     assert summary.lines_exception == 4 and summary.lines_posted == 0
     return items(engine)
 
@@ -103,7 +103,7 @@ def snapshot(engine: Engine) -> tuple:
 
 def test_show_has_ranked_suggestions_with_evidence_and_the_customers_open_items(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    item = queue.get_item(engine, "Q1", as_of=AS_OF, settings=CONFIG)
+    item = queue.get_item(engine, "Q1", as_of=AS_OF, config=CONFIG.queue)
     assert item["id"] == ids["Q1"] and item["reason"] == "ambiguous"
     assert (item["counterparty_name"], item["remittance"], item["amount"]) == ("ACME TRADING", "payment", "30.00")
     assert [s["items"] for s in item["ranked_suggestions"]] == [["A-1"], ["A-2"]]
@@ -112,28 +112,28 @@ def test_show_has_ranked_suggestions_with_evidence_and_the_customers_open_items(
     assert best["evidence"]["amount_agrees"] and best["evidence"]["name_score"] >= 90
     assert [o["invoice_number"] for o in item["open_items"]] == ["A-1", "A-2"]
     assert item["age_days"] == 14 and item["over_sla"] is True
-    brick = queue.get_item(engine, ids["Q4"], as_of=AS_OF, settings=CONFIG)
+    brick = queue.get_item(engine, ids["Q4"], as_of=AS_OF, config=CONFIG.queue)
     assert [(i["installment_no"], i["open"]) for i in brick["open_items"][0]["installments"]] == [(1, "100.00"), (2, "100.00")]
 
 
 def test_accept_a_suggestion_posts_once_and_is_audited(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    done = resolve(engine, ids["Q1"], Decision("accept", choice=2), actor="alice", now=LATER, settings=CONFIG)
+    done = resolve(engine, ids["Q1"], Decision("accept", choice=2), actor="alice", now=LATER, config=CONFIG.queue)
     assert done["resolution"] == "accept" and done["customer_id"] == "C1"
     assert allocations(engine) == [("Q1", "invoice", "A-2", None, "30.00")]
     assert open_amounts(engine)["A-2"] == 0 and open_amounts(engine)["A-1"] == 3000
-    item = queue.get_item(engine, ids["Q1"], settings=CONFIG)
+    item = queue.get_item(engine, ids["Q1"], config=CONFIG.queue)
     assert (item["status"], item["resolution"], item["resolved_by"]) == ("resolved", "accept", "alice")
     assert ("alice", None) in audit(engine, "resolve") and [a for a, _ in audit(engine, "post")] == ["alice"]
     with pytest.raises(ReconcileError, match="already resolved by alice"):
-        resolve(engine, ids["Q1"], Decision("accept"), actor="bob", now=LATER, settings=CONFIG)
+        resolve(engine, ids["Q1"], Decision("accept"), actor="bob", now=LATER, config=CONFIG.queue)
     assert len(allocations(engine)) == 1 and ledger.check(engine) == []
 
 
 def test_manual_allocation_across_installments_with_amounts(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     decision = Decision("allocate", parts=(("B-1#1", "100.00"), ("B-1#2", "50.00")), note="per phone call")
-    resolve(engine, ids["Q4"], decision, actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, ids["Q4"], decision, actor="alice", now=LATER, config=CONFIG.queue)
     assert allocations(engine) == [("Q4", "installment", "B-1", 1, "100.00"), ("Q4", "installment", "B-1", 2, "50.00")]
     assert {k: v for k, v in open_amounts(engine).items() if k.startswith("B-1")} == {"B-1": 5000, "B-1#1": 0, "B-1#2": 5000}
     assert ledger.check(engine) == []
@@ -142,7 +142,7 @@ def test_manual_allocation_across_installments_with_amounts(engine, tmp_path: Pa
 def test_remainder_on_account(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     decision = Decision("allocate", parts=(("A-1", "30.00"), ("A-2", "30.00")), rest_on_account=True)
-    resolve(engine, ids["Q3"], decision, actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, ids["Q3"], decision, actor="alice", now=LATER, config=CONFIG.queue)
     assert allocations(engine) == [("Q3", "invoice", "A-1", None, "30.00"), ("Q3", "invoice", "A-2", None, "30.00"),
                                    ("Q3", "on_account", None, None, "17.00")]
     assert export.allocations_frame(engine)["customer_id"].to_list() == ["C1", "C1", "C1"]
@@ -150,7 +150,7 @@ def test_remainder_on_account(engine, tmp_path: Path) -> None:
 
 def test_whole_line_on_account(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    resolve(engine, ids["Q3"], Decision("on_account", customer="C2"), actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, ids["Q3"], Decision("on_account", customer="C2"), actor="alice", now=LATER, config=CONFIG.queue)
     assert allocations(engine) == [("Q3", "on_account", None, None, "77.00")]
 
 
@@ -182,17 +182,17 @@ def test_bad_decisions_get_a_clear_error_and_change_nothing(engine, tmp_path: Pa
     before = snapshot(engine)
     for number, (decision, error, match) in enumerate(BAD_DECISIONS):
         if number == len(BAD_DECISIONS) - 1:
-            claim(engine, ids["Q3"], actor="bob", now=LATER, settings=CONFIG)
+            claim(engine, ids["Q3"], actor="bob", now=LATER, config=CONFIG.queue)
             before = snapshot(engine)
         with pytest.raises(error, match=match):
-            resolve(engine, ids["Q3"], decision, actor="alice", now=LATER, settings=CONFIG)
+            resolve(engine, ids["Q3"], decision, actor="alice", now=LATER, config=CONFIG.queue)
         assert snapshot(engine) == before, decision
 
 
 def test_not_a_receivable_skips_the_line_and_reopen_queues_it_again(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     done = resolve(engine, ids["Q2"], Decision("not_receivable", code="transfer", note="own account"),
-                   actor="alice", now=LATER, settings=CONFIG)
+                   actor="alice", now=LATER, config=CONFIG.queue)
     assert (done["resolution"], done["category"]) == ("not_receivable", "transfer")
     assert line_status(engine, "Q2") == "skipped" and allocations(engine) == []
     assert ledger.check(engine) == []
@@ -204,7 +204,7 @@ def test_not_a_receivable_skips_the_line_and_reopen_queues_it_again(engine, tmp_
 
 def test_refund_takes_the_line_out_of_receivables(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    done = resolve(engine, ids["Q3"], Decision("refund", note="not ours"), actor="alice", now=LATER, settings=CONFIG)
+    done = resolve(engine, ids["Q3"], Decision("refund", note="not ours"), actor="alice", now=LATER, config=CONFIG.queue)
     assert (done["resolution"], done["refund_to"], done["refund_amount"]) == ("refund", "DE89 3704 0044 0532 0130 00", "77.00")
     assert line_status(engine, "Q3") == "skipped" and ledger.check(engine) == []
 
@@ -212,18 +212,18 @@ def test_refund_takes_the_line_out_of_receivables(engine, tmp_path: Path) -> Non
 def test_reopen_a_posted_resolution_reverses_it_exactly(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     before = open_amounts(engine)
-    resolve(engine, ids["Q1"], Decision("accept"), actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, ids["Q1"], Decision("accept"), actor="alice", now=LATER, config=CONFIG.queue)
     back = reopen(engine, ids["Q1"], actor="bob", now=LATER, reason="wrong invoice")
     assert open_amounts(engine) == before
     assert [r[1] for r in allocations(engine)] == ["invoice", "reversal"]
-    reopened = queue.get_item(engine, back["reopened_as"], settings=CONFIG)
+    reopened = queue.get_item(engine, back["reopened_as"], config=CONFIG.queue)
     assert reopened["status"] == "open" and reopened["suggestions"] == ["A-1", "A-2"]
     assert reopened["evidence"]["original_reason"] == "ambiguous"
     with pytest.raises(ReconcileError, match="only a resolved item can be reopened"):
         reopen(engine, back["reopened_as"], actor="bob", now=LATER, reason="again")
     # a person reopened it: the next run leaves it to a person
-    assert service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER).lines_posted == 0
-    resolve(engine, back["reopened_as"], Decision("accept", choice=2), actor="bob", now=LATER, settings=CONFIG)
+    assert service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER).lines_posted == 0
+    resolve(engine, back["reopened_as"], Decision("accept", choice=2), actor="bob", now=LATER, config=CONFIG.queue)
     assert ledger.check(engine) == []
 
 
@@ -231,19 +231,19 @@ def test_write_off_above_the_limit_waits_for_a_second_person(engine, tmp_path: P
     ids = queued_book(engine, tmp_path)
     before = snapshot(engine)[:3]
     done = resolve(engine, ids["Q3"], Decision("write_off", invoice="B-1", code="goodwill"),
-                   actor="alice", now=LATER, settings=CONFIG)
+                   actor="alice", now=LATER, config=CONFIG.queue)
     assert (done["status"], done["write_off"]) == ("pending_approval", "123.00")
     assert snapshot(engine)[:3] == before and line_status(engine, "Q3") == "exception"
-    item = queue.get_item(engine, ids["Q3"], settings=CONFIG)
+    item = queue.get_item(engine, ids["Q3"], config=CONFIG.queue)
     assert (item["proposal"]["invoice"], item["proposed_by"], item["claimed_by"]) == ("B-1", "alice", "alice")
-    assert queue.list_items(engine, filters=queue.QueueFilter(pending=True), settings=CONFIG)["id"].to_list() == [ids["Q3"]]
+    assert queue.list_items(engine, filters=queue.QueueFilter(pending=True), config=CONFIG.queue)["id"].to_list() == [ids["Q3"]]
     with pytest.raises(ReconcileError, match="alice proposed this write-off and cannot also approve it"):
-        approve(engine, ids["Q3"], actor="alice", now=LATER, settings=CONFIG)
+        approve(engine, ids["Q3"], actor="alice", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="awaiting a second person's approval"):
-        resolve(engine, ids["Q3"], Decision("on_account", customer="C2"), actor="alice", now=LATER, settings=CONFIG)
-    assert service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER).lines_considered == 3
+        resolve(engine, ids["Q3"], Decision("on_account", customer="C2"), actor="alice", now=LATER, config=CONFIG.queue)
+    assert service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER).lines_considered == 3
     withdraw(engine, ids["Q3"], actor="bob", now=LATER, reason="call the customer first")
-    assert queue.get_item(engine, ids["Q3"], settings=CONFIG)["proposal"] is None
+    assert queue.get_item(engine, ids["Q3"], config=CONFIG.queue)["proposal"] is None
     assert [a for a, _ in audit(engine, "write_off_proposed")] == ["alice"]
     assert snapshot(engine)[:2] == before[:2]
 
@@ -251,8 +251,8 @@ def test_write_off_above_the_limit_waits_for_a_second_person(engine, tmp_path: P
 def test_an_approved_write_off_posts_the_payment_and_the_difference(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     resolve(engine, ids["Q3"], Decision("write_off", invoice="B-1", code="goodwill"), actor="alice", now=LATER,
-            settings=CONFIG)
-    done = approve(engine, ids["Q3"], actor="bob", now=LATER, settings=CONFIG)
+            config=CONFIG.queue)
+    done = approve(engine, ids["Q3"], actor="bob", now=LATER, config=CONFIG.queue)
     assert done["resolution"] == "write_off"
     # the plan's installments settled in full, the difference a negative write_off row: the rows add up to 77.00
     assert allocations(engine) == [("Q3", "installment", "B-1", 1, "100.00"), ("Q3", "installment", "B-1", 2, "100.00"),
@@ -260,7 +260,7 @@ def test_an_approved_write_off_posts_the_payment_and_the_difference(engine, tmp_
     assert export.allocations_frame(engine).filter(kind="write_off")["rule"].to_list() == ["goodwill"]
     assert open_amounts(engine)["B-1"] == 0 and open_amounts(engine)["B-1#2"] == 0
     assert audit(engine, "write_off") == [("bob", "goodwill")]
-    item = queue.get_item(engine, ids["Q3"], settings=CONFIG)
+    item = queue.get_item(engine, ids["Q3"], config=CONFIG.queue)
     assert (item["resolved_by"], item["approved_by"], item["category"]) == ("alice", "bob", "goodwill")
     assert ledger.check(engine) == []
 
@@ -268,7 +268,7 @@ def test_an_approved_write_off_posts_the_payment_and_the_difference(engine, tmp_
 def test_write_off_within_the_limit_posts_at_once(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     done = resolve(engine, ids["Q4"], Decision("write_off", invoice="B-1", code="bank_fee"), actor="alice",
-                   now=LATER, settings=CONFIG)
+                   now=LATER, config=CONFIG.queue)
     assert done["status"] == "resolved" and open_amounts(engine)["B-1"] == 0
     assert allocations(engine)[-1] == ("Q4", "write_off", "B-1", None, "-50.00")
     assert ledger.check(engine) == []
@@ -278,24 +278,24 @@ def test_write_off_within_the_limit_posts_at_once(engine, tmp_path: Path) -> Non
 
 def test_claims_notes_and_assignment(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    claim(engine, ids["Q1"], actor="alice", now=LATER, settings=CONFIG)
+    claim(engine, ids["Q1"], actor="alice", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="claimed by alice"):
-        resolve(engine, ids["Q1"], Decision("accept"), actor="bob", now=LATER, settings=CONFIG)
+        resolve(engine, ids["Q1"], Decision("accept"), actor="bob", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="claimed by alice"):
-        claim(engine, ids["Q1"], actor="bob", now=LATER, settings=CONFIG)
+        claim(engine, ids["Q1"], actor="bob", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="not bob"):
         release(engine, ids["Q1"], actor="bob", now=LATER)
     # a claim nobody acts on lapses
-    claim(engine, ids["Q1"], actor="bob", now=LATER + timedelta(hours=5), settings=CONFIG)
+    claim(engine, ids["Q1"], actor="bob", now=LATER + timedelta(hours=5), config=CONFIG.queue)
     add_note(engine, ids["Q1"], "customer says A-2", actor="bob", now=LATER)
     with pytest.raises(ReconcileError, match="needs some text"):
         add_note(engine, ids["Q1"], "  ", actor="bob", now=LATER)
     assign(engine, ids["Q4"], "carol", actor="bob", now=LATER)
-    item = queue.get_item(engine, ids["Q1"], settings=CONFIG)
+    item = queue.get_item(engine, ids["Q1"], config=CONFIG.queue)
     assert item["claimed_by"] == "bob" and [n["text"] for n in item["notes"]] == ["customer says A-2"]
-    mine = queue.list_items(engine, filters=queue.QueueFilter(assignee="carol"), settings=CONFIG)
+    mine = queue.list_items(engine, filters=queue.QueueFilter(assignee="carol"), config=CONFIG.queue)
     assert mine["source_ref"].to_list() == ["Q4"]
     assert [a for a, _ in audit(engine, "claim")] == ["alice", "bob"] and audit(engine, "assign") == [("bob", "carol")]
-    resolve(engine, ids["Q1"], Decision("accept", choice=2), actor="bob", now=LATER, settings=CONFIG)
+    resolve(engine, ids["Q1"], Decision("accept", choice=2), actor="bob", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="only open items"):
         assign(engine, ids["Q1"], "carol", actor="bob", now=LATER)

@@ -39,16 +39,16 @@ GOOD = (
 def test_a_good_file_is_one_batch_and_undo_reverses_all_of_it(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
     before = open_amounts(engine)
-    dry = bulk_resolve(engine, decisions(tmp_path, GOOD), actor="alice", now=LATER, settings=CONFIG, dry_run=True)
+    dry = bulk_resolve(engine, decisions(tmp_path, GOOD), actor="alice", now=LATER, config=CONFIG.queue, dry_run=True)
     assert dry.batch is None and len(dry.rows) == 4 and allocations(engine) == []
-    done = bulk_resolve(engine, decisions(tmp_path, GOOD), actor="alice", now=LATER, settings=CONFIG)
+    done = bulk_resolve(engine, decisions(tmp_path, GOOD), actor="alice", now=LATER, config=CONFIG.queue)
     assert done.applied == 4 and done.batch.startswith("batch-")
     assert allocations(engine) == [
         ("Q1", "invoice", "A-2", None, "30.00"),
         ("Q3", "invoice", "A-1", None, "30.00"), ("Q3", "on_account", None, None, "47.00"),
         ("Q4", "installment", "B-1", 1, "100.00"), ("Q4", "installment", "B-1", 2, "50.00"),
     ]
-    resolved = queue.list_items(engine, filters=queue.QueueFilter(status="resolved"), settings=CONFIG)
+    resolved = queue.list_items(engine, filters=queue.QueueFilter(status="resolved"), config=CONFIG.queue)
     assert set(resolved["resolution_batch"]) == {done.batch} and line_status(engine, "Q2") == "skipped"
     assert ledger.check(engine) == []
 
@@ -78,7 +78,7 @@ def test_errors_name_every_bad_row_and_nothing_is_applied(engine, tmp_path: Path
         "Q2,allocate,A-2=250.00,,,,\n"           # line 8: A-2 is taken by line 2
     ))
     with pytest.raises(BulkError) as caught:
-        bulk_resolve(engine, path, actor="alice", now=LATER, settings=CONFIG)
+        bulk_resolve(engine, path, actor="alice", now=LATER, config=CONFIG.queue)
     by_line = {e.where: e.why for e in caught.value.errors}
     assert sorted(by_line) == ["line 3", "line 4", "line 5", "line 6", "line 7", "line 8"]
     assert "A-1 has 30.00 open" in by_line["line 3"]
@@ -100,4 +100,4 @@ def test_files_that_are_not_decisions_are_refused(engine, tmp_path: Path, body: 
     path = tmp_path / "bad.csv"
     path.write_text(body, encoding="utf-8")
     with pytest.raises(InputError, match=match):
-        bulk_resolve(engine, path, actor="alice", now=LATER, settings=CONFIG)
+        bulk_resolve(engine, path, actor="alice", now=LATER, config=CONFIG.queue)

@@ -31,14 +31,14 @@ def _first_payment_queued(engine: Engine, tmp_path: Path) -> int:
         ],
     ))
     ingest_lines(engine, [bank_line("Z1", "77.00", name="Zephyr Holdings", account=IBAN, remittance="thanks")])
-    assert service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER).lines_exception == 1
+    assert service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER).lines_exception == 1
     return items(engine)["Z1"]
 
 
 def _second_payment(engine: Engine) -> service.RunSummary:
     ingest_lines(engine, [bank_line("Z2", "45.00", name="ZEPHYR HOLDINGS", account=IBAN, remittance="december",
                                     booking_date="2026-11-24")], digest="second")
-    return service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER)
+    return service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER)
 
 
 def _learned(engine: Engine) -> list[tuple]:
@@ -48,7 +48,7 @@ def _learned(engine: Engine) -> list[tuple]:
 
 def test_a_resolution_stores_the_payer_with_who_and_when(engine, tmp_path: Path) -> None:
     key = _first_payment_queued(engine, tmp_path)
-    done = resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, settings=CONFIG)
+    done = resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, config=CONFIG.queue)
     assert {(r["kind"], r["value"]) for r in done["learned"]} == {("account", NORMALISED), ("alias", "Zephyr Holdings")}
     assert sorted(_learned(engine)) == [
         ("account", "C1", NORMALISED, "learned", "alice", True),
@@ -66,7 +66,7 @@ def test_a_resolution_stores_the_payer_with_who_and_when(engine, tmp_path: Path)
 
 def test_the_same_payers_next_payment_is_posted_automatically(engine, tmp_path: Path) -> None:
     key = _first_payment_queued(engine, tmp_path)
-    resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, config=CONFIG.queue)
     summary = _second_payment(engine)
     assert summary.lines_posted == 1
     posted = export.allocations_frame(engine).filter(source_ref="Z2")
@@ -75,7 +75,7 @@ def test_the_same_payers_next_payment_is_posted_automatically(engine, tmp_path: 
 
 def test_forget_and_reopen_take_the_lesson_back(engine, tmp_path: Path) -> None:
     key = _first_payment_queued(engine, tmp_path)
-    resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, settings=CONFIG)
+    resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, config=CONFIG.queue)
     forgotten = learning.forget(engine, account="de89 3704 0044 0532 0130 00", actor="bob", now=LATER)
     assert [(r["customer_id"], r["value"]) for r in forgotten] == [("C1", NORMALISED)]
     assert ("account", "C1", NORMALISED, "learned", "alice", False) in _learned(engine)
@@ -91,7 +91,7 @@ def test_forget_and_reopen_take_the_lesson_back(engine, tmp_path: Path) -> None:
 def test_no_learning_when_asked_not_to(engine, tmp_path: Path) -> None:
     key = _first_payment_queued(engine, tmp_path)
     resolve(engine, key, Decision("allocate", parts=(("A-3", None),), learn=False), actor="alice", now=LATER,
-            settings=CONFIG)
+            config=CONFIG.queue)
     assert _learned(engine) == []
 
 
@@ -111,15 +111,15 @@ def test_a_customer_number_written_on_every_payment_is_learned_once_it_repeats(e
         bank_line("K1", "77.00", name="J SMITH", remittance="KD-4711 october"),
         bank_line("K2", "45.00", name="PAYROLL SERVICES", remittance="Kd-4711 november", booking_date="2026-11-24"),
     ])
-    service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER)
+    service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER)
     queued = items(engine)
     first = resolve(engine, queued["K1"], Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER,
-                    settings=CONFIG)
+                    config=CONFIG.queue)
     assert not [r for r in first["learned"] if r["value"].startswith("REF:")]  # seen once: not a pattern yet
     second = resolve(engine, queued["K2"], Decision("allocate", parts=(("A-4", None),)), actor="bob", now=LATER,
-                     settings=CONFIG)
+                     config=CONFIG.queue)
     assert [r["value"] for r in second["learned"] if r["value"].startswith("REF:")] == ["REF:KD4711"]
     ingest_lines(engine, [bank_line("K3", "12.00", name="SOMEONE ELSE", remittance="kd 4711? no: KD-4711 dec",
                                     booking_date="2026-11-24")], digest="third")
-    assert service.run_posting(engine, settings=CONFIG, as_of=AS_OF, now=LATER).lines_posted == 1
+    assert service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER).lines_posted == 1
     assert export.allocations_frame(engine).filter(source_ref="K3").select("invoice_number").rows() == [("A-5",)]

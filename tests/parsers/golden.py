@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 from reconcile.parsers import parse_file
-
 from reconcile.statements.parse_json import parsed_to_json
 
 GOLDEN_DIR = Path(__file__).parent / "golden"

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from reconcile.core.errors import InputError
 from reconcile.parsers import detect, parse_bytes, parse_file
 from reconcile.parsers.bai2 import Bai2Parser, _decode, _records
 from reconcile.parsers.base import ParsedFile, Statement
-
-from reconcile.core.errors import InputError
 from reconcile.statements.parse_json import parsed_to_json
 from tests.parsers.golden import check_golden
 

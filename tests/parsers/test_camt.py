@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reconcile.parsers import parse_bytes, parse_file
-from reconcile.parsers.base import timezones
 
 from reconcile.core.errors import InputError
+from reconcile.parsers import parse_bytes, parse_file
+from reconcile.parsers.base import ParseOptions
 from tests.parsers.golden import check_golden
 
 READABLE = [
@@ -237,13 +237,12 @@ LATE_UTC = b"""<?xml version="1.0" encoding="UTF-8"?>
     ({"*": "America/New_York"}, [date(2026, 11, 23), date(2026, 11, 23)]),
 ])
 def test_a_utc_booking_time_is_booked_on_the_accounts_calendar_day(zones, expected) -> None:  # type: ignore[no-untyped-def]
-    with timezones(zones):
-        parsed = parse_bytes(LATE_UTC, Path("late.xml"))
+    parsed = parse_bytes(LATE_UTC, Path("late.xml"), ParseOptions(timezones=zones or {}))
     lines = parsed.statements[0].lines
     assert lines["booking_date"].to_list() == expected
     assert lines["value_date"].to_list()[0] == expected[0]
 
 
 def test_an_unknown_time_zone_is_a_clear_error() -> None:
-    with timezones({"*": "Mars/Olympus"}), pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'"):
-        parse_bytes(LATE_UTC, Path("late.xml"))
+    with pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'"):
+        parse_bytes(LATE_UTC, Path("late.xml"), ParseOptions(timezones={"*": "Mars/Olympus"}))

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconcile.parsers import camt_fast, parse_bytes
 
 from reconcile.core.errors import InputError
+from reconcile.parsers import camt_fast, parse_bytes
 
 CORPUS_CAMT = ["camt053", "camt054"]
 

@@ -7,6 +7,7 @@ strict xfails naming the missing feature, so they turn red the day the feature l
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reconcile.parsers import parse_bytes, parse_file
-from reconcile.parsers.registry import detect
 
 from reconcile.core.errors import InputError
+from reconcile.parsers import parse_bytes, parse_file
+from reconcile.parsers.base import ParseOptions
+from reconcile.parsers.registry import detect
 from tests.parsers.golden import check_golden
 
 # Which parser claims each of the 32 corpus CSV files (None: no profile claims it).
@@ -77,6 +79,10 @@ GOLDEN = [
     "csv/revolut/2021-october.csv",
     "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv",
 ]
+
+
+def _chosen(profile: str) -> ParseOptions:
+    return replace(ParseOptions.builtin(), profile=profile)
 
 
 def test_claims_table_covers_the_whole_csv_corpus(corpus: Path) -> None:
@@ -256,27 +262,27 @@ def test_inverse_sign_sheet_needs_its_profile_chosen(corpus: Path) -> None:
     path = corpus / "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv"
     assert [r[1] for r in _lines(corpus, "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv")] == [3350, -152500]
     for name in ("oca-sheet-credit-card", "csv:oca-sheet-credit-card"):
-        parsed = parse_file(path, profile=name)
+        parsed = parse_file(path, _chosen(name))
         assert parsed.format == "csv:oca-sheet-credit-card"
         # OCA test_amount_inverse_sign: LABEL 1 -33.50, LABEL 2 1525.00
         assert parsed.statements[0].lines.select("remittance", "amount_minor").rows() == [("LABEL 1", -3350), ("LABEL 2", 152500)]
-    assert detect(path.read_bytes(), path, profile="oca-sheet-credit-card").name == "csv:oca-sheet-credit-card"
-    assert parse_bytes(path.read_bytes(), path, profile="oca-sheet").statements[0].lines["amount_minor"].to_list() == [3350, -152500]
+    assert detect(path.read_bytes(), path, _chosen("oca-sheet-credit-card")).name == "csv:oca-sheet-credit-card"
+    assert parse_bytes(path.read_bytes(), path, _chosen("oca-sheet")).statements[0].lines["amount_minor"].to_list() == [3350, -152500]
 
 
 def test_chosen_profile_refusals(corpus: Path) -> None:
     path = corpus / "csv/oca-sheet/sample_statement_en.csv"
     with pytest.raises(InputError) as caught:
-        parse_file(path, profile="no-such-bank")
+        parse_file(path, _chosen("no-such-bank"))
     assert "unknown CSV profile 'no-such-bank'" in caught.value.why and "oca-sheet-credit-card" in caught.value.why
     with pytest.raises(InputError) as caught:
-        parse_file(path, profile="ing-de")
+        parse_file(path, _chosen("ing-de"))
     assert caught.value.why.startswith("not in the layout of CSV profile 'ing-de'")
     with pytest.raises(InputError) as caught:
-        parse_file(corpus / "csv/oca-sheet/multi_currency.csv", profile="oca-sheet")
+        parse_file(corpus / "csv/oca-sheet/multi_currency.csv", _chosen("oca-sheet"))
     assert caught.value.why == "not in the layout of CSV profile 'oca-sheet': line 1: no column 'Amount Currency'"
     with pytest.raises(InputError) as caught:
-        parse_file(corpus / "ofx/ofxparse/checking.ofx", profile="oca-sheet")
+        parse_file(corpus / "ofx/ofxparse/checking.ofx", _chosen("oca-sheet"))
     assert "it is not a CSV file" in caught.value.why
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reconcile.parsers import parse_bytes, parse_file
-from reconcile.parsers.csvprofile import CsvProfileParser
 
 from reconcile.core.errors import ConfigError, InputError
-from reconcile.statements.profiles import Profile, _profile, load_profiles
+from reconcile.parsers import parse_bytes, parse_file
+from reconcile.parsers.csv_profiles import Profile, _profile, builtin_profiles
+from reconcile.parsers.csvprofile import CsvProfileParser
 from tests.parsers.golden import check_golden
 
 READABLE = [
@@ -177,7 +177,7 @@ def test_profile_keys_are_checked(keys: dict, why: str) -> None:
 
 
 def test_every_shipped_profile_loads_and_has_distinct_auto_detected_claims() -> None:
-    profiles = {p.name: p for p in load_profiles()}
+    profiles = {p.name: p for p in builtin_profiles()}
     assert not profiles["oca-sheet-credit-card"].auto_detect
     assert profiles["oca-sheet-credit-card"].inverse_sign
     assert profiles["oca-sheet"].currency_default == "USD"

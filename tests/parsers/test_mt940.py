@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from reconcile.core.errors import InputError
 from reconcile.parsers import detect, parse_bytes, parse_file
 from reconcile.parsers.base import ParsedFile
 from reconcile.parsers.mt940 import Mt940Parser, _balance, _decode, _fields, _transaction
-
-from reconcile.core.errors import InputError
 from tests.parsers.golden import check_golden
 
 READABLE = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reconcile.parsers import parse_bytes
 
 from reconcile.core.errors import InputError
+from reconcile.parsers import parse_bytes
 
 HEAD = b'<?xml version="1.0"?>\n'
 BODY = (b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt>'

@@ -10,13 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.core import frames
 from reconcile.core.money import to_minor
-from reconcile.match import Book, Rules, match_lines
+from reconcile.match import Book, match_lines
 from reconcile.match.normalise import rf_valid
 
-RULES = Rules.from_config(load_settings(Path(__file__).resolve().parents[2] / "config").section("matching"))
+RULES = load_config(Path(__file__).resolve().parents[2] / "config").matching
 
 CUSTOMERS = [
     ("C1", "Kowalski Sp. z o.o."), ("C2", "Nordlicht GmbH"), ("C3", "Café de Flore SARL"),

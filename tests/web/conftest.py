@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.services.demo_data import write_demo_data
 
-SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "config")
+SETTINGS = load_config(Path(__file__).resolve().parents[2] / "config")
 PASSWORD = "correct horse battery"
 PEOPLE = {"alice": "accountant", "bob": "accountant", "vera": "approver", "carl": "collector", "ada": "admin"}
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
@@ -25,8 +25,8 @@ def load_demo(engine: Engine, directory: Path) -> None:
     files = write_demo_data(directory)
     service.load_ar(engine, files.snapshot_dir)
     for path in files.statements:
-        service.ingest_file(engine, path)
-    service.run_posting(engine, settings=SETTINGS, as_of=files.as_of)
+        service.ingest_file(engine, path, SETTINGS.parse_options())
+    service.run_posting(engine, config=SETTINGS, as_of=files.as_of)
 
 
 def add_people(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from reconcile.store import db, tables
-from tests.web.conftest import PASSWORD
+from tests.web.conftest import PASSWORD, SETTINGS
 
 
 def _count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]
@@ -257,7 +257,7 @@ def test_suggestions_show_their_evidence_and_are_accepted(engine: Engine, web_su
     import polars as pl
 
     from reconcile.queue import views as queue
-    item = int(queue.list_items(engine).filter(pl.col("source_ref") == "Q1")["id"][0])
+    item = int(queue.list_items(engine, config=SETTINGS.queue).filter(pl.col("source_ref") == "Q1")["id"][0])
     alice = web_suggested("alice")
     page = alice.get(f"/items/{item}").text
     assert "A-1" in page and "A-2" in page and "amount agrees" in page and 'data-key="a"' in page

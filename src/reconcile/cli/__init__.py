@@ -1,6 +1,6 @@
 """The `reconcile` command: the composition root.
 
-Each command parses its options, builds the engine and settings, calls one
+Each command parses its options, builds the engine and configuration, calls one
 service function and prints the result. Command groups live in their own
 modules (exceptions, export, profiles); this module wires them together.
 """
@@ -15,6 +15,7 @@ import typer
 
 from reconcile import __version__
 from reconcile.cli import balances as balances_cli
+from reconcile.cli import config_cmd as config_cli
 from reconcile.cli import exceptions as exceptions_cli
 from reconcile.cli import export as export_cli
 from reconcile.cli import ledger as ledger_cli
@@ -26,13 +27,13 @@ from reconcile.cli.common import (
     ConfigOption,
     DbOption,
     JsonOption,
+    config_for,
     console,
     engine_for,
     handles_errors,
     print_json,
     print_table,
     quiet_prefect,
-    settings_for,
     state,
 )
 from reconcile.cli.summary import print_run_summary
@@ -80,6 +81,7 @@ def init(db_url: DbOption = None) -> None:
 def load_ar(
     directory: Annotated[Path, typer.Argument(help="Folder with customers, invoices [, installments] .csv or .parquet")],
     db_url: DbOption = None,
+    config_dir: ConfigOption = None,
 ) -> None:
     """Load or refresh the open receivables snapshot (all or nothing)."""
     counts = service.load_ar(engine_for(db_url), directory)
@@ -104,12 +106,14 @@ def ingest(
     account: Annotated[str | None, typer.Option(help="Account for files that do not name one (generic CSV)")] = None,
     profile: Annotated[str | None, typer.Option(help="CSV profile to read the files with, instead of detecting it")] = None,
     db_url: DbOption = None,
+    config_dir: ConfigOption = None,
 ) -> None:
     """Parse statement files and store their lines; re-importing adds nothing."""
     engine = engine_for(db_url)
+    options = config_for(config_dir).parse_options(profile)
     rows = []
     for path in files:
-        result = service.ingest_file(engine, path, account=account, profile=profile, settings=settings_for(None))
+        result = service.ingest_file(engine, path, options, account=account)
         note = "already imported" if result.already_imported else "; ".join(result.warnings)
         rows.append((path.name, result.format, result.statements, result.lines, result.new_lines, note))
     print_table("ingested", ["file", "format", "statements", "lines", "new", "note"], rows,
@@ -132,16 +136,16 @@ def run(
     from reconcile.statements import inbox as inbox_lib
     engine = engine_for(db_url)
     day = date.fromisoformat(as_of) if as_of else None
-    settings = settings_for(config_dir)
+    config = config_for(config_dir)
     if no_flow:
-        summary = inbox_lib.run_day(engine, settings, inbox=inbox, as_of=day, dry_run=dry_run, actor=actor).to_dict()
+        summary = inbox_lib.run_day(engine, config, inbox=inbox, as_of=day, dry_run=dry_run, actor=actor).to_dict()
     else:
         quiet_prefect()
         from reconcile.flows.daily import posting_run_flow
 
         # the URL as given (or None: the flow reads $RECONCILE_DB_URL), never rendered with its password
         final = posting_run_flow(
-            db_url=db_url or state.db_url, config_dir=str(settings.directory), inbox=inbox,
+            db_url=db_url or state.db_url, config_dir=str(config.directory), inbox=inbox,
             as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, return_state=True,
         )
         result = final.result(raise_on_failure=False)
@@ -170,12 +174,13 @@ def parse(
     file: Annotated[Path, typer.Argument(help="A statement file")],
     profile: Annotated[str | None, typer.Option(help="CSV profile to read it with, instead of detecting it")] = None,
     as_json: JsonOption = False,
+    config_dir: ConfigOption = None,
 ) -> None:
     """Show what a statement file parses to, without touching the database."""
     from reconcile.parsers import parse_file
     from reconcile.statements.parse_json import parsed_to_json
 
-    document = parsed_to_json(parse_file(file, profile=profile))
+    document = parsed_to_json(parse_file(file, config_for(config_dir).parse_options(profile)))
     if as_json:
         print_json(document)
         return
@@ -211,5 +216,5 @@ def main() -> None:
 
 
 # Modules that add top-level commands register them last, so `--help` lists the daily path first.
-for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli):
+for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli, config_cli):
     module.register(app)

@@ -13,14 +13,14 @@ from sqlalchemy import Engine
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
+    config_for,
     engine_for,
     handles_errors,
     print_json,
     print_table,
-    settings_for,
 )
 from reconcile.collectors.balances import Collections, balances, bucket_labels
-from reconcile.config import Settings
+from reconcile.config import Config
 from reconcile.core.errors import ReconcileError
 from reconcile.services.exports import decimal_text
 
@@ -40,12 +40,12 @@ def balances_text(frame: pl.DataFrame, edges: tuple[int, ...]) -> pl.DataFrame:
     return frame.with_columns([decimal_text(pl.col(c), pl.col("currency")).alias(c) for c in money])
 
 
-def show_balances(engine: Engine, settings: Settings, as_of: str | None, customer: str | None, fmt: str,
+def show_balances(engine: Engine, config: Config, as_of: str | None, customer: str | None, fmt: str,
                   overdue_only: bool = False) -> None:
     if fmt not in ("table", "csv", "json"):
         raise ReconcileError(f"unknown format {fmt!r}: use table, csv or json")
     day = parse_day(as_of)
-    rules = Collections.from_settings(settings)
+    rules = Collections.from_config(config)
     frame = balances(engine, day, rules.edges, customer=customer, broken_after_days=rules.broken_after_days)
     if overdue_only:
         frame = frame.filter(pl.col("overdue") > 0)
@@ -81,4 +81,4 @@ def register(app: typer.Typer) -> None:
         config_dir: ConfigOption = None,
     ) -> None:
         """Customer balances: aging, credit on account, unapplied cash, last payment, plans, hold calls."""
-        show_balances(engine_for(db_url), settings_for(config_dir), as_of, customer, fmt, overdue_only)
+        show_balances(engine_for(db_url), config_for(config_dir), as_of, customer, fmt, overdue_only)

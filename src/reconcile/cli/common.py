@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from reconcile.config import Settings, load_settings
+from reconcile.config import Config, load_config
 from reconcile.core.errors import ReconcileError
 from reconcile.store import db
 
@@ -53,8 +53,10 @@ def engine_for(db_url: str | None, *, must_exist: bool = True) -> Engine:
     return engine
 
 
-def settings_for(config_dir: str | None) -> Settings:
-    return load_settings(config_dir or state.config_dir)
+def config_for(config_dir: str | None) -> Config:
+    """The configuration of this command: its --config, else the one given before the command, else the
+    default search (built once per command and passed down)."""
+    return load_config(config_dir or state.config_dir)
 
 
 def fail(message: str, code: int = 2) -> None:

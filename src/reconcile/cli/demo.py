@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reconcile.cli.common import console, print_table, quiet_prefect
 from reconcile.cli.summary import print_run_summary
-from reconcile.config import load_settings
+from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.services.demo_data import write_demo_data
 from reconcile.store import db
@@ -27,26 +27,26 @@ def run_demo(directory: Path, use_flow: bool = True) -> None:
     counts = service.load_ar(engine, files.snapshot_dir)
     console.print(f"loaded {counts.customers_new} customers, {counts.invoices_new} open invoices, "
                   f"{counts.installments_new} plan installments")
+    config = load_config()
     rows = []
     for path in files.statements:
-        result = service.ingest_file(engine, path)
+        result = service.ingest_file(engine, path, config.parse_options())
         rows.append((path.name, result.format, result.lines, result.new_lines))
     print_table("statements ingested", ["file", "format", "lines", "new"], rows, right=("lines", "new"))
 
-    settings = load_settings()
     if use_flow:
         quiet_prefect()
         from reconcile.flows.daily import posting_run_flow
 
         inbox = directory / "inbox"  # the statements above are ingested already: the flow finds an empty inbox
         inbox.mkdir(exist_ok=True)
-        summary = posting_run_flow(db_url=url, config_dir=str(settings.directory), inbox=str(inbox),
+        summary = posting_run_flow(db_url=url, config_dir=str(config.directory), inbox=str(inbox),
                                    as_of=files.as_of.isoformat())
     else:
-        summary = service.run_posting(engine, settings=settings, as_of=files.as_of).to_dict()
+        summary = service.run_posting(engine, config=config, as_of=files.as_of).to_dict()
     print_run_summary(summary)
 
-    again = service.run_posting(engine, settings=settings, as_of=files.as_of)
+    again = service.run_posting(engine, config=config, as_of=files.as_of)
     console.print(f"re-running the same day posts {again.lines_posted} more line(s): nothing is posted twice")
     console.print(
         f"\nnext: reconcile --db {url} exceptions list | balances | export allocations -o allocations.csv"

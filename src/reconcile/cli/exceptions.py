@@ -17,12 +17,12 @@ from reconcile.cli.common import (
     ConfigOption,
     DbOption,
     JsonOption,
+    config_for,
     console,
     engine_for,
     handles_errors,
     print_json,
     print_table,
-    settings_for,
 )
 from reconcile.core.errors import ReconcileError
 from reconcile.queue import learning
@@ -97,7 +97,7 @@ def list_(
     """Queued bank lines (oldest first), with their age; '!' marks lines past the SLA."""
     filters = _filters(status, reason, assignee, account, currency, min_amount, max_amount, min_age, pending or None)
     frame = queue.list_items(engine_for(db_url), filters=filters, sort=sort, as_of=_as_of(as_of),
-                             settings=settings_for(config_dir), limit=limit)
+                             config=config_for(config_dir).queue, limit=limit)
     if as_json:
         print_json(frame.drop("amount_minor", "created_at").to_dicts())
         return
@@ -119,7 +119,7 @@ def summary(
 ) -> None:
     """Counts and amounts per reason, lines past the SLA, the oldest line."""
     filters = _filters(status, None, assignee, account, None, None, None, None)
-    counts = queue.summary(engine_for(db_url), filters=filters, as_of=_as_of(as_of), settings=settings_for(config_dir))
+    counts = queue.summary(engine_for(db_url), filters=filters, as_of=_as_of(as_of), config=config_for(config_dir).queue)
     if as_json:
         print_json(counts)
         return
@@ -174,7 +174,7 @@ def show(
     as_of: AsOfOption = None, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
     """One queued line: why it is here, the payer, ranked suggestions and the customer's open items."""
-    item = queue.get_item(engine_for(db_url), key, as_of=_as_of(as_of), settings=settings_for(config_dir))
+    item = queue.get_item(engine_for(db_url), key, as_of=_as_of(as_of), config=config_for(config_dir).queue)
     if as_json:
         print_json(item)
         return
@@ -194,19 +194,19 @@ def claim(
     from reconcile.queue.actions import claim as claim_one
     from reconcile.queue.actions import claim_next
 
-    engine, settings = engine_for(db_url), settings_for(config_dir)
+    engine, queue_config = engine_for(db_url), config_for(config_dir).queue
     if key:
-        found: int | None = claim_one(engine, key, actor=actor, now=_now(), settings=settings)["id"]
+        found: int | None = claim_one(engine, key, actor=actor, now=_now(), config=queue_config)["id"]
     else:
         filters = _filters("open", reason, None, account, currency, min_amount, max_amount, min_age)
-        found = claim_next(engine, actor=actor, now=_now(), filters=filters, sort=sort, settings=settings)
+        found = claim_next(engine, actor=actor, now=_now(), filters=filters, sort=sort, config=queue_config)
     if found is None:
         if as_json:
             print_json(None)
         else:
             console.print("nothing to claim: no free item matches")
         return
-    item = queue.get_item(engine, found, settings=settings)
+    item = queue.get_item(engine, found, config=queue_config)
     if as_json:
         print_json(item)
         return
@@ -295,7 +295,7 @@ def resolve(
     else:
         raise ReconcileError("say what to do: --accept N, --invoice ..., --on-account CUSTOMER, --write-off INV --code X, "
                              "--not-receivable CATEGORY or --refund")
-    done = resolve_one(engine_for(db_url), key, decision, actor=actor, now=_now(), settings=settings_for(config_dir))
+    done = resolve_one(engine_for(db_url), key, decision, actor=actor, now=_now(), config=config_for(config_dir).queue)
     print_done(done, as_json)
 
 
@@ -308,7 +308,7 @@ def approve(
     """Approve a colleague's write-off above the limit: it is posted now."""
     from reconcile.queue.actions import approve as approve_one
 
-    print_done(approve_one(engine_for(db_url), key, actor=actor, now=_now(), settings=settings_for(config_dir)), as_json)
+    print_done(approve_one(engine_for(db_url), key, actor=actor, now=_now(), config=config_for(config_dir).queue), as_json)
 
 
 @app.command()
@@ -380,7 +380,7 @@ def bulk(
     """Resolve many lines from a CSV: every row is checked first; one bad row and nothing is applied."""
     from reconcile.queue.bulk import bulk_resolve
 
-    done = bulk_resolve(engine_for(db_url), file, actor=actor, now=_now(), settings=settings_for(config_dir),
+    done = bulk_resolve(engine_for(db_url), file, actor=actor, now=_now(), config=config_for(config_dir).queue,
                         dry_run=check)
     if as_json:
         print_json({"batch": done.batch, "applied": done.applied, "rows": done.rows})

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconcile.cli.common import ConfigOption, console, handles_errors, print_table, settings_for
+from reconcile.cli.common import ConfigOption, config_for, console, handles_errors, print_table
 
 app = typer.Typer(help="CSV bank profiles in config/profiles.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def list_(config_dir: ConfigOption = None) -> None:
     """The CSV profiles available, with what identifies each."""
     from reconcile.statements.profiles import list_profiles
 
-    rows = list_profiles(settings_for(config_dir))
+    rows = list_profiles(config_for(config_dir).profiles)
     print_table("CSV profiles", list(rows[0].keys()) if rows else ["name"], [list(r.values()) for r in rows])
 
 
@@ -28,4 +28,4 @@ def check(file: Annotated[Path, typer.Argument(help="A CSV statement file")], co
     """Which profile claims FILE, why the others do not, and what it parses to."""
     from reconcile.statements.profiles import check_file
 
-    console.print(check_file(file, settings_for(config_dir)))
+    console.print(check_file(file, config_for(config_dir).profiles))

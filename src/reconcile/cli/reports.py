@@ -14,12 +14,12 @@ from reconcile.cli.balances import balances_text, parse_day
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
+    config_for,
     console,
     engine_for,
     handles_errors,
     print_json,
     print_table,
-    settings_for,
 )
 from reconcile.collectors.balances import Collections
 from reconcile.collectors.kpis import kpis, kpis_json
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """One customer's statement of account: invoices, payments, write-offs, reversals, running balance."""
         if fmt not in ("table", "csv", "json"):
             raise ReconcileError(f"unknown format {fmt!r}: use table, csv or json")
-        rules = Collections.from_settings(settings_for(config_dir))
+        rules = Collections.from_config(config_for(config_dir))
         st = statement_of_account(engine_for(db_url), customer_id, parse_day(as_of), rules)
         entries = st.entries.with_columns(
             decimal_text(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         config_dir: ConfigOption = None,
     ) -> None:
         """DSO, CEI, average days to pay and posting-run figures as of a date (JSON, formulas included)."""
-        rules = Collections.from_settings(settings_for(config_dir))
+        rules = Collections.from_config(config_for(config_dir))
         print_json(kpis_json(kpis(engine_for(db_url), parse_day(as_of), rules)))
 
     @app.command("report")
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         config_dir: ConfigOption = None,
     ) -> None:
         """One self-contained HTML report (charts inline, no network) for collectors and managers."""
-        rules = Collections.from_settings(settings_for(config_dir))
+        rules = Collections.from_config(config_for(config_dir))
         started = time.perf_counter()
         data = write_report(engine_for(db_url), output, parse_day(as_of), rules)
         console.print(f"wrote {output} as of {data.as_of}: {data.balances.height} customer rows, "

@@ -12,11 +12,11 @@ import typer
 
 from reconcile.cli.common import (
     ConfigOption,
+    config_for,
     console,
     handles_errors,
     print_json,
     quiet_prefect,
-    settings_for,
 )
 
 
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         quiet_prefect()
         from reconcile.flows.deployments import build_deployments, describe
 
-        deployments = build_deployments(settings_for(config_dir), inbox=inbox, cron=cron, timezone=timezone)
+        deployments = build_deployments(config_for(config_dir), inbox=inbox, cron=cron, timezone=timezone)
         if show:
             print_json(describe(deployments))
             return

@@ -9,11 +9,11 @@ import typer
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
+    config_for,
     console,
     engine_for,
     handles_errors,
     print_table,
-    settings_for,
 )
 
 users_app = typer.Typer(help="People who sign in to `reconcile web`, with their role.", no_args_is_help=True)
@@ -76,6 +76,6 @@ def register(app: typer.Typer) -> None:
 
         from reconcile.web import create_app
 
-        app_ = create_app(engine_for(db_url), settings_for(config_dir))
+        app_ = create_app(engine_for(db_url), config_for(config_dir))
         console.print(f"reconcile web on http://{host}:{port}/", highlight=False)
         uvicorn.run(app_, host=host, port=port, log_level="warning")

@@ -26,7 +26,7 @@ import polars as pl
 from sqlalchemy import Engine, Select, case, func, select, text
 from sqlalchemy.orm import Session
 
-from reconcile.config import Settings
+from reconcile.config import Config
 from reconcile.core import frames
 from reconcile.store import db, repo, tables
 
@@ -43,14 +43,12 @@ class Collections:
     top_overdue: int = 10
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Collections:
-        aging = settings.section("aging")
-        coll = settings.section("collections")
+    def from_config(cls, config: Config) -> Collections:
         return cls(
-            edges=tuple(int(e) for e in aging.get("buckets", cls.edges)),
-            broken_after_days=int(coll.get("plan_broken_after_days", cls.broken_after_days)),
-            dso_period_days=int(coll.get("dso_period_days", cls.dso_period_days)),
-            top_overdue=int(coll.get("top_overdue_customers", cls.top_overdue)),
+            edges=config.aging.buckets,
+            broken_after_days=config.collections.plan_broken_after_days,
+            dso_period_days=config.collections.dso_period_days,
+            top_overdue=config.collections.top_overdue_customers,
         )
 
 

@@ -6,7 +6,7 @@ allocation rows (each line's rows add up to its amount), exception rows and
 skipped rows (see frames.ALLOCATIONS / EXCEPTIONS / SKIPPED).
 """
 
-from reconcile.match.book import Book, MatchResult, Rules
+from reconcile.match.book import Book, MatchResult
 from reconcile.match.engine import match_lines
 
-__all__ = ["Book", "MatchResult", "Rules", "match_lines"]
+__all__ = ["Book", "MatchResult", "match_lines"]

@@ -1,15 +1,12 @@
-"""The matcher's inputs and outputs: the open book, the rules, the result."""
+"""The matcher's inputs and outputs: the open book, the rules (config [matching]), the result."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
 import polars as pl
 
 from reconcile.core import frames
-from reconcile.core.money import to_minor
 
 
 @dataclass(frozen=True)
@@ -31,27 +28,6 @@ class Book:
             invoices=frames.empty(frames.INVOICES),
             installments=frames.empty(frames.INSTALLMENTS),
         )
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Thresholds and tolerances from config [matching]; data, not code."""
-
-    auto_post_threshold: float = 0.90
-    write_off_tolerance: dict[str, str] = field(default_factory=lambda: {"default": "0.00"})
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> Rules:
-        return cls(
-            auto_post_threshold=float(section.get("auto_post_threshold", 0.90)),
-            write_off_tolerance=dict(section.get("write_off_tolerance", {"default": "0.00"})),
-            raw=dict(section),
-        )
-
-    def tolerance_minor(self, currency: str) -> int:
-        text = self.write_off_tolerance.get(currency, self.write_off_tolerance.get("default", "0"))
-        return to_minor(Decimal(str(text)), currency)
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
 import polars as pl
 
+from reconcile.config import MatchingRules
 from reconcile.core import frames
+from reconcile.core.money import to_minor
 from reconcile.match import amounts
-from reconcile.match.book import Book, MatchResult, Rules
+from reconcile.match.book import Book, MatchResult
 from reconcile.match.payers import payer_candidates
 from reconcile.match.references import reference_pairs
 
@@ -123,7 +125,9 @@ class OpenBook:
 
 
 @dataclass
-class Settings:
+class Thresholds:
+    """The rules of one run in the units the engine compares: minor units per currency, per mille."""
+
     threshold: float
     tolerance: dict[str, int]
     discount_per_mille: int
@@ -137,26 +141,19 @@ class Settings:
     non_receivable: list[tuple[str, str]]  # (category, case-insensitive regular expression)
 
     @classmethod
-    def of(cls, rules: Rules, currencies: set[str]) -> Settings:
-        raw = rules.raw
-        confidence = {
-            "exact": 0.99, "core": 0.97, "joined": 0.95, "fuzzy": 0.93, "account": 0.96,
-            "name_strong": 0.94, "name": 0.91, "name_and_amount": 0.92, "name_weak": 0.80,
-            **{k: float(v) for k, v in raw.get("confidence", {}).items()},
-        }
-        patterns = raw.get("non_receivable", {})
+    def of(cls, rules: MatchingRules, currencies: set[str]) -> Thresholds:
         return cls(
             threshold=rules.auto_post_threshold,
-            tolerance={c: rules.tolerance_minor(c) for c in currencies},
-            discount_per_mille=round(float(raw.get("early_payment_discount", "0.02")) * 1000),
-            name_threshold=float(raw.get("name_threshold", 85)),
-            name_low=float(raw.get("name_low", 75)),
-            name_margin=float(raw.get("name_margin", 6)),
-            max_items=int(raw.get("max_subset_items", 18)),
-            max_size=int(raw.get("max_subset_size", 5)),
-            joint_candidates=int(raw.get("name_amount_candidates", 10)),
-            confidence=confidence,
-            non_receivable=list(patterns.items()),
+            tolerance={c: to_minor(rules.tolerance(c), c, exact=False) for c in currencies},
+            discount_per_mille=int(rules.early_payment_discount * 1000),
+            name_threshold=rules.name_threshold,
+            name_low=rules.name_low,
+            name_margin=rules.name_margin,
+            max_items=rules.max_subset_items,
+            max_size=rules.max_subset_size,
+            joint_candidates=rules.name_amount_candidates,
+            confidence={f.name: getattr(rules.confidence, f.name) for f in fields(rules.confidence)},
+            non_receivable=list(rules.non_receivable.items()),
         )
 
 
@@ -180,7 +177,7 @@ def _queue(reason: str, customer: str | None = None, suggestions: list[str] | No
 class Matcher:
     """Decides lines one by one against an OpenBook (one instance per run or per partition)."""
 
-    def __init__(self, book: OpenBook, settings: Settings, refs: dict[int, list[tuple[str, str]]],
+    def __init__(self, book: OpenBook, settings: Thresholds, refs: dict[int, list[tuple[str, str]]],
                  payers: dict[int, list[tuple[str, str, float, str]]], non_receivable: dict[int, str]) -> None:
         self.book, self.s, self.refs, self.payers = book, settings, refs, payers
         self.non_receivable = non_receivable
@@ -415,19 +412,19 @@ class Prepared:
 
     credits: pl.DataFrame          # credit lines in booking order
     skipped: pl.DataFrame          # debits
-    settings: Settings
+    settings: Thresholds
     currencies: set[str]           # currencies with open items anywhere in the book
     refs: dict[int, list[tuple]]   # line -> [(invoice, found_by)]
     payers: dict[int, list[tuple]]  # line -> [(customer, by, score, name)]
     non_receivable: dict[int, str]  # line -> category, for credits that are not receivables
 
 
-def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
+def prepare(lines: pl.DataFrame, book: Book, rules: MatchingRules) -> Prepared:
     lines = frames.conform(lines, frames.MATCH_LINES)
     credits = lines.filter(pl.col("amount_minor") > 0).sort("booking_date", "bank_line_id")
     skipped = lines.filter(pl.col("amount_minor") <= 0).select("bank_line_id", pl.lit("debit").alias("reason"))
     currencies = set(book.invoices.filter(pl.col("open_minor") > 0)["currency"].unique().to_list())
-    settings = Settings.of(rules, set(credits["currency"].unique().to_list()) | currencies)
+    settings = Thresholds.of(rules, set(credits["currency"].unique().to_list()) | currencies)
     pairs = reference_pairs(credits, book.invoices)
     refs = _group(pairs, "bank_line_id", ["invoice_number", "found_by"])
     strong = pairs.filter(pl.col("found_by") != "fuzzy").select("bank_line_id").unique()
@@ -438,7 +435,7 @@ def prepare(lines: pl.DataFrame, book: Book, rules: Rules) -> Prepared:
                     settings, currencies, refs, payers, _non_receivable(credits, settings))
 
 
-def _non_receivable(credits: pl.DataFrame, settings: Settings) -> dict[int, str]:
+def _non_receivable(credits: pl.DataFrame, settings: Thresholds) -> dict[int, str]:
     """line -> the first category whose pattern matches its remittance, bank code or payer name."""
     if not settings.non_receivable or credits.height == 0:
         return {}
@@ -495,7 +492,7 @@ def decide_lines(prepared: Prepared, credits: pl.DataFrame, book: Book) -> Match
     )
 
 
-def match_lines(lines: pl.DataFrame, book: Book, rules: Rules) -> MatchResult:
+def match_lines(lines: pl.DataFrame, book: Book, rules: MatchingRules) -> MatchResult:
     """Match every line against the whole book, in one process."""
     prepared = prepare(lines, book, rules)
     decided = decide_lines(prepared, prepared.credits, book)

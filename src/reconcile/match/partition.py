@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-from reconcile.match.book import Book, MatchResult, Rules
+from reconcile.config import MatchingRules
+from reconcile.match.book import Book, MatchResult
 from reconcile.match.engine import Prepared, decide_lines, prepare
 
 
@@ -113,7 +114,7 @@ def combine(prepared: Prepared, results: Iterable[MatchResult]) -> MatchResult:
 Mapper = Callable[[Callable[[Partition], MatchResult], list[Partition]], Iterable[MatchResult]]
 
 
-def match_partitioned(lines: pl.DataFrame, book: Book, rules: Rules, count: int, mapper: Mapper = map) -> MatchResult:
+def match_partitioned(lines: pl.DataFrame, book: Book, rules: MatchingRules, count: int, mapper: Mapper = map) -> MatchResult:
     """The same decisions as match_lines, decided partition by partition through `mapper`."""
     prepared = prepare(lines, book, rules)
     return combine(prepared, mapper(decide_partition, split(prepared, book, count)))

@@ -21,7 +21,7 @@ import polars as pl
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from reconcile.config import Settings
+from reconcile.config import QueueConfig
 from reconcile.core import frames
 from reconcile.core.errors import LedgerError, NotFoundError, ReconcileError
 from reconcile.core.money import format_minor, parse_decimal, to_minor
@@ -30,7 +30,6 @@ from reconcile.ledger.reverse import reverse_line
 from reconcile.queue.learning import learn_payer, unlearn
 from reconcile.queue.views import (
     QueueFilter,
-    QueueSettings,
     find_item,
     order_by,
     parse_key,
@@ -186,7 +185,7 @@ def _amount(text: str, currency: str, what: str) -> int:
 
 
 def check_open(item: tables.ExceptionItem, line: tables.BankLine, actor: str, now: datetime,
-               qs: QueueSettings, *, approving: bool = False) -> None:
+               qs: QueueConfig, *, approving: bool = False) -> None:
     """Refuse a decision on an item that is not open, awaits approval, or another person holds."""
     if item.status != "open":
         by = f" by {item.resolved_by}" if item.resolved_by else ""
@@ -209,7 +208,7 @@ def _aware(at: datetime) -> datetime:
 
 def plan_decision(
     session: Session, item: tables.ExceptionItem, line: tables.BankLine, decision: Decision, *,
-    view: OpenView, qs: QueueSettings, approving: bool = False,
+    view: OpenView, qs: QueueConfig, approving: bool = False,
 ) -> Plan:
     """Validate `decision` for one line against `view`; the returned plan is what apply_plan writes."""
     if decision.action not in ACTIONS:
@@ -339,7 +338,7 @@ def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: 
 
 
 def _plan_write_off(plan: Plan, item: tables.ExceptionItem, line: tables.BankLine, decision: Decision,
-                    view: OpenView, qs: QueueSettings, approving: bool) -> None:
+                    view: OpenView, qs: QueueConfig, approving: bool) -> None:
     code = (decision.code or "").strip()
     if not decision.invoice or not code:
         raise ReconcileError("a write-off names the invoice the payment is for and a reason code")
@@ -442,9 +441,9 @@ def _line(session: Session, line_id: int) -> tables.BankLine:
 
 
 def resolve(engine: Engine, key: str | int, decision: Decision, *, actor: str, now: datetime,
-            settings: Settings | None = None) -> dict[str, Any]:
+            config: QueueConfig) -> dict[str, Any]:
     """Decide one queued line; a write-off above the approval limit waits for a second person."""
-    qs = QueueSettings.of(settings)
+    qs = config
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
         check_open(item, line, actor, now, qs)
@@ -454,19 +453,19 @@ def resolve(engine: Engine, key: str | int, decision: Decision, *, actor: str, n
 
 def resolve_item(
     engine: Engine, key: int, invoices: list[str], *, actor: str, now: datetime,
-    on_account_customer: str | None = None, note: str | None = None, settings: Settings | None = None,
+    on_account_customer: str | None = None, note: str | None = None, config: QueueConfig,
 ) -> list[dict]:
     """Post queued item `key` to `invoices` in order (each up to its open amount), the rest on account."""
     parts = tuple((n, None) for n in invoices) or ((ON_ACCOUNT, None),)
     decision = Decision("allocate", parts=parts, customer=on_account_customer, rest_on_account=True, note=note)
-    done = resolve(engine, key, decision, actor=actor, now=now, settings=settings)
+    done = resolve(engine, key, decision, actor=actor, now=now, config=config)
     return done["allocations"]
 
 
 def approve(engine: Engine, key: str | int, *, actor: str, now: datetime,
-            settings: Settings | None = None) -> dict[str, Any]:
+            config: QueueConfig) -> dict[str, Any]:
     """A second person approves a proposed write-off: it is posted now (re-checked against today's book)."""
-    qs = QueueSettings.of(settings)
+    qs = config
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
         if not item.proposal or item.status != "open":
@@ -586,9 +585,9 @@ def release(engine: Engine, key: str | int, *, actor: str, now: datetime) -> dic
 
 
 def claim(engine: Engine, key: str | int, *, actor: str, now: datetime,
-          settings: Settings | None = None) -> dict[str, Any]:
+          config: QueueConfig) -> dict[str, Any]:
     """Claim one named item; refused while someone else's claim is live."""
-    qs = QueueSettings.of(settings)
+    qs = config
     ex = tables.ExceptionItem.__table__
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
@@ -610,7 +609,7 @@ CLAIM_ATTEMPTS = 8
 
 def claim_next(
     engine: Engine, *, actor: str, now: datetime, filters: QueueFilter | None = None, sort: str = "oldest",
-    settings: Settings | None = None,
+    config: QueueConfig,
 ) -> int | None:
     """Claim the first free open item (oldest or largest first); returns its id, or None when none is free.
 
@@ -619,7 +618,7 @@ def claim_next(
     skipped, not waited for); SQLite claims with one conditional UPDATE, which
     takes the database's write lock, so claims run one after another.
     """
-    qs = QueueSettings.of(settings)
+    qs = config
     filters = filters or QueueFilter()
     ex, bl = tables.ExceptionItem, tables.BankLine
     free = (

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from reconcile.config import Settings
+from reconcile.config import QueueConfig
 from reconcile.core.errors import InputError, NotFoundError, ReconcileError
 from reconcile.queue.actions import (
     ACTIONS,
@@ -31,7 +31,7 @@ from reconcile.queue.actions import (
     plan_decision,
     reopen_in,
 )
-from reconcile.queue.views import QueueSettings, find_item
+from reconcile.queue.views import find_item
 from reconcile.store import db, tables
 
 COLUMNS = ("exception", "action", "invoices", "customer", "choice", "code", "rest_on_account", "note", "learn")
@@ -137,11 +137,11 @@ def read_decisions(path: str | Path, data: bytes | None = None) -> list[tuple[in
 
 
 def bulk_resolve(
-    engine: Engine, path: str | Path, *, actor: str, now: datetime, settings: Settings | None = None,
+    engine: Engine, path: str | Path, *, actor: str, now: datetime, config: QueueConfig,
     dry_run: bool = False, data: bytes | None = None,
 ) -> BulkResult:
     """Validate every row of a decisions CSV, then apply them all as one batch (or none)."""
-    qs = QueueSettings.of(settings)
+    qs = config
     rows = read_decisions(path, data)
     errors: list[InputError] = []
     decisions: list[tuple[int, Decision, str]] = []

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from reconcile.config import Settings, load_settings
-from reconcile.core.errors import ConfigError, NotFoundError, ReconcileError
+from reconcile.config import QueueConfig
+from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_minor
 from reconcile.services.exports import decimal_text
 from reconcile.store import db, repo, tables
@@ -28,33 +28,6 @@ from reconcile.store import db, repo, tables
 SORTS = ("oldest", "largest", "newest")
 # how strongly each way of finding an invoice in the remittance speaks for it (lower ranks first)
 REFERENCE_STRENGTH = {"exact": 0, "core": 1, "joined": 2, "fuzzy": 3}
-
-
-@dataclass(frozen=True)
-class QueueSettings:
-    """Config [queue]: data the queue reads."""
-
-    write_off_approval_limit: str = "50.00"
-    sla_days: int = 3
-    claim_expiry_minutes: int = 240
-    learn: bool = True
-
-    @classmethod
-    def of(cls, settings: Settings | None = None) -> QueueSettings:
-        raw = (settings or load_settings()).section("queue")
-        try:
-            limit = str(raw.get("write_off_approval_limit", cls.write_off_approval_limit))
-            parse_decimal(limit)
-            return cls(limit, int(raw.get("sla_days", cls.sla_days)),
-                       int(raw.get("claim_expiry_minutes", cls.claim_expiry_minutes)), bool(raw.get("learn", True)))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[queue]: {exc}") from None
-
-    def approval_limit_minor(self, currency: str) -> int:
-        return to_minor(self.write_off_approval_limit, currency, exact=False)
-
-    def claim_cutoff(self, now: datetime) -> datetime:
-        return now - timedelta(minutes=self.claim_expiry_minutes)
 
 
 @dataclass(frozen=True)
@@ -148,12 +121,12 @@ QUEUE_SCHEMA = {
 def list_items(
     engine: Engine, status: str | None = "open", reason: str | None = None, *,
     filters: QueueFilter | None = None, sort: str = "oldest", as_of: date | None = None,
-    settings: Settings | None = None, limit: int | None = None,
+    config: QueueConfig, limit: int | None = None,
 ) -> pl.DataFrame:
     """Queued lines matching `filters` (status and reason also as shortcuts), with age and SLA flag."""
     filters = filters or QueueFilter(status=status, reason=reason)
     as_of = as_of or datetime.now(UTC).date()
-    sla_days = QueueSettings.of(settings).sla_days
+    sla_days = config.sla_days
     ex, bl = tables.ExceptionItem, tables.BankLine
     query = (
         select(ex.id, ex.reason, ex.status, bl.source_ref, bl.account, bl.booking_date, bl.amount_minor,
@@ -178,9 +151,9 @@ def list_items(
 
 
 def summary(engine: Engine, *, filters: QueueFilter | None = None, as_of: date | None = None,
-            settings: Settings | None = None) -> list[dict[str, Any]]:
+            config: QueueConfig) -> list[dict[str, Any]]:
     """Counts and amounts per reason (amounts per currency), items past the SLA, the oldest booking date."""
-    frame = list_items(engine, filters=filters or QueueFilter(), as_of=as_of, settings=settings)
+    frame = list_items(engine, filters=filters or QueueFilter(), as_of=as_of, config=config)
     if frame.height == 0:
         return []
     by_currency = frame.group_by("reason", "currency").agg(pl.col("amount_minor").sum())
@@ -344,10 +317,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
-             settings: Settings | None = None) -> dict[str, Any]:
+             config: QueueConfig) -> dict[str, Any]:
     """One item by its id or its bank line's source_ref, with everything a person needs to decide it."""
     as_of = as_of or datetime.now(UTC).date()
-    sla_days = QueueSettings.of(settings).sla_days
+    sla_days = config.sla_days
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
         suggestions = rank_suggestions(session, item, line)

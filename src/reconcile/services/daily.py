@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, select, update
 
-from reconcile.config import Settings, load_settings
+from reconcile.config import Config, MatchingRules
 from reconcile.core import frames
 from reconcile.core.errors import ReconcileError
 from reconcile.core.money import format_minor
@@ -27,10 +27,10 @@ from reconcile.ledger.check import check_ledger
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
 from reconcile.ledger.reverse import apply_return
-from reconcile.match import Book, MatchResult, Rules, match_lines
+from reconcile.match import Book, MatchResult, match_lines
 from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.parsers import parse_bytes, read_statement
-from reconcile.parsers.base import timezones
+from reconcile.parsers.base import ParseOptions
 from reconcile.receivables.snapshot import read_snapshot
 from reconcile.receivables.store import LoadCounts, store_snapshot
 from reconcile.statements.ingest import IngestResult, sha256, store_parsed
@@ -58,30 +58,16 @@ def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None) 
 
 
 def ingest_file(
-    engine: Engine, path: str | Path, now: datetime | None = None, account: str | None = None,
-    profile: str | None = None, settings: Settings | None = None,
+    engine: Engine, path: str | Path, options: ParseOptions, *, now: datetime | None = None,
+    account: str | None = None,
 ) -> IngestResult:
-    """Parse one statement file (with the CSV profile named, else the one detected) and store its lines;
-    a file that fails stores nothing."""
+    """Parse one statement file with the configured parse options (profiles, time zones, a chosen
+    profile) and store its lines; a file that fails stores nothing."""
     path = Path(path)
     data = read_statement(path)
-    with timezones(account_timezones(settings or load_settings())):
-        parsed = parse_bytes(data, path, profile=profile)
+    parsed = parse_bytes(data, path, options)
     with db.transaction(engine) as session:
         return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
-
-
-def account_timezones(settings: Settings) -> dict[str, str]:
-    """config [statements]: `timezone` for every account ("*"), `account_timezones` per account."""
-    section = settings.section("statements")
-    zones = {str(k): str(v) for k, v in dict(section.get("account_timezones", {})).items()}
-    if section.get("timezone"):
-        zones["*"] = str(section["timezone"])
-    return zones
-
-
-def ingest_files(engine: Engine, paths: list[str | Path], now: datetime | None = None) -> list[IngestResult]:
-    return [ingest_file(engine, p, now) for p in paths]
 
 
 # --- the posting run -------------------------------------------------------
@@ -186,7 +172,7 @@ def run_inputs(engine: Engine) -> tuple[pl.DataFrame, Book]:
     return _lines_for_run(engine), load_book(engine)
 
 
-def decide(lines: pl.DataFrame, book: Book, rules: Rules, partitions: int = 1, mapper: Mapper = map) -> MatchResult:
+def decide(lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1, mapper: Mapper = map) -> MatchResult:
     """Pure matching of lines against the book (no database); partitions > 1 decide independent groups of
     customers through `mapper` (Prefect tasks on a Dask cluster), with exactly the same result."""
     lines = lines.drop("generation", strict=False)
@@ -195,7 +181,7 @@ def decide(lines: pl.DataFrame, book: Book, rules: Rules, partitions: int = 1, m
     return match_partitioned(lines, book, rules, partitions, mapper)
 
 
-def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: Rules, partitions: int = 1,
+def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1,
                mapper: Mapper = map) -> MatchResult:
     """The run's decisions: matching, then bank returns paired with the payments they take back."""
     return find_returns(engine, lines, decide(lines, book, rules, partitions, mapper))
@@ -323,7 +309,7 @@ def _post_one_chunk(
 def run_posting(
     engine: Engine,
     *,
-    settings: Settings | None = None,
+    config: Config,
     as_of: date | None = None,
     dry_run: bool = False,
     actor: str = "system",
@@ -338,8 +324,7 @@ def run_posting(
     line once; each chunk of lines commits on its own, so a run killed midway
     leaves whole chunks and the next run picks up the rest.
     """
-    settings = settings or load_settings()
-    rules = Rules.from_config(settings.section("matching"))
+    rules = config.matching
     now = now or utcnow()
     as_of = as_of or now.date()
     run_id = run_id or new_run_id(now)
@@ -347,7 +332,7 @@ def run_posting(
     with posting_lock(engine):
         lines, book = run_inputs(engine)
         if partitions is None:
-            partitions = int(settings.section("scale").get("partitions", 1))
+            partitions = config.scale.partitions
         result = decide_run(engine, lines, book, rules, partitions, mapper)
         summary = summarise(run_id, as_of, dry_run, lines, result)
         if dry_run:
@@ -355,7 +340,7 @@ def run_posting(
         begin_run(engine, run_id, as_of, actor, now)
         try:
             post_result(engine, run_id, lines, book, result, actor, now,
-                        chunk_lines=int(settings.section("posting").get("chunk_lines", POST_CHUNK_LINES)))
+                        chunk_lines=config.posting.chunk_lines)
         except Exception:
             summary.status = "failed"
             try:

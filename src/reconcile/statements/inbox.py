@@ -18,11 +18,11 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, select
 
-from reconcile.config import MAIN_FILE, Settings
+from reconcile.config import Config, InboxConfig
 from reconcile.core import frames
-from reconcile.core.errors import ConfigError, InputError, ReconcileError
-from reconcile.match import Rules
+from reconcile.core.errors import InputError, ReconcileError
 from reconcile.parsers import parse_file
+from reconcile.parsers.base import ParseOptions
 from reconcile.services import daily as service
 from reconcile.store import db, repo, tables
 from reconcile.store.runlock import posting_lock
@@ -48,18 +48,10 @@ class InboxSettings:
     receivables: Path
 
     @classmethod
-    def from_settings(cls, settings: Settings, inbox: str | Path | None = None) -> InboxSettings:
-        section = settings.section("inbox")
-        for key in ("path", "archive", "quarantine", "receivables"):
-            if key in section and not isinstance(section[key], str):
-                raise ConfigError(f"{settings.directory / MAIN_FILE}: [inbox] {key} must be a folder name (text)")
-        path = Path(inbox) if inbox else Path(section.get("path", "inbox"))
-        return cls(
-            path=path,
-            archive=path / section.get("archive", "archive"),
-            quarantine=path / section.get("quarantine", "quarantine"),
-            receivables=Path(section.get("receivables", "receivables")),
-        )
+    def from_config(cls, config: InboxConfig, inbox: str | Path | None = None) -> InboxSettings:
+        path = Path(inbox) if inbox else Path(config.path)
+        return cls(path=path, archive=path / config.archive, quarantine=path / config.quarantine,
+                   receivables=Path(config.receivables))
 
 
 def pending_files(inbox: Path) -> list[Path]:
@@ -135,13 +127,14 @@ class FileOutcome:
         return asdict(self)
 
 
-def ingest_one(engine: Engine, path: Path, quarantine: Path, now: datetime | None = None) -> FileOutcome:
+def ingest_one(engine: Engine, path: Path, quarantine: Path, options: ParseOptions,
+               now: datetime | None = None) -> FileOutcome:
     """Store one file's lines; a file that is not a readable statement goes to quarantine with its reason.
 
     Anything else (a dropped connection, a disk error) propagates, and the file stays in the inbox.
     """
     try:
-        result = service.ingest_file(engine, path, now=now)
+        result = service.ingest_file(engine, path, options, now=now)
     except InputError as exc:
         moved = quarantine_file(path, quarantine, str(exc))
         return FileOutcome(path.name, "quarantined", reason=str(exc), moved_to=str(moved))
@@ -151,10 +144,10 @@ def ingest_one(engine: Engine, path: Path, quarantine: Path, now: datetime | Non
     )
 
 
-def check_one(path: Path) -> FileOutcome:
+def check_one(path: Path, options: ParseOptions) -> FileOutcome:
     """Dry run: parse only; nothing stored, nothing moved."""
     try:
-        parsed = parse_file(path)
+        parsed = parse_file(path, options)
     except InputError as exc:
         return FileOutcome(path.name, "would quarantine", reason=str(exc))
     return FileOutcome(path.name, "would ingest", parsed.format, parsed.line_count)
@@ -173,11 +166,11 @@ def archive_outcomes(outcomes: list[FileOutcome], inbox: Path, archive: Path, da
 # --- dry run over files not yet stored -------------------------------------
 
 
-def _unstored_lines(engine: Engine, paths: list[Path]) -> pl.DataFrame:
+def _unstored_lines(engine: Engine, paths: list[Path], options: ParseOptions) -> pl.DataFrame:
     """Lines of these files that the database does not hold yet, in the matcher's schema (ids < 0)."""
     parts = []
     for path in paths:
-        for statement in parse_file(path).statements:
+        for statement in parse_file(path, options).statements:
             parts.append(statement.lines.with_columns(pl.lit(statement.account).alias("account")))
     columns = [c for c in frames.MATCH_LINES if c != "bank_line_id"]
     if not parts:
@@ -204,13 +197,13 @@ def _unstored_lines(engine: Engine, paths: list[Path]) -> pl.DataFrame:
 
 
 def preview_posting(
-    engine: Engine, settings: Settings, paths: list[Path], as_of: date, now: datetime,
+    engine: Engine, config: Config, paths: list[Path], as_of: date, now: datetime,
 ) -> service.RunSummary:
     """What a run would post if these files were stored now: stored lines plus theirs; nothing is written."""
-    rules = Rules.from_config(settings.section("matching"))
+    rules = config.matching
     with posting_lock(engine):
         stored, book = service.run_inputs(engine)
-        new = _unstored_lines(engine, paths)
+        new = _unstored_lines(engine, paths, config.parse_options())
         lines = pl.concat([stored, new.select(stored.columns).cast(stored.schema)]) if new.height else stored
         result = service.decide_run(engine, lines, book, rules)
     return service.summarise(service.new_run_id(now), as_of, True, lines, result)
@@ -246,7 +239,7 @@ def day_dict(summary: dict[str, Any], inbox: str, files: list[dict[str, Any]], s
 
 def run_day(
     engine: Engine,
-    settings: Settings,
+    config: Config,
     *,
     inbox: str | Path | None = None,
     as_of: date | None = None,
@@ -263,15 +256,16 @@ def run_day(
     started = time.perf_counter()
     now = now or service.utcnow()
     day = as_of or now.date()
-    box = InboxSettings.from_settings(settings, inbox)
+    box = InboxSettings.from_config(config.inbox, inbox)
+    options = config.parse_options()
     paths = pending_files(box.path)
     if dry_run:
-        outcomes = [check_one(p) for p in paths]
+        outcomes = [check_one(p, options) for p in paths]
         good = [box.path / o.file for o in outcomes if not o.is_bad]
-        summary = preview_posting(engine, settings, good, day, now)
+        summary = preview_posting(engine, config, good, day, now)
     else:
-        outcomes = [ingest_one(engine, p, box.quarantine, now) for p in paths]
-        summary = service.run_posting(engine, settings=settings, as_of=day, actor=actor, now=now)
+        outcomes = [ingest_one(engine, p, box.quarantine, options, now) for p in paths]
+        summary = service.run_posting(engine, config=config, as_of=day, actor=actor, now=now)
         if summary.status == "completed":
             outcomes = archive_outcomes(outcomes, box.path, box.archive, day)
     return DayReport(summary, str(box.path), outcomes, time.perf_counter() - started)

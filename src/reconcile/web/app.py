@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from reconcile.collectors.balances import Collections, balances, bucket_labels
 from reconcile.collectors.report import gather, render
 from reconcile.collectors.statement import statement_of_account
-from reconcile.config import Settings, load_settings
+from reconcile.config import Config
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import exponent
 from reconcile.queue import actions as queue_actions
@@ -69,10 +69,9 @@ def message(request: Request, title: str, text: str, status: int, back: str | No
                  back=back or request.headers.get("referer"))
 
 
-def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: str | None = None) -> FastAPI:
+def create_app(engine: Engine, config: Config, *, secret_key: str | None = None) -> FastAPI:
     """The ASGI app. `secret_key` signs the session cookies ($RECONCILE_WEB_SECRET, else random per process)."""
-    settings = settings or load_settings()
-    rules = Collections.from_settings(settings)
+    rules = Collections.from_config(config)
     app = FastAPI(title="reconcile", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SessionMiddleware, secret_key=secret_key or os.environ.get("RECONCILE_WEB_SECRET")
                        or secrets.token_urlsafe(32), session_cookie="reconcile_session", same_site="strict",
@@ -175,8 +174,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
         signed_in(request)
         filters = _filters(reason, assignee, min_amount, max_amount, min_age, status)
         frame = queue.list_items(engine, filters=filters, sort=sort if sort in queue.SORTS else "oldest",
-                                 settings=settings, limit=500)
-        counts = queue.summary(engine, settings=settings)
+                                 config=config.queue, limit=500)
+        counts = queue.summary(engine, config=config.queue)
         return _page(request, "queue.html", items=frame.to_dicts(), counts=counts,
                      f={"reason": reason, "assignee": assignee, "min_amount": min_amount, "max_amount": max_amount,
                         "min_age": min_age, "sort": sort, "status": status},
@@ -187,7 +186,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
         user, form = await posted(request, "resolve")
         filters = _filters(*(str(form.get(k, "")) for k in ("reason", "assignee", "min_amount", "max_amount",
                                                               "min_age")), "open")
-        found = queue_actions.claim_next(engine, actor=user.name, now=utcnow(), filters=filters, settings=settings)
+        found = queue_actions.claim_next(engine, actor=user.name, now=utcnow(), filters=filters, config=config.queue)
         if found is None:
             return message(request, "Nothing to claim", "No open item matching these filters is free: "
                            "every one is resolved, claimed by someone else or awaiting approval.", 200, "/queue")
@@ -216,7 +215,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
         code = str(form.get("code") or "").strip()
         csv_text = "exception,action,code\n" + "".join(f"{i},{action},{code if action != 'accept' else ''}\n"
                                                          for i in ids)
-        done = queue_bulk.bulk_resolve(engine, "the ticked items", actor=user.name, now=utcnow(), settings=settings,
+        done = queue_bulk.bulk_resolve(engine, "the ticked items", actor=user.name, now=utcnow(), config=config.queue,
                                        data=csv_text.encode())
         return message(request, "Done", f"{done.applied} item(s) resolved as batch {done.batch}.", 200, "/queue",
                        ok=True)
@@ -230,7 +229,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
             raise ReconcileError("choose a decisions CSV file to upload")
         data = await upload.read()
         done = queue_bulk.bulk_resolve(engine, upload.filename or "upload.csv", actor=user.name, now=utcnow(),
-                                       settings=settings, data=data)
+                                       config=config.queue, data=data)
         return message(request, "Done", f"{done.applied} item(s) resolved as batch {done.batch}.", 200, "/queue",
                        ok=True)
 
@@ -239,7 +238,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
     @app.get("/items/{item_id}", response_class=HTMLResponse)
     def item_page(request: Request, item_id: int, customer: str = "") -> Response:
         user = signed_in(request)
-        item = queue.get_item(engine, item_id, settings=settings)
+        item = queue.get_item(engine, item_id, config=config.queue)
         chosen = customer.strip() or item["customer_id"]
         with db.transaction(engine) as session:
             open_items = queue.customer_open_items(session, chosen) if chosen != item["customer_id"] \
@@ -248,14 +247,14 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
                                         .order_by(tables.Customer.customer_id)).all()
         rows = [{"target": o["invoice_number"], "open": o["open"]} for o in open_items][:ALLOCATION_ROWS]
         rows += [{"target": "", "open": ""}] * (ALLOCATION_ROWS - len(rows))
-        limit = queue.QueueSettings.of(settings).write_off_approval_limit
+        limit = config.queue.write_off_approval_limit
         return _page(request, "item.html", item=item, chosen=chosen, open_items=open_items, rows=rows,
                      customers=customers, categories=CATEGORIES, limit=limit, seen=_state(item),
                      exponent=exponent(item["currency"]), mine=item["claimed_by"] == user.name)
 
     def fresh(item_id: int, form: Any) -> dict[str, Any]:
         """The item now; refused when the page the form came from showed another state."""
-        item = queue.get_item(engine, item_id, settings=settings)
+        item = queue.get_item(engine, item_id, config=config.queue)
         seen = str(form.get("seen", ""))
         if seen and seen != _state(item):
             who = item["resolved_by"] or item["proposed_by"] or item["claimed_by"] or "someone else"
@@ -272,7 +271,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
             raise ReconcileError(f"Exception {item_id} was already {item['status']} by {item['resolved_by']} "
                                  f"({item['resolution']}). Nothing was changed.")
         decision = _decision(form, item)
-        done = queue_actions.resolve(engine, item_id, decision, actor=user.name, now=utcnow(), settings=settings)
+        done = queue_actions.resolve(engine, item_id, decision, actor=user.name, now=utcnow(), config=config.queue)
         if done["status"] == "pending_approval":
             return message(request, "Write-off proposed", f"The write-off of {done['write_off']} on exception "
                            f"{item_id} is above the approval limit: it waits for an approver.", 200, f"/items/{item_id}")
@@ -285,7 +284,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
         if form.get("reject"):
             queue_actions.withdraw(engine, item_id, actor=user.name, now=utcnow(), reason=str(form.get("note") or ""))
         else:
-            queue_actions.approve(engine, item_id, actor=user.name, now=utcnow(), settings=settings)
+            queue_actions.approve(engine, item_id, actor=user.name, now=utcnow(), config=config.queue)
         return RedirectResponse(f"/items/{item_id}", status_code=303)
 
     @app.post("/items/{item_id}/claim")
@@ -294,7 +293,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, secret_key: 
         if form.get("release"):
             queue_actions.release(engine, item_id, actor=user.name, now=utcnow())
         else:
-            queue_actions.claim(engine, item_id, actor=user.name, now=utcnow(), settings=settings)
+            queue_actions.claim(engine, item_id, actor=user.name, now=utcnow(), config=config.queue)
         return RedirectResponse(f"/items/{item_id}", status_code=303)
 
     @app.post("/items/{item_id}/assign")
