@@ -50,3 +50,13 @@ def test_vectorised_parse_refuses_what_is_not_a_plain_decimal() -> None:
     values = ["12,50", "1.005", "abc", "", "1e3", "--1", " 7.5 "]
     out = pl.DataFrame({"t": values}).select(minor_units_expr(pl.col("t"), 2).alias("m"))["m"].to_list()
     assert out == [None, None, None, None, None, None, 750]
+
+
+def test_amounts_for_people_have_the_currency_decimals_and_thousands_separators() -> None:
+    from reconcile.core.money import format_amount
+
+    assert format_amount(11891282876, "EUR") == "118,912,828.76"
+    assert format_amount(-5, "EUR") == "-0.05"
+    assert format_amount(1234567, "JPY") == "1,234,567"
+    assert format_amount(1234567890, "KWD", "de") == "1.234.567,890"
+    assert format_amount(100000, "EUR", "plain") == "1000.00"

@@ -64,6 +64,29 @@ def format_minor(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
 
 
+# Separators for people reading amounts: (thousands, decimal). Exports and JSON never group.
+NUMBER_STYLES: dict[str, tuple[str, str]] = {
+    "en": (",", "."),        # 1,234,567.89
+    "de": (".", ","),        # 1.234.567,89
+    "fr": ("\u202f", ","),  # 1 234 567,89 (narrow no-break space)
+    "ch": ("\u2019", "."),  # 1’234’567.89
+    "plain": ("", "."),      # 1234567.89
+}
+
+
+def format_amount(minor: int, currency: str, style: str = "en") -> str:
+    """Minor units as people read them: the currency's decimals with thousands separators ("1,234.50")."""
+    thousands, point = NUMBER_STYLES.get(style, NUMBER_STYLES["en"])
+    text = format_minor(abs(minor), currency)
+    whole, _, frac = text.partition(".")
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    grouped = thousands.join([whole, *groups]) if thousands else whole + "".join(groups)
+    return ("-" if minor < 0 else "") + grouped + (point + frac if frac else "")
+
+
 def split_minor(total: int, weights: list[int]) -> list[int]:
     """Split total minor units in proportion to weights; the parts add up to total.
 
