@@ -10,7 +10,10 @@ without Prefect is reconcile.inbox.run_day.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date
 from functools import lru_cache
@@ -21,10 +24,13 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_logger
 from prefect.states import Completed, Failed, State
 from sqlalchemy import Engine
 
 from reconcile.config import Config, load_config
+from reconcile.flows.notify import failure_payload, notify_failure
+from reconcile.flows.scale import dask_mapper, dask_setting, partitions_for
 from reconcile.services import daily as service
 from reconcile.statements import inbox as inbox_lib
 from reconcile.store import db
@@ -43,6 +49,65 @@ def _engine(db_url: str | None) -> Engine:
 def _config(config_dir: str | None) -> Config:
     """The configuration a flow run was started with, validated once per process (tasks get the folder)."""
     return load_config(config_dir)
+
+
+# --- progress: a bar in `reconcile run` on a terminal, throttled log lines everywhere else ---------
+
+Reporter = Callable[[str, int, int], None]  # (phase, done, total): "ingest", "matching", "posting"
+_reporter: Reporter | None = None
+LOG_EVERY_SECONDS = 10.0
+
+
+@contextmanager
+def reporting(reporter: Reporter) -> Iterator[None]:
+    """Send this process's flow progress to `reporter` (the CLI's bars) while the block runs."""
+    global _reporter
+    saved, _reporter = _reporter, reporter
+    try:
+        yield
+    finally:
+        _reporter = saved
+
+
+class _LogLines:
+    """Progress as plain log lines (Prefect's run log): a phase's start, its end, and every 10 s."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if 0 < done < total and now - self._last.get(phase, 0.0) < LOG_EVERY_SECONDS:
+                return
+            self._last[phase] = now
+        unit = {"posting": "chunks", "ingest": "files"}.get(phase, "lines")
+        get_run_logger().info("%s: %d of %d %s", phase, done, total, unit)
+
+
+def _progress() -> Reporter:
+    return _reporter or _LogLines()
+
+
+def _notify_on_failure(flow: Any, flow_run: Any, state: State) -> None:
+    """on_failure / on_crashed: tell [notify] (webhook, Prefect block); never raises."""
+    try:
+        from prefect.settings import PREFECT_UI_URL
+
+        config = _config(flow_run.parameters.get("config_dir"))
+        if not (config.notify.webhook_url or config.notify.prefect_block):
+            return
+        result = state.result(raise_on_failure=False) if state.data is not None else None
+        report = result.report if isinstance(result, inbox_lib.RunFailed) else None
+        ui = PREFECT_UI_URL.value()
+        notify_failure(config.notify, failure_payload(
+            state=state.name or str(state.type), message=state.message or "", flow_run=flow_run.name,
+            flow_run_id=str(flow_run.id), report=report,
+            ui_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None,
+        ))
+    except Exception as exc:  # noqa: BLE001 - a notification problem never changes the run's outcome
+        get_logger("reconcile.notify").warning("failure notification not sent: %s", exc)
 
 
 def _transient(task: Any, task_run: Any, state: State) -> bool:
@@ -70,11 +135,18 @@ def check_statement(config_dir: str, path: str) -> dict[str, Any]:
 @task(cache_policy=NO_CACHE)
 def match_and_post(
     db_url: str | None, config_dir: str, as_of: str, dry_run: bool, actor: str, new_files: list[str],
+    dask: str | None = None,
 ) -> dict[str, Any]:
     engine, config, day = _engine(db_url), _config(config_dir), date.fromisoformat(as_of)
     if dry_run:
         return inbox_lib.preview_posting(engine, config, [Path(p) for p in new_files], day, service.utcnow()).to_dict()
-    return service.run_posting(engine, config=config, as_of=day, actor=actor).to_dict()
+    cluster = dask_setting(config, dask)
+    if not cluster:
+        return service.run_posting(engine, config=config, as_of=day, actor=actor, progress=_progress()).to_dict()
+    get_run_logger().info("matching on the Dask cluster %s", cluster)
+    with dask_mapper(cluster, config.scale.dask_workers) as mapper:
+        return service.run_posting(engine, config=config, as_of=day, actor=actor, partitions=partitions_for(config),
+                                   mapper=mapper, progress=_progress()).to_dict()
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
@@ -145,7 +217,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-@flow(name="daily-posting-run", log_prints=True)
+@flow(name="daily-posting-run", log_prints=True, on_failure=[_notify_on_failure],
+      on_crashed=[_notify_on_failure])
 def posting_run_flow(
     db_url: str | None = None,
     config_dir: str | None = None,
@@ -153,11 +226,14 @@ def posting_run_flow(
     as_of: str | None = None,
     dry_run: bool = False,
     actor: str = "system",
+    dask: str | None = None,
 ) -> Any:
     """Ingest the inbox's files (bad ones quarantined), match and post, archive, publish the summary.
 
     db_url and config_dir default to $RECONCILE_DB_URL / $RECONCILE_CONFIG_DIR on the
-    machine that runs the flow, so no password travels as a flow parameter.
+    machine that runs the flow, so no password travels as a flow parameter. `dask` (an address
+    or "local") decides the matching on a Dask cluster; default [scale] dask_address.
+    A failed or crashed run is announced as [notify] says.
     """
     started = time.perf_counter()
     logger = get_run_logger()
@@ -170,13 +246,17 @@ def posting_run_flow(
                        box.path.resolve())
     paths = inbox_lib.pending_files(box.path)
 
-    if dry_run:
-        files = [check_statement(folder, str(p)) for p in paths]
-    else:
-        files = [_file_outcome(p, ingest_statement(db_url, folder, str(p), str(box.quarantine), return_state=True))
-                 for p in paths]
+    progress = _progress()
+    files = []
+    for number, p in enumerate(paths, 1):
+        if dry_run:
+            files.append(check_statement(folder, str(p)))
+        else:
+            state = ingest_statement(db_url, folder, str(p), str(box.quarantine), return_state=True)
+            files.append(_file_outcome(p, state))
+        progress("ingest", number, len(paths))
     new_files = [str(box.path / f["file"]) for f in files if f["status"] == "would ingest"]
-    posting = match_and_post(db_url, folder, day, dry_run, actor, new_files, return_state=True)
+    posting = match_and_post(db_url, folder, day, dry_run, actor, new_files, dask, return_state=True)
     if posting.is_failed():
         error = posting.result(raise_on_failure=False)
         create_markdown_artifact(

@@ -10,7 +10,11 @@ Layout rules (BAI2 spec, and what real files do):
   of the physical record and may hold "/": there a new record only starts at "/", blanks,
   then a record code (moov-io sample3 packs records that way).
 - An 88 after a record that ended with "/" starts a new field; after a record that did
-  not, the field (or the 16's text) goes on. Text continuations are joined with one space:
+  not, the field (or the 16's text) goes on. Empty fields before the "/" are fields
+  ("16,195,1000,,,,/": funds type, bank and customer reference and text all empty; an 88
+  after it continues the text), except where many banks write ",/" merely to end a record:
+  an 03 summary that ends "...,015,1500,,,/" (SVB) has no fifth, empty type code there, and
+  its 88 goes on with the next type code. Text continuations are joined with one space:
   most banks send one 88 per line of text, and a glued "BANKSENDER" hurts matching more
   than NatWest's "CLIE NT" (a word cut at the physical record length).
 - Amounts carry no decimal point: they are already minor units of the account currency
@@ -109,6 +113,15 @@ class Fields:
                 break
         return "".join(parts).strip()
 
+    def skip_end_marker(self) -> None:
+        """At the start of an 03 summary: an empty last field before "/" with more pieces after it is
+        the ",/" many banks end a record with, not an empty type code; go on with the next piece."""
+        if self.at_end():
+            return
+        content, closed = self.pieces[self.index]
+        if closed and self.pos == len(content) and self.index + 1 < len(self.pieces):
+            self.index, self.pos = self.index + 1, 0
+
     def rest_as_text(self) -> str:
         """Everything not read yet, as one text: pieces joined with a space (see the module notes)."""
         texts = []
@@ -121,11 +134,15 @@ class Fields:
 
 
 def _decode(data: bytes) -> str:
+    """UTF-8, else Windows-1252; latin-1 only for bytes Windows-1252 leaves undefined (those become
+    control characters, which the registry refuses naming the line)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
 
 
 def _records(text: str, path: Path) -> Iterator[Record]:
@@ -393,7 +410,10 @@ class Reader:
         if not number:
             raise ValueError("the account number is missing")
         account = Account(record, number, _currency(fields.next(), group.currency), records=record.physical)
-        while not fields.at_end():
+        while True:
+            fields.skip_end_marker()
+            if fields.at_end():
+                break
             type_code = fields.next()
             amount_text, count_text = fields.next(), fields.next()
             what = f"summary {type_code or '(no type code)'}"
@@ -506,7 +526,8 @@ class Reader:
 
 
 def _with_source_refs(statements: list[Statement]) -> list[Statement]:
-    """Blank bank references get a content hash; repeats are counted per account across the file."""
+    """Blank bank references get a content hash, repeats counted per account across the file (a bank
+    reference the file repeats is the registry's to tell apart: base.distinct_source_refs)."""
     if not any(s.lines.height for s in statements):
         return statements
     frame = pl.concat([
@@ -515,15 +536,8 @@ def _with_source_refs(statements: list[Statement]) -> list[Statement]:
     ])
     frame = frame.with_columns(
         pl.coalesce(pl.col("source_ref"), frames.content_refs(frame, HASH_COLUMNS)).alias("source_ref"))
-    out = []
-    for i, statement in enumerate(statements):
-        lines = frame.filter(pl.col("_statement") == i).drop("account", "_statement")
-        warnings = list(statement.warnings)
-        repeated = lines.filter(pl.col("source_ref").is_duplicated())["source_ref"].unique(maintain_order=True)
-        if repeated.len():
-            warnings.append(f"bank reference repeated within the account: {', '.join(repeated.head(5).to_list())}")
-        out.append(replace(statement, lines=lines, warnings=tuple(warnings)))
-    return out
+    return [replace(statement, lines=frame.filter(pl.col("_statement") == i).drop("account", "_statement"))
+            for i, statement in enumerate(statements)]
 
 
 class Bai2Parser:

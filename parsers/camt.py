@@ -6,12 +6,19 @@ for batch entries; positions are element paths like Stmt[1]/Ntry[3]/NtryDtls/TxD
 CAMT.052 intraday reports are recognised and refused: they are not statements.
 Entries of the common shapes are read vectorised by camt_fast (same results, checked entry by entry
 against this module's slow path in tests/parsers/test_camt_fast.py); everything else is read here.
+
+Amounts follow the schema (xs:decimal, at most 18 digits, never negative: CdtDbtInd gives the sign);
+a negative amount is refused naming its element, as it would otherwise turn a debit into a credit.
+Only a balance without CdtDbtInd may be written negative (some banks do; it is a debit balance).
+A booking given as a date-time with an offset is booked on its calendar day in the account's zone:
+the configured one, else the zone of the IBAN's country (base.booking_zone); the statement's
+FrDtTm/ToDtTm are read in the same zone, so a booking stays inside its statement's period.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from threading import Thread
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,9 +28,15 @@ from lxml import etree
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
-from reconcile.core.money import to_minor
 from reconcile.parsers import camt_fast
-from reconcile.parsers.base import ParsedFile, ParseOptions, Statement, lines_frame
+from reconcile.parsers.base import (
+    ParsedFile,
+    ParseOptions,
+    Statement,
+    booking_zone,
+    decimal_minor,
+    lines_frame,
+)
 from reconcile.parsers.camt_fast import Cut, Fallback
 from reconcile.parsers.xmlsafe import (
     _PREFIXED_TAG,
@@ -37,6 +50,8 @@ from reconcile.parsers.xmlsafe import (
 ROOTS = {"BkToCstmrStmt": ("camt053", "Stmt"), "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn")}
 REFUSED = {"BkToCstmrAcctRpt": "camt.052 intraday account reports are not statements; import the camt.053 statement"}
 NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:camt.05"
+DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")  # xs:decimal: no exponent, no NaN/INF
+MAX_DIGITS = 18  # ActiveOrHistoricCurrencyAndAmount: totalDigits 18
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",
                 "remittance", "reference", "end_to_end_id", "bank_code"]
 
@@ -82,24 +97,29 @@ class Flat:
         return value or None
 
 
+def _calendar_day(raw: str, zone: ZoneInfo | None) -> date:
+    """The calendar day of an ISO date or date-time: in `zone` when the date-time has an offset (a UTC "Z"
+    time late in the evening is the next morning in Europe), else as written. Raises ValueError."""
+    if zone is not None and "T" in raw and (raw.endswith("Z") or raw[-6] in "+-"):
+        return datetime.fromisoformat(raw).astimezone(zone).date()
+    return date.fromisoformat(raw[:10])
+
+
 def _day(element: etree._Element | None, where: str, path: Path, zone: ZoneInfo | None = None) -> date | None:
-    """A Dt, or the calendar day of a DtTm: in the account's zone when one is configured and the DtTm has an
-    offset (a UTC "Z" time late in the evening is the next morning in Europe), else as the bank wrote it."""
+    """A Dt, or the calendar day of a DtTm in the account's zone (see _calendar_day)."""
     if element is None:
         return None
     raw = _text(element, "Dt") or _text(element, "DtTm")
     if raw is None:
         return None
     try:
-        if zone is not None and len(raw) > 10 and (raw.endswith("Z") or raw[-6] in "+-"):
-            return datetime.fromisoformat(raw).astimezone(zone).date()
-        return date.fromisoformat(raw[:10])
+        return _calendar_day(raw, zone)
     except (ValueError, IndexError):
         raise InputError(path, where, f"'{raw}' is not a date") from None
 
 
 def _zone(account: str, path: Path, options: ParseOptions) -> ZoneInfo | None:
-    name = options.zone_for(account)
+    name = booking_zone(options, account)
     if not name:
         return None
     try:
@@ -108,17 +128,30 @@ def _zone(account: str, path: Path, options: ParseOptions) -> ZoneInfo | None:
         raise InputError(path, None, f"unknown time zone '{name}' configured for account {account}") from None
 
 
-def _amount(element: etree._Element | None, where: str, path: Path) -> tuple[int, str]:
+def _amount(element: etree._Element | None, where: str, path: Path, *, signed: bool = False) -> tuple[int, str]:
+    """Exact minor units and currency of an amount element. Refuses what the schema does not allow
+    (exponents, NaN, more than 18 digits, a negative amount unless `signed`: a balance without
+    CdtDbtInd) and what the ledger cannot hold, naming the element."""
     if element is None:
         raise InputError(path, where, "amount missing")
     currency = (element.get("Ccy") or "").upper()
     raw = (element.text or "").strip()
     if len(currency) != 3:
         raise InputError(path, where, f"amount has no valid Ccy attribute ('{currency}')")
+    shown = raw if len(raw) <= 40 else raw[:37] + "..."
+    if not DECIMAL.fullmatch(raw):
+        raise InputError(path, where, f"'{shown}' is not a valid {currency} amount (a plain decimal number)")
+    whole, _, fraction = raw.lstrip("+-").partition(".")
+    if len(whole.lstrip("0")) + len(fraction.rstrip("0")) > MAX_DIGITS:
+        raise InputError(path, where, f"'{shown}' is not a valid {currency} amount (more than {MAX_DIGITS} digits)")
     try:
-        return to_minor(Decimal(raw), currency), currency
-    except (InvalidOperation, ValueError) as exc:
-        raise InputError(path, where, f"'{raw}' is not a valid {currency} amount ({exc})") from None
+        minor = decimal_minor(raw, currency)
+    except ValueError as exc:
+        raise InputError(path, where, f"'{shown}' is not a valid {currency} amount ({exc})") from None
+    if minor < 0 and not signed:
+        raise InputError(path, where, f"amount '{shown}' is negative: CAMT amounts are unsigned and CdtDbtInd "
+                                      "gives the direction, so the sign cannot be trusted")
+    return minor, currency
 
 
 def _sign(indicator: str | None, where: str, path: Path) -> int:
@@ -280,8 +313,8 @@ class CamtParser:
         for n, balance in enumerate(element.findall("Bal"), start=1):
             code = _text(balance, "Tp/CdOrPrtry/Cd")
             bwhere = f"{where}/Bal[{n}]"
-            minor, bal_currency = _amount(balance.find("Amt"), f"{bwhere}/Amt", path)
             indicator = _text(balance, "CdtDbtInd")
+            minor, bal_currency = _amount(balance.find("Amt"), f"{bwhere}/Amt", path, signed=not indicator)
             # some banks leave out the indicator of a balance; such a balance is a credit balance
             minor *= _sign(indicator, f"{bwhere}/CdtDbtInd", path) if indicator else 1
             currency = currency or bal_currency
@@ -339,15 +372,29 @@ class CamtParser:
                 f"(minor units of {currency}); the statement does not add up"
             )
         dates = lines["booking_date"].drop_nulls()
-        frm = _text(element, "FrToDt/FrDtTm")
-        to = _text(element, "FrToDt/ToDtTm")
-        start = date.fromisoformat(frm[:10]) if frm else (dates.min() if dates.len() else None)
-        end = date.fromisoformat(to[:10]) if to else (dates.max() if dates.len() else None)
+        start = self._period_day(element, "FrDtTm", where, path, zone) or (dates.min() if dates.len() else None)
+        end = self._period_day(element, "ToDtTm", where, path, zone) or (dates.max() if dates.len() else None)
         return Statement(
             account=account, currency=currency, lines=lines, opening_minor=opening, closing_minor=closing,
             period_start=start, period_end=end, statement_id=_text(element, "Id"), location=where,
             warnings=tuple(warnings),
         )
+
+    @staticmethod
+    def _period_day(element: etree._Element, tag: str, where: str, path: Path, zone: ZoneInfo | None) -> date | None:
+        """FrToDt/FrDtTm or ToDtTm as a calendar day in the account's zone, as its bookings are. A whole-day
+        bound (from 00:00:00, to 23:59[:59.999]) names the day written, whatever its offset: banks put a "Z"
+        on their local day bounds ("2024-03-03T23:59:59.999Z" ends the 3rd, not the 4th in Amsterdam)."""
+        raw = _text(element, f"FrToDt/{tag}")
+        if raw is None:
+            return None
+        time = raw[11:19]
+        try:
+            if time == "00:00:00" if tag == "FrDtTm" else time.startswith("23:59"):
+                return date.fromisoformat(raw[:10])
+            return _calendar_day(raw, zone)
+        except (ValueError, IndexError):
+            raise InputError(path, f"{where}/FrToDt/{tag}", f"'{raw}' is not a date-time") from None
 
     def _entry_lines(self, entry: etree._Element, where: str, signed_entry: int, currency: str,
                      path: Path, default_day: str | None, zone: ZoneInfo | None = None) -> list[dict]:
@@ -355,7 +402,11 @@ class CamtParser:
         booking = _day(entry.find("BookgDt"), f"{where}/BookgDt", path, zone) \
             or _day(entry.find("ValDt"), f"{where}/ValDt", path, zone)
         if booking is None and default_day:
-            booking = date.fromisoformat(default_day[:10])
+            try:
+                booking = _calendar_day(default_day, zone)
+            except (ValueError, IndexError):
+                raise InputError(path, f"{where}/BookgDt", f"no booking date, and the creation time "
+                                                           f"'{default_day}' is not a date-time") from None
         if booking is None:
             raise InputError(path, f"{where}/BookgDt", "entry has no booking date")
         value = _day(entry.find("ValDt"), f"{where}/ValDt", path, zone)

@@ -8,6 +8,7 @@ reconcile.statements.profiles explains to a person which profile claims a file.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,19 @@ KNOWN_FIELDS = {
     "counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id", "account",
 }
 ENCODINGS = {"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso-8859-1", "utf-16"}
+# How an indicator column signs columns.amount (direction_mode), and what a debit or credit cell's
+# own sign means (debit_credit_rule); generic.toml says more.
+DIRECTION_MODES = {
+    "sign": "the amount is unsigned (its sign is not trusted): a debit is -abs, a credit +abs",
+    "check": "the amount carries its own sign; the indicator must agree, else the row is refused",
+}
+DEBIT_CREDIT_RULES = {
+    "magnitude": "debit cells are money out, credit cells money in, whatever their sign; a column "
+    "holding both signs is refused",
+    "reversal": "a negative cell goes the other way ('-5.00' under debit is 5.00 in: a refund)",
+    "signed": "cells carry the bank's sign (debits negative): credit + debit; a positive debit or "
+    "a negative credit is refused",
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,15 @@ class Profile:
     balance_only: bool = False      # balance-history layout: dates and balances, no amounts (no lines)
     account_from_file_name: str | None = None  # regex over the file name; group 1 is the account
     origin: str = "built-in"       # where it was defined: "built-in" or the team's profile folder
+    # other spellings of a header name
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # "sign": the indicator signs an unsigned amount; "check": it must agree with the amount's sign
+    direction_mode: str = "sign"
+    debit_credit_rule: str = "magnitude"  # what a debit/credit cell's own sign means
+    # indicator-like columns known not to carry the sign here
+    ignore_type_columns: tuple[str, ...] = ()
+    # the balance column is the balance before each row, not after it
+    balance_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,12 +102,66 @@ class FeeRule:
     ref_suffix: str = "/fee"        # per row: the fee line's source_ref is its row's plus this
     remittance: str = "fee"
     amount_is_net: bool = False     # the amount column is net of the fee: the row's line books amount - fee
+    all_required: bool = True       # False: a fee column missing from the header counts as no fee
+
+
+KNOWN_KEYS = {
+    "name",
+    "description",
+    "encoding",
+    "delimiter",
+    "quote",
+    "decimal",
+    "thousands",
+    "date_formats",
+    "skip_lines",
+    "header_search",
+    "skip_footer",
+    "currency",
+    "account",
+    "inverse_sign",
+    "debit_values",
+    "credit_values",
+    "strip_symbols",
+    "skip_rows_where",
+    "skip_zero_amounts",
+    "optional_columns",
+    "currency_default",
+    "header_exact",
+    "header_absent",
+    "auto_detect",
+    "balance_column",
+    "newest_first",
+    "account_from_preamble",
+    "has_header",
+    "column_names",
+    "fee",
+    "yearless_date_formats",
+    "year_from_file_name",
+    "one_account_per_file",
+    "strict_quoting",
+    "balance_only",
+    "account_from_file_name",
+    "signature",
+    "columns",
+    "aliases",
+    "direction_mode",
+    "debit_credit_rule",
+    "ignore_type_columns",
+    "balance_before",
+}
 
 
 def _profile(path: Path, raw: dict[str, Any]) -> Profile:
     def need(condition: bool, why: str) -> None:
         if not condition:
             raise ConfigError(f"{path}: {why}")
+
+    unknown_keys = sorted(set(raw) - KNOWN_KEYS)
+    if unknown_keys:
+        close = difflib.get_close_matches(unknown_keys[0], sorted(KNOWN_KEYS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        need(False, f"unknown key {unknown_keys[0]!r}{hint}")
 
     columns = raw.get("columns", {})
     need(isinstance(columns, dict) and bool(columns), "[columns] table is required")
@@ -130,6 +207,27 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
     need(isinstance(yearless, list) and all(isinstance(f, str) and "%Y" not in f and "%y" not in f for f in yearless),
          "yearless_date_formats must be a list of date formats without a year")
     fee = _fee_rule(raw.get("fee"), need)
+    aliases = raw.get("aliases", {})
+    need(isinstance(aliases, dict) and all(
+        isinstance(v, list) and v and all(isinstance(a, str) and a for a in v)
+        for v in aliases.values()),
+        "aliases must be a table of header name = [other spellings]")
+    direction_mode = raw.get("direction_mode", "sign")
+    need(direction_mode in DIRECTION_MODES,
+         f"direction_mode must be one of {list(DIRECTION_MODES)}")
+    has_direction = "direction" in columns or "direction" in raw.get("optional_columns", {})
+    need(not has_direction or "amount" in columns,
+         "columns.direction needs columns.amount (it signs one amount)")
+    rule = raw.get("debit_credit_rule", "magnitude")
+    need(rule in DEBIT_CREDIT_RULES, f"debit_credit_rule must be one of {list(DEBIT_CREDIT_RULES)}")
+    markers = {}
+    for key in ("debit_values", "credit_values", "ignore_type_columns"):
+        value = raw.get(key, [])
+        need(isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value),
+             f"{key} must be a list of non-empty strings")
+        markers[key] = {v.strip().upper() for v in value}
+    both = markers["debit_values"] & markers["credit_values"]
+    need(not both, f"{min(both) if both else ''!r} is both a debit and a credit value")
     formats = raw.get("date_formats", ["%Y-%m-%d"])
     need(isinstance(formats, list) and all(isinstance(f, str) for f in formats), "date_formats must be a list of strings")
     return Profile(
@@ -153,6 +251,9 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
         one_account_per_file=bool(raw.get("one_account_per_file", False)),
         strict_quoting=bool(raw.get("strict_quoting", False)), balance_only=balance_only,
         account_from_file_name=raw.get("account_from_file_name"),
+        aliases={str(k): tuple(v) for k, v in aliases.items()}, direction_mode=direction_mode,
+        debit_credit_rule=rule, ignore_type_columns=tuple(raw.get("ignore_type_columns", ())),
+        balance_before=bool(raw.get("balance_before", False)),
     )
 
 
@@ -168,12 +269,25 @@ def _fee_rule(raw: Any, need: Any) -> FeeRule | None:
     need(sign in (1, -1), "fee.sign must be 1 or -1")
     per = raw.get("per", "row")
     need(per in ("row", "file"), "fee.per must be \"row\" or \"file\"")
-    unknown = set(raw) - {"column", "columns", "sign", "per", "ref_suffix", "remittance", "amount_is_net"}
+    unknown = set(raw) - {"column", "columns", "sign", "per", "ref_suffix", "remittance",
+                          "amount_is_net",
+                          "all_required"}
     need(not unknown, f"unknown [fee] key(s) {sorted(unknown)}")
     suffix = str(raw.get("ref_suffix", "/fee"))
     need(bool(suffix), "fee.ref_suffix must not be empty")
     return FeeRule(columns=tuple(columns), sign=int(sign), per=per, ref_suffix=suffix,
-                   remittance=str(raw.get("remittance", "fee")), amount_is_net=bool(raw.get("amount_is_net", False)))
+                   remittance=str(raw.get("remittance", "fee")),
+                   amount_is_net=bool(raw.get("amount_is_net", False)),
+                   all_required=bool(raw.get("all_required", True)))
+
+
+def profile_from_text(text: str, path: Path, origin: str) -> Profile:
+    """The profile a TOML text defines, validated as the file `path` (ConfigError says why not)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return replace(_profile(path, raw), origin=origin)
 
 
 def load_profile_dir(folder: Path, origin: str) -> tuple[Profile, ...]:
@@ -181,12 +295,10 @@ def load_profile_dir(folder: Path, origin: str) -> tuple[Profile, ...]:
     profiles = []
     for path in sorted(folder.glob("*.toml")):
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read profile: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        profiles.append(replace(_profile(path, raw), origin=origin))
+        profiles.append(profile_from_text(text, path, origin))
     names = [p.name for p in profiles]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -1,23 +1,29 @@
 """SWIFT MT940 statements and MT942 interim reports -> one Statement per :20: block.
 
-Reads the text however banks wrap it: a SWIFT FIN envelope ({1:..}{2:..}{4: .. -}), control
-bytes (SOH/ETX), ":940:" / "0000 01INGB.." header lines, fields continued over several lines,
+Reads the text however banks wrap it: a SWIFT FIN envelope ({1:..}{2:..}{4: .. -}; Swedish banks
+write it in the 7-bit national character set, "ä4:" .. "-å"), control
+bytes (SOH/ETX), header lines before a message (ABN AMRO's "ABNANL2A" / "940" / "ABNANL2A", other
+banks' BIC or message-type line, ":940:", ING's "0000 01INGB.."), fields continued over several lines,
 a ":" tag split from its number (Sparkasse), a "-" line inside details (ING). Tags split the
 text into fields in one pass; each :20: block becomes a Statement with its :25: account,
 :60F:/:60M: opening and :62F:/:62M: closing balance (MT942 has none: the currency then comes
 from :34F:). Matching and storage are left to the neighbours.
 
-Per :61: line: value date, optional entry date (the booking date), R?C/D mark (RC/RD are
+Per :61: line (SWIFT 6!n[4!n]2a[1!a]15d1!a3!c[16x][//16x][34x]): value date, optional entry date
+(the booking date; Citi and ASN write four spaces when there is none), R?C/D mark (RC/RD are
 reversals: RC is a debit, RD a credit), optional funds code, amount with a decimal comma,
-transaction type, customer reference, "//" bank reference, supplementary details. The :86:
+transaction type (N/F/S + 3 characters; "S   " with a blank message type occurs), customer
+reference (padding spaces before it or before "//" are not part of it), "//" bank reference,
+supplementary details. The :86:
 details are read in the German ?xx dialect (GV code, ?00 posting text, ?20-?29/?60-?63
 purpose with SEPA EREF+/MREF+/SVWZ+, ?30 bank, ?31/?38 account, ?32/?33 name; Triodos uses
 ">" instead of "?"), the Dutch /CODE/ dialect (/EREF/ /ORDP//NAME/ /CNTP/ /REMI/ ...), mBank's
 "Z RACH.: ..; OD: ..; TYT.: .." and Knab's "REK: ../NAAM: .."; anything else is remittance text.
 
-source_ref: the bank reference when present (not NONREF) and unique for the account in the
-file; otherwise a content hash of the :61:/:86: text plus an occurrence number counted per
-account across the file (frames.content_refs), so repeated identical lines stay separate.
+source_ref: the bank reference when present (not NONREF); otherwise a content hash of the
+:61:/:86: text plus an occurrence number counted per account across the file
+(frames.content_refs), so repeated identical lines stay separate. A bank reference the file
+repeats for different transactions is told apart by base.distinct_source_refs (the registry).
 bank_code: the GV code of German details, else the :61: transaction type (NTRF, N062, ...).
 Impossible dates are refused naming the line, never moved; a balance that does not add up
 is a statement warning. Fragments without :20:/:25: are refused: a line needs an account.
@@ -28,7 +34,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +41,8 @@ import polars as pl
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
-from reconcile.core.money import format_minor, to_minor
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.core.money import format_minor
+from reconcile.parsers.base import ParsedFile, Statement, decimal_minor, lines_frame
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -48,12 +53,16 @@ KNOWN_TAGS = frozenset({
 })
 TEXT_TAGS = frozenset({"86", "NS"})           # free text: an unknown ":26:" inside is wrapped text
 IGNORED_TAGS = frozenset({"21", "13", "13D", "64", "65", "90D", "90C", "NS", "25P"})
-HEADER_LINE = re.compile(r"\d{4} \d\d[A-Z0-9]{4,}|940(\s+\d+)?")  # "0000 01INGBNL2AXXXX00001", "940 00"
+# Lines some banks put before each message: ING "0000 01INGBNL2AXXXX00001", "940 00", a message type
+# ("940", "MT940", "942"), a sender/receiver BIC (ABN AMRO "ABNANL2A"; 8 or 11 characters).
+HEADER_LINE = re.compile(r"\d{4} \d\d[A-Z0-9]{4,}|(?:MT)?9[45][02](\s+\d+)?|[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
+SWEDISH_ENVELOPE = re.compile(r"ä[1-5]:|-å")  # ISO 646-SE: "{" is "ä" and "}" is "å"
 TERMINATOR = re.compile(r"-(\}.*|XXX)?")
 STATEMENT_LINE = re.compile(
-    r"(?P<value>\d{6})(?P<entry>\d{4})?(?P<mark>R?[CD])(?P<funds>[A-Z])?[ \n]?"
-    r"(?P<amount>\d+(?:,\d*)?|,\d+)(?P<type>[A-Z][A-Z0-9]{3})"
+    r"(?P<value>\d{6})(?P<entry>\d{4})? *(?P<mark>R?[CD])(?P<funds>[A-Z])?[ \n]?"
+    r"(?P<amount>\d+(?:,\d*)?|,\d+)(?P<type>[A-Z](?:[A-Z0-9]{3}| {3}))"
 )
+CUSTOMER_WIDTH = 16    # :61: customer reference, 16x
 BALANCE = re.compile(r"(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})?(?P<amount>\d+(?:,\d*)?|,\d+)")
 FLOOR_LIMIT = re.compile(r"([A-Z]{3})[CD]?\d*(,\d*)?")
 IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{8,30}")
@@ -74,7 +83,6 @@ KNAB = re.compile(r"(?P<before>.*?)\s*REK:\s*(?P<account>[A-Z0-9]+)\s*/\s*NAAM:\
 SWIFT_WIDTH = 65       # a :86: line is 65 characters: a full line was cut, a shorter one ended on purpose
 SUBFIELD_WIDTH = 27    # a German ?2x subfield holds 27 characters
 NO_REFERENCE = {"", "NONREF", "NOTPROVIDED"}
-INT64 = 1 << 63
 
 
 @dataclass
@@ -105,13 +113,18 @@ class Block:
 
 
 def _decode(data: bytes) -> str:
+    """UTF-8, else Windows-1252, else DOS Central European (cp852: Hungarian, Czech, Polish banks).
+
+    cp852 decodes every byte, so it is the last resort; latin-1 would turn its letters (0x81 u-umlaut,
+    0x94 o-umlaut) into C1 control characters, which no text field may hold (base.check_parsed).
+    """
     data = data.removeprefix(b"\xef\xbb\xbf")
     for encoding in ("utf-8", "cp1252"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    return data.decode("latin-1")
+    return data.decode("cp852")
 
 
 def _fields(text: str, path: Path) -> list[Field]:
@@ -124,6 +137,9 @@ def _fields(text: str, path: Path) -> list[Field]:
         number, line = index + 1, lines[index]
         index += 1
         stripped = line.strip()
+        if SWEDISH_ENVELOPE.match(stripped):
+            line = line.replace("ä", "{").replace("å", "}")
+            stripped = line.strip()
         if stripped.startswith("{"):
             start = line.find("{4:")
             current = None
@@ -161,11 +177,13 @@ def _fields(text: str, path: Path) -> list[Field]:
 
 
 def _ends_message(lines: list[str], index: int) -> bool:
-    """After a "-" line: does the next non-blank line start something new (or is there none)?"""
+    """After a "-" line: does the next line that is neither blank nor a header line start something
+    new (or is there none)? A header line alone is not enough: wrapped details may hold a word that
+    looks like a BIC, but a message header is always followed by a field or an envelope."""
     while index < len(lines):
         following = lines[index].strip()
-        if following:
-            return following.startswith((":", "{")) or bool(HEADER_LINE.fullmatch(following))
+        if following and not HEADER_LINE.fullmatch(following):
+            return following.startswith((":", "{"))
         index += 1
     return True
 
@@ -228,12 +246,9 @@ def _date(text: str, where: str, what: str, path: Path) -> date:
 def _amount(text: str, currency: str, where: str, what: str, path: Path) -> int:
     whole, _, fraction = text.partition(",")
     try:
-        minor = to_minor(Decimal(f"{whole or '0'}.{fraction or '0'}"), currency)
+        return decimal_minor(f"{whole or '0'}.{fraction}", currency)
     except ValueError as exc:
-        raise InputError(path, where, f"{what} '{text}': {exc}") from None
-    if not -INT64 < minor < INT64:
-        raise InputError(path, where, f"{what} '{text}' is out of range")
-    return minor
+        raise InputError(path, where, f"{what}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -416,12 +431,7 @@ def _transaction(f: Field, details: list[Field], currency: str, path: Path) -> L
     signed = -amount if mark in ("D", "RC") else amount
 
     first, _, more = text.lstrip()[match.end():].partition("\n")
-    customer, has_bank, bank = first.partition("//")
-    inline = ""
-    if len(customer) > 16 and "  " in customer:
-        customer, inline = customer[:16], customer[16:].strip()  # Rabobank's fixed-width layout
-    customer = customer.strip()
-    bank_ref = _reference(bank) if has_bank else None
+    customer, inline, bank_ref = _references(first)
     extra = _clean(" ".join([inline, *more.split("\n")]))
 
     info = _details(details)
@@ -450,12 +460,30 @@ def _transaction(f: Field, details: list[Field], currency: str, path: Path) -> L
         "remittance": remittance,
         "reference": info.get("reference"),
         "end_to_end_id": info.get("end_to_end_id"),
-        "bank_code": info.get("bank_code") or match["type"],
+        "bank_code": info.get("bank_code") or match["type"].strip(),
         "is_reversal": mark.startswith("R"),
         "location": f.where,
     }
     content = " ".join([*text.split(), "\x1f", *(word for d in details for part in d.lines for word in part.split())])
     return Line(record, bank_ref, content)
+
+
+def _references(first: str) -> tuple[str, str, str | None]:
+    """Customer reference, text after it on the line, bank reference: the rest of a :61: first line.
+
+    Padding spaces before the customer reference or before "//" are not part of it. Without "//",
+    Rabobank writes a fixed-width layout: a 16-character reference padded with spaces, then a name
+    (and a reference that is all padding is empty).
+    """
+    customer, has_bank, bank = first.partition("//")
+    inline = ""
+    if not has_bank:
+        body = customer.lstrip()
+        if len(customer) - len(body) >= CUSTOMER_WIDTH:
+            customer, inline = "", body.strip()
+        elif len(body) > CUSTOMER_WIDTH and "  " in body:
+            customer, inline = body[:CUSTOMER_WIDTH], body[CUSTOMER_WIDTH:].strip()
+    return customer.strip(), inline, _reference(bank) if has_bank else None
 
 
 def _account(block: Block, currency: str | None, path: Path) -> str:
@@ -504,16 +532,10 @@ def _statement(block: Block, path: Path) -> tuple[Statement, list[Line]]:
     return statement, lines
 
 
-def _source_refs(accounts: list[str], lines: list[Line]) -> tuple[list[str], set[str]]:
-    """Per line: its bank reference when unique for its account in the file, else content hash +
-    occurrence counted per account across the file. Also the bank references found repeated."""
-    counts: dict[tuple[str, str], int] = {}
-    for account, line in zip(accounts, lines):
-        if line.bank_reference:
-            counts[(account, line.bank_reference)] = counts.get((account, line.bank_reference), 0) + 1
-    repeated = {ref for (_, ref), n in counts.items() if n > 1}
-    refs = [line.bank_reference if line.bank_reference and counts[(account, line.bank_reference)] == 1 else ""
-            for account, line in zip(accounts, lines)]
+def _source_refs(accounts: list[str], lines: list[Line]) -> list[str]:
+    """Per line: its bank reference, else content hash + occurrence counted per account across the file
+    (a repeated bank reference is the registry's to tell apart: base.distinct_source_refs)."""
+    refs = [line.bank_reference or "" for line in lines]
     by_account: dict[str, list[int]] = {}
     for index, account in enumerate(accounts):
         if not refs[index]:
@@ -522,7 +544,7 @@ def _source_refs(accounts: list[str], lines: list[Line]) -> tuple[list[str], set
         hashed = frames.content_refs(pl.DataFrame({"k": [lines[i].content for i in positions]}), ["k"])
         for index, ref in zip(positions, hashed.to_list()):
             refs[index] = ref
-    return refs, repeated
+    return refs
 
 
 class Mt940Parser:
@@ -546,16 +568,11 @@ class Mt940Parser:
             raise InputError(path, None, "no MT940/MT942 statement in the file (no :20: field)")
         parsed = [_statement(block, path) for block in blocks]
         accounts = [statement.account for statement, lines in parsed for _ in lines]
-        refs, repeated = _source_refs(accounts, [line for _, lines in parsed for line in lines])
+        refs = _source_refs(accounts, [line for _, lines in parsed for line in lines])
         statements = []
         start = 0
         for statement, lines in parsed:
             records = [{**line.record, "source_ref": ref} for line, ref in zip(lines, refs[start:start + len(lines)])]
             start += len(lines)
-            clashes = sorted({line.bank_reference for line in lines if line.bank_reference in repeated})
-            warnings = statement.warnings
-            if clashes:
-                warnings = (*warnings, ("bank reference repeated for this account in the file, lines identified "
-                                        f"by content instead: {', '.join(clashes[:5])}"))
-            statements.append(replace(statement, lines=lines_frame(records), warnings=warnings))
+            statements.append(replace(statement, lines=lines_frame(records)))
         return ParsedFile("mt940", statements)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ import polars as pl
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
-from reconcile.core.money import to_minor
 from reconcile.parsers import ofx_tree
-from reconcile.parsers.base import ParsedFile, Statement, lines_frame
+from reconcile.parsers.base import ParsedFile, Statement, decimal_minor, lines_frame
 from reconcile.parsers.ofx_tree import Node
 
 # Columns hashed into a source_ref when a bank sends an empty FITID.
@@ -36,7 +34,6 @@ PLAIN_AMOUNT = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)")
 GROUPED_AMOUNT = re.compile(r"[+-]?\d{1,3}((,\d{3})+\.\d*|(\.\d{3})+,\d*)")
 OFX_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{6}(\.\d{1,6})?)?(\s*\[[^\]]*\])?")
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-INT64 = 1 << 63
 HEAD_SCAN = 4096
 STATEMENTS = frozenset({"STMTRS", "CCSTMTRS"})  # a malformed file may nest one in another: never read a line twice
 
@@ -90,12 +87,9 @@ def parse_amount(text: str | None, currency: str, what: str = "TRNAMT") -> int:
     if normal.lstrip("+-").startswith("."):
         normal = normal.replace(".", "0.", 1)
     try:
-        minor = to_minor(Decimal(normal), currency)
+        return decimal_minor(normal, currency)
     except ValueError as exc:
-        raise ValueError(f"{what} '{raw}': {exc}") from None
-    if not -INT64 <= minor < INT64:
-        raise ValueError(f"{what} '{raw}' is out of range")
-    return minor
+        raise ValueError(f"{what} '{raw[:30]}': {exc}") from None
 
 
 def _currency(text: str | None) -> str | None:
@@ -169,16 +163,13 @@ def _line_record(txn: Node, statement_currency: str | None) -> dict[str, Any]:
 
 
 def _with_source_refs(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """Empty FITIDs get a content hash (counting repeats); repeated FITIDs are reported."""
-    warnings = []
+    """Empty FITIDs get a content hash (counting repeats). A FITID the bank reuses for another
+    transaction (a card purchase and its foreign-transaction fee, a reward credit) is told apart by
+    base.distinct_source_refs in the registry, which also reports it."""
     if lines.height and lines["source_ref"].is_null().any():
         hashed = frames.content_refs(lines, HASH_COLUMNS)
         lines = lines.with_columns(pl.coalesce(pl.col("source_ref"), hashed).alias("source_ref"))
-    repeated = lines.filter(pl.col("source_ref").is_duplicated())["source_ref"].unique(maintain_order=True)
-    if repeated.len():
-        # Kept as sent: CONTRACTS §2 makes FITID the identity; the importer must see the clash.
-        warnings.append(f"FITID repeated within the statement: {', '.join(repeated.head(5).to_list())}")
-    return lines, warnings
+    return lines, []
 
 
 def _statement(node: Node, path: Path, problems: Problems) -> Statement | None:

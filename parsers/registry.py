@@ -4,7 +4,10 @@ The extension is never trusted; two parsers claiming one file is an error,
 not a guess. A caller who knows the CSV layout (a card account whose export
 inverts signs, say) names the profile instead and detection is skipped.
 Known-but-unsupported content (camt.052, investment-only OFX, unknown XML)
-is refused with a reason by the parser that recognises it.
+is refused with a reason by the parser that recognises it. Whatever parser
+read a file, parse_bytes applies the rules every format shares (base.py):
+no control characters in text, amounts the ledger can hold, and one distinct
+source_ref per transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconcile.core.errors import InputError
-from reconcile.parsers.base import ParsedFile, ParseOptions, Parser
+from reconcile.parsers.base import (
+    ParsedFile,
+    ParseOptions,
+    Parser,
+    check_parsed,
+    distinct_source_refs,
+)
 
 HEAD_BYTES = 64 * 1024
 
@@ -47,7 +56,9 @@ def detect(data: bytes, path: Path, options: ParseOptions | None = None) -> Pars
         return _chosen_profile(head, path, options.profile, options)
     claims = [p for p in _parsers(options) if p.sniff(head, path)]
     if not claims:
-        raise InputError(path, None, "unrecognised statement format (not OFX, CAMT, MT940, BAI2 or a known CSV layout)")
+        raise InputError(path, None, "unrecognised statement format (not OFX, CAMT, MT940, BAI2 or a known CSV "
+                         f"layout; for a CSV file `reconcile profiles check {path}` says why no profile claims it "
+                         f"and `reconcile profiles new {path}` infers one)")
     if len(claims) > 1:
         names = ", ".join(p.name for p in claims)
         raise InputError(path, None, f"ambiguous format: claimed by {names}")
@@ -55,7 +66,10 @@ def detect(data: bytes, path: Path, options: ParseOptions | None = None) -> Pars
 
 
 def parse_bytes(data: bytes, path: Path, options: ParseOptions | None = None) -> ParsedFile:
-    return detect(data, path, options).parse(data, path)
+    """Detect, parse, then the checks every format shares: what a parser returns is never stored unchecked."""
+    parsed = detect(data, path, options).parse(data, path)
+    check_parsed(parsed, path)
+    return distinct_source_refs(parsed)
 
 
 def read_statement(path: Path) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -13,15 +14,53 @@ from sqlalchemy import Engine, create_engine, text
 from reconcile.store import db
 
 REPO = Path(__file__).resolve().parents[1]
+CORPUS_IN_REPO = REPO / "tests" / "corpus"  # the permissively licensed files (tests/corpus/README.md)
 CORPUS = Path(os.environ.get("RECONCILE_CORPUS", REPO.parent / "shared" / "corpus"))
 PG_URL = os.environ.get("RECONCILE_TEST_PG_URL")
 
 
+class Corpus:
+    """The statement corpus as a test sees it: `corpus / "mt940/x.sta"` is the file in tests/corpus/
+    when it is there, else the one in the external corpus ($RECONCILE_CORPUS or ../shared/corpus).
+    A file in neither (a copyleft file, which stays outside the repository, with no external corpus)
+    skips the test with that reason. Listing a folder (rglob) needs the external corpus: only it
+    holds every file."""
+
+    def __init__(self, inside: Path, outside: Path, relative: PurePosixPath | None = None) -> None:
+        self.inside, self.outside, self.relative = inside, outside, relative or PurePosixPath()
+
+    def __truediv__(self, part: str | Path) -> Any:
+        relative = self.relative / str(part)
+        inner, outer = self.inside / relative, self.outside / relative
+        if inner.is_file():
+            return inner
+        if outer.is_file():
+            return outer
+        if inner.is_dir() or outer.is_dir():
+            return Corpus(self.inside, self.outside, relative)
+        if self.outside.is_dir():
+            return outer  # missing from a present corpus: let the test fail on it
+        pytest.skip(f"corpus file {relative} is not in tests/corpus/ (copyleft files stay outside the "
+                    f"repository) and the external corpus is not at {self.outside} (set RECONCILE_CORPUS)")
+
+    def __fspath__(self) -> str:
+        root = self.outside if self.outside.is_dir() else self.inside
+        return str(root / self.relative)
+
+    def __str__(self) -> str:
+        return self.__fspath__()
+
+    def rglob(self, pattern: str) -> Iterator[Path]:
+        folder = self.outside / self.relative
+        if not folder.is_dir():
+            pytest.skip(f"listing {self.relative} needs the whole corpus, not found at {self.outside} "
+                        "(set RECONCILE_CORPUS)")
+        return folder.rglob(pattern)
+
+
 @pytest.fixture(scope="session")
-def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"statement corpus not found at {CORPUS} (set RECONCILE_CORPUS)")
-    return CORPUS
+def corpus() -> Corpus:
+    return Corpus(CORPUS_IN_REPO, CORPUS)
 
 
 def _fresh_pg_schema() -> Iterator[str]:

@@ -16,6 +16,7 @@ import bisect
 import csv
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ SCENARIOS: dict[str, tuple[float, bool]] = {
     "discount": (0.012, True),
     "overpayment": (0.01, True),
     "parent_pays": (0.008, True),
+    "group_pays": (0.006, True),
+    "credit_note": (0.012, True),
+    "several_payers": (0.012, True),
+    "namesake": (0.01, True),      # variant fits_both must not post (should_post set per line)
     "same_amount": (0.006, False),
     "unknown_payer": (0.015, False),
     "non_receivable": (0.02, False),
@@ -104,6 +109,9 @@ class Customer:
     subscription: bool = False
     has_plan: bool = False
     name_safe: bool = False
+    series: str = "INV"         # INV-2026-001234, or FA26/01234 (a second invoicing system, "/" inside)
+    twin: int | None = None      # another customer with the same name (a namesake)
+    treasury: str = ""          # a group's account that pays for every member (on file for each of them)
 
 
 @dataclass
@@ -123,6 +131,7 @@ class Line:
     bank_code: str = ""
     truth: list[tuple] = field(default_factory=list)  # (customer_id, invoice_number, installment_no, kind, amount)
     source_ref: str = ""
+    candidates: list[str] = field(default_factory=list)  # a line that must not post: what a person picks from
 
 
 def rf_reference(base: str) -> str:
@@ -192,6 +201,7 @@ class World:
         countries = list(COUNTRIES)
         weights = [COUNTRIES[c][0] for c in countries]
         seen: set[str] = set()
+        by_country: dict[str, list[int]] = {}
         for i in range(n):
             country = rng.choices(countries, weights)[0]
             name, core, form = make_name(rng, country)
@@ -201,9 +211,23 @@ class World:
                 tries += 1
                 core = f"{core} {rng.choice(places)}" if tries < 3 else f"{core} {tries}"
                 name = f"{core} {form}"
+            twin = None
+            same_country = by_country.setdefault(country, [])
+            if same_country and rng.random() < 0.04:  # a namesake: the same name, another company
+                twin = rng.choice(same_country)
+                other = self.customers[twin]
+                if other.twin is None:
+                    core, form = other.core, rng.choice([f for f in [form, other.form] if f])
+                    name = f"{core} {form}"
+                else:
+                    twin = None
+            same_country.append(i)
             seen.add(fold(core))
             accounts = [iban(rng, country) for _ in range(1 if rng.random() < 0.8 else 2)]
             c = Customer(f"C{i + 1:06d}", name, core, form, country, COUNTRIES[country][1], accounts=accounts)
+            c.series = "FA" if rng.random() < 0.15 else "INV"
+            if twin is not None:
+                c.twin, self.customers[twin].twin = twin, i
             if rng.random() < 0.12:
                 c.aliases.append(f"{core.split()[0]} {rng.choice(COUNTRIES[country][4])}")
             self.customers.append(c)
@@ -216,6 +240,16 @@ class World:
                     c.parent = parent
                     if rng.random() < 0.5:
                         c.aliases.append(self.customers[parent].name)
+        # half the groups pay through one treasury account, on file for the parent and every subsidiary
+        for c in self.customers:
+            if c.parent is not None:
+                parent = self.customers[c.parent]
+                if not parent.treasury and rng.random() < 0.5:
+                    parent.treasury = iban(rng, parent.country)
+                    parent.accounts.append(parent.treasury)
+                if parent.treasury:
+                    c.treasury = parent.treasury
+                    c.accounts.append(parent.treasury)
         # a name is safe for name-only matching when no other customer's name holds all its core words
         by_token: dict[str, set[int]] = {}
         tokens = [set(fold(c.core).replace("&", " ").split()) for c in self.customers]
@@ -240,10 +274,12 @@ class World:
                     max(2000, min(25_000_000, int(math.exp(rng.gauss(7.0, 1.1)) * 100) + rng.randrange(100)))
                 drafts.append((issued, ci, amount))
         drafts.sort(key=lambda d: d[0])
-        seq: dict[int, int] = {}
+        seq: dict[tuple[str, int], int] = {}
         for issued, ci, amount in drafts:
-            seq[issued.year] = seq.get(issued.year, 0) + 1
-            number = f"INV-{issued.year}-{seq[issued.year]:06d}"
+            series = self.customers[ci].series
+            seq[(series, issued.year)] = seq.get((series, issued.year), 0) + 1
+            n = seq[(series, issued.year)]
+            number = f"INV-{issued.year}-{n:06d}" if series == "INV" else f"FA{issued.year % 100:02d}/{n:05d}"
             index = len(self.inv_number)
             self.inv_number.append(number)
             self.number_index.add(number)
@@ -275,9 +311,38 @@ class World:
                     rows.append([no, due + timedelta(days=30 * (no - 1)), share, share if no <= paid else 0])
                 self.plans[index] = rows
                 self.inv_open[index] = amount - sum(r[3] for r in rows)
+        self._make_credit_notes()
+
+    def _make_credit_notes(self) -> None:
+        """A credit note (negative amount, open) for some customers: a return, a price correction."""
+        rng = self.rng
+        k = 0
+        for ci, c in enumerate(self.customers):
+            if rng.random() >= 0.05 or c.subscription or len(c.invoices) < 2:
+                continue
+            k += 1
+            amount = -(rng.randrange(2000, 40000))
+            issued = AS_OF - timedelta(days=rng.randrange(3, 40))
+            index = len(self.inv_number)
+            number = f"CN-{issued.year}-{k:05d}"
+            self.inv_number.append(number)
+            self.number_index.add(number)
+            self.inv_customer.append(ci)
+            self.inv_issue.append(issued)
+            self.inv_amount.append(amount)
+            self.inv_open.append(amount)
+            self.inv_payref.append("")
+            self.inv_discount.append(False)
+            self.inv_plan.append(False)
+            self.used.append(False)
+            c.invoices.append(index)
 
     def open_items(self, ci: int) -> list[int]:
+        """Open invoices without a plan (credit notes excluded)."""
         return [i for i in self.customers[ci].invoices if self.inv_open[i] > 0 and not self.inv_plan[i]]
+
+    def credit_notes(self, ci: int) -> list[int]:
+        return [i for i in self.customers[ci].invoices if self.inv_open[i] < 0]
 
     # ---- picking ----------------------------------------------------------------------------------
     def pick_invoice(self, ok=lambda i: True) -> int | None:
@@ -298,7 +363,7 @@ class World:
 
     def unique_fit(self, ci: int, amount: int) -> bool:
         """Exactly one subset of the customer's open items fits `amount`, allowing for fee or discount."""
-        values = [self.inv_open[i] for i in self.open_items(ci)]
+        values = [self.inv_open[i] for i in self.open_items(ci) + self.credit_notes(ci)]
         if len(values) > 30:
             return False
         near = fits(values, amount, amount + FEE_TOLERANCE)
@@ -384,14 +449,15 @@ class World:
 
     def mangle(self, number: str, kind: str) -> list[str] | None:
         rng = self.rng
-        _, year, seq = number.split("-")
+        prefix, year, seq = re.fullmatch(r"([A-Z]+)-?([0-9]+)[-/]([0-9]+)", number).groups()
+        style = "{p}-{y}-{s}" if "-" in number[len(prefix):] else "{p}{y}/{s}"
         if kind == "separators":
-            return [rng.choice(["INV {y} {s}", "INV{y}{s}", "INV/{y}/{s}", "INV.{y}.{s}", "INV-{y}{s}",
-                                "INV - {y} - {s}"]).format(y=year, s=seq)]
+            return [rng.choice(["{p} {y} {s}", "{p}{y}{s}", "{p}/{y}/{s}", "{p}.{y}.{s}", "{p}-{y}{s}",
+                                "{p} - {y} - {s}"]).format(p=prefix, y=year, s=seq)]
         if kind == "case":
-            return [rng.choice([number.lower(), "Inv-" + number[4:]])]
+            return [rng.choice([number.lower(), prefix.capitalize() + number[len(prefix):]])]
         if kind == "leading_zeros":
-            return [f"INV-{year}-{int(seq)}"] if seq.startswith("0") else None
+            return [style.format(p=prefix, y=year, s=int(seq))] if seq.startswith("0") else None
         if kind == "no_prefix":
             return [rng.choice([f"{year}-{seq}", f"{year}{seq}", f"{year}/{seq}"])]
         if kind == "ocr":
@@ -408,7 +474,7 @@ class World:
             rng.shuffle(spots)
             for k in spots:
                 new = seq[:k] + seq[k + 1] + seq[k] + seq[k + 2:]
-                candidate = f"INV-{year}-{new}"
+                candidate = style.format(p=prefix, y=year, s=new)
                 if candidate not in self.number_index:
                     return [candidate]
             return None
@@ -522,7 +588,8 @@ class World:
             self.used[i] = True
         name, account = self.payer(c, with_account=True)
         if listed:
-            sep = rng.choice([", ", " ", " + ", "; ", "/"])
+            # the separator may be one the numbers themselves contain: "FA26/01234/FA26/01240", "INV-..-1-INV-..-2"
+            sep = rng.choice([", ", " ", " + ", "; ", "/", "/", "-", " / "])
             text = rng.choice(["Invoices ", "RE ", "Factures ", ""]) + sep.join(self.inv_number[i] for i in chosen)
             self.add(c, "multi_listed", f"{k}_invoices", total, c.currency, name, account, text,
                      [self.inv_row(i) for i in chosen])
@@ -598,6 +665,11 @@ class World:
             return False
         i, c = got
         excess = self.rng.choice([500, 1000, 2500, self.rng.randint(500, 20_000), self.inv_open[i]])
+        others = [self.inv_open[j] for j in self.open_items(self.inv_customer[i]) + self.credit_notes(
+            self.inv_customer[i]) if j != i]
+        if len(others) > 30 or fits(others, excess, excess):  # the excess could pay other items: not decidable
+            self.used[i] = False
+            return False
         name, account = self.payer(c)
         self.add(c, "overpayment", "paid_twice" if excess == self.inv_open[i] else "excess",
                  self.inv_open[i] + excess, c.currency, name, account, self.text(c, self.inv_number[i]),
@@ -617,6 +689,149 @@ class World:
                  reference=self.inv_payref[i] if use_rf else "")
         return True
 
+    def gen_group_pays(self) -> bool:
+        """A parent pays invoices of two or three members of its group (itself and its subsidiaries) in one
+        payment and lists them."""
+        rng = self.rng
+        if not hasattr(self, "_groups"):
+            groups: dict[int, list[int]] = {}
+            for ci, c in enumerate(self.customers):
+                if c.parent is not None:
+                    groups.setdefault(c.parent, []).append(ci)
+            self._groups = sorted((p, [p, *m]) for p, m in groups.items())  # its own invoices too
+        if not self._groups:
+            return False
+        parent, members = rng.choice(self._groups)
+        chosen = []
+        for ci in rng.sample(members, min(len(members), rng.choice([2, 2, 3]))):
+            items = [i for i in self.open_items(ci) if not self.used[i]]
+            if items:
+                chosen.append(rng.choice(items))
+        if len(chosen) < 2:
+            return False
+        for i in chosen:
+            self.used[i] = True
+        p = self.customers[parent]
+        sep = rng.choice([", ", " ", "/", "; ", " + "])
+        text = rng.choice(["Group payment ", "Konzernzahlung ", "Paiement groupe ", ""]) + \
+            sep.join(self.inv_number[i] for i in chosen)
+        self.add(p, "group_pays", f"{len(chosen)}_subsidiaries", sum(self.inv_open[i] for i in chosen),
+                 p.currency, fold(p.name), p.treasury or rng.choice(p.accounts), text,
+                 [self.inv_row(i) for i in chosen])
+        return True
+
+    def gen_credit_note(self) -> bool:
+        """Invoices paid less an open credit note: listed (numbers and the note), or unlisted from a known account."""
+        rng = self.rng
+        if not hasattr(self, "_with_notes"):
+            self._with_notes = [ci for ci, c in enumerate(self.customers) if self.credit_notes(ci)
+                                and c.currency == "EUR" and not c.has_plan]
+        if not self._with_notes:
+            return False
+        ci = rng.choice(self._with_notes)
+        c = self.customers[ci]
+        notes = [i for i in self.credit_notes(ci) if not self.used[i]]
+        if not notes:
+            return False
+        note = notes[0]
+        items = sorted((i for i in self.open_items(ci) if not self.used[i]), key=lambda i: self.inv_issue[i])
+        k = rng.choice([1, 1, 2])
+        if len(items) < k:
+            return False
+        chosen = items[:k] if rng.random() < 0.5 else sorted(rng.sample(items, k), key=lambda i: self.inv_issue[i])
+        total = sum(self.inv_open[i] for i in chosen) + self.inv_open[note]
+        if total <= 0:
+            return False
+        listed = rng.random() < 0.6
+        if not listed and not self.unique_fit(ci, total):
+            return False
+        for i in [*chosen, note]:
+            self.used[i] = True
+        name, account = self.payer(c)
+        numbers = " ".join(self.inv_number[i] for i in chosen)
+        if listed:
+            text = rng.choice(["{n} abzgl. Gutschrift {cn}", "Invoices {n} less credit note {cn}",
+                               "Factures {n} moins avoir {cn}", "{n} / {cn}"]).format(n=numbers,
+                                                                                   cn=self.inv_number[note])
+        else:
+            text = rng.choice(NO_REF_TEXTS)
+            account = account or c.accounts[0]
+        self.add(c, "credit_note", "listed" if listed else "unlisted", total, c.currency, name, account, text,
+                 [self.inv_row(i) for i in [*chosen, note]])
+        return True
+
+    def gen_several_payers(self) -> bool:
+        """No reference, paid from another of the customer's accounts: a second account under a branch's
+        name, or a group treasury account on file for several customers (the amount picks the member)."""
+        rng = self.rng
+        shared = rng.random() < 0.5
+        if shared:
+            ci = self.no_ref_customer(lambda c: bool(c.treasury))
+        else:
+            ci = self.no_ref_customer(lambda c: len([a for a in c.accounts if a != c.treasury]) >= 2)
+        i = None if ci is None else self.single_unique(ci)
+        if i is None:
+            return False
+        c = self.customers[ci]
+        if shared:  # no other member of the group may have anything that fits
+            if not hasattr(self, "_treasury"):
+                self._treasury: dict[str, list[int]] = {}
+                for m, o in enumerate(self.customers):
+                    if o.treasury:
+                        self._treasury.setdefault(o.treasury, []).append(m)
+            for m in self._treasury[c.treasury]:
+                if m == ci:
+                    continue
+                values = [self.inv_open[j] for j in self.open_items(m) + self.credit_notes(m)]
+                if len(values) > 30 or fits(values, self.inv_open[i], self.inv_open[i] + FEE_TOLERANCE):
+                    self.used[i] = False
+                    return False
+            head = self.customers[c.parent] if c.parent is not None else c
+            account, name = c.treasury, fold(head.core) + " TREASURY"
+        else:
+            account = [a for a in c.accounts if a != c.treasury][1]
+            name = rng.choice([f"{c.core} {rng.choice(COUNTRIES[c.country][5])}", rng.choice(PEOPLE)])
+        self.add(c, "several_payers", "treasury" if shared else "second_account", self.inv_open[i], c.currency,
+                 name, account, rng.choice(NO_REF_TEXTS), [self.inv_row(i)])
+        return True
+
+    def gen_namesake(self) -> bool:
+        """Two customers of the same name; the payment names neither invoice nor a known account. It posts
+        when the amount is open at exactly one of them (one item), and must not when it is open at both."""
+        rng = self.rng
+        ci = self.no_ref_customer(lambda c: c.twin is not None)
+        if ci is None:
+            return False
+        c, other = self.customers[ci], self.customers[self.customers[ci].twin]
+        if other.subscription or other.has_plan or other.currency != c.currency:
+            return False
+        both = rng.random() < 0.25
+        mine = [i for i in self.open_items(ci) if not self.used[i]]
+        theirs = [self.inv_open[j] for j in self.open_items(c.twin) + self.credit_notes(c.twin)]
+        if len(theirs) > 30:
+            return False
+        if both:  # the same amount open at each of the twins, once
+            pairs = [(i, j) for i in mine for j in self.open_items(c.twin)
+                     if not self.used[j] and self.inv_open[j] == self.inv_open[i]]
+            if not pairs:
+                return False
+            i, j = pairs[0]
+            self.used[i] = self.used[j] = True
+            line = self.add(c, "namesake", "fits_both", self.inv_open[i], c.currency, fold(c.core), "",
+                            rng.choice(NO_REF_TEXTS), [])
+            line.should_post = False
+            line.candidates = [self.inv_number[i], self.inv_number[j]]
+            return True
+        rng.shuffle(mine)
+        for i in mine[:3]:
+            amount = self.inv_open[i]
+            if self.unique_fit(ci, amount) and not fits(theirs, amount, amount + FEE_TOLERANCE):
+                self.used[i] = True
+                self.add(c, "namesake", "fits_one", amount, c.currency, fold(c.core), "",
+                         rng.choice(NO_REF_TEXTS), [self.inv_row(i)])
+                return True
+        return False
+
     def gen_same_amount(self) -> bool:
         ci = self.pick_customer(lambda c: c.subscription and c.currency == "EUR")
         if ci is None:
@@ -627,11 +842,12 @@ class World:
         repeated = [a for a in dict.fromkeys(amounts) if amounts.count(a) > 1]
         if not repeated:
             return False
-        for i in free:  # no other line of the batch may settle one of the twins and so break the tie
-            if self.inv_open[i] == repeated[0]:
-                self.used[i] = True
-        self.add(c, "same_amount", "no_reference", repeated[0], c.currency, c.name, c.accounts[0],
-                 self.rng.choice(NO_REF_TEXTS + ["Monthly fee", "Abonnement"]), [])
+        twins = [i for i in free if self.inv_open[i] == repeated[0]]
+        for i in twins:  # no other line of the batch may settle one of the twins and so break the tie
+            self.used[i] = True
+        line = self.add(c, "same_amount", "no_reference", repeated[0], c.currency, c.name, c.accounts[0],
+                        self.rng.choice(NO_REF_TEXTS + ["Monthly fee", "Abonnement"]), [])
+        line.candidates = [self.inv_number[i] for i in twins]
         return True
 
     def gen_unknown_payer(self) -> bool:
@@ -873,10 +1089,11 @@ def write_truth(world: World, out: Path) -> None:
     with (out / "truth_lines.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["source_ref", "account", "booking_date", "amount", "currency", "scenario", "variant",
-                    "should_post", "format"])
+                    "should_post", "format", "candidates"])
         for x in world.lines:
             w.writerow([x.source_ref, account_of(x), DAYS[x.day].isoformat(), money(x.amount), x.currency,
-                        x.scenario, x.variant, "true" if x.should_post else "false", x.channel])
+                        x.scenario, x.variant, "true" if x.should_post else "false", x.channel,
+                        "|".join(x.candidates)])
     with (out / "truth.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["source_ref", "account", "customer_id", "invoice_number", "installment_no", "kind", "amount",

@@ -5,16 +5,21 @@ Run: python bench/matching/score.py OUT [--skip-naive] [--skip-engine]
 Engine: `python -m reconcile.cli` init / load-ar / ingest / run --no-flow / export allocations / export
 exceptions on sqlite:///OUT/bench.db (a fresh database each time), each step timed with its peak memory.
 Baseline: naive.py. Then, per scenario: lines, automatic-posting rate (lines posted exactly as the truth /
-lines that should post), wrong-posting rate (lines posted to anything but the truth / lines posted) and
-exception rate (lines queued / lines), for both side by side, with totals, timings and the machine.
+lines that should post), wrong-posting rate (lines posted to anything but the truth / lines posted),
+exception rate (lines queued / lines) and, for queued lines that should have posted, how often one of the
+first three suggestions is an invoice of the truth (top3%), for both side by side, with totals, timings
+(each CLI step, and the matcher's own stages measured in-process on the database as it was before the run)
+and the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +39,7 @@ class Step:
     seconds: float
     peak_mib: float
     status: int
+    cpu: float = 0.0   # the child's user + system time: on a machine shared with other work, the wall time's floor
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Outcome:
     """What one system did: the allocation rows of each posted line and the queued lines."""
     posted: dict[Key, list[Row]] = field(default_factory=dict)
     queued: set[Key] = field(default_factory=set)
+    suggestions: dict[Key, list[str]] = field(default_factory=dict)
 
 
 def run_step(name: str, argv: list[str], log: Path, cwd: Path) -> Step:
@@ -53,7 +60,7 @@ def run_step(name: str, argv: list[str], log: Path, cwd: Path) -> Step:
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     peak = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
-    return Step(name, time.perf_counter() - started, peak, child.returncode)
+    return Step(name, time.perf_counter() - started, peak, child.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def _env() -> dict[str, str]:
@@ -84,12 +91,43 @@ def run_engine(out: Path, log: Path, python: str) -> list[Step]:
     ]
     done = []
     for name, argv in steps:
+        if name == "run":  # the database as the run finds it, for the matcher's stage timings
+            shutil.copyfile(db, out / "pre_run.db")
         step = run_step(name, argv, log, out)
         done.append(step)
         # a run that posts but exits 1 (some lines failed) still has something to score
         if step.status != 0 and name not in ("run",):
             raise SystemExit(f"engine step {name!r} failed with status {step.status}: see {log}")
     return done
+
+
+def stages(db: Path, config: Path) -> dict[str, float]:
+    """The matcher's stages, in this process, on a database as a run finds it: seconds each."""
+    from reconcile.config import load_config
+    from reconcile.match import engine as matcher
+    from reconcile.services import daily
+    from reconcile.store import db as store
+
+    rules = load_config(config).matching
+    engine = store.make_engine(f"sqlite:///{db}")
+    clock = time.perf_counter
+    started = clock()
+    lines, book = daily.run_inputs(engine)
+    loaded = clock()
+    prepared = matcher.prepare(lines.drop("generation", strict=False), book, rules)
+    ready = clock()
+    matcher.decide_lines(prepared, prepared.credits, book)
+    decided = clock()
+    return {"read lines and book": loaded - started, "candidates (prepare)": ready - loaded,
+            "decisions (fixpoint)": decided - ready, "cpu of that process": time.process_time()}
+
+
+def run_stages(out: Path, python: str) -> dict[str, float]:
+    result = subprocess.run([python, str(Path(__file__).resolve()), str(out), "--stages-only"],
+                            capture_output=True, text=True, env=_env(), check=False)
+    if result.returncode != 0:
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _read(path: Path) -> list[dict]:
@@ -132,8 +170,11 @@ def load_outcome(folder: Path) -> Outcome:
         if net:
             outcome.posted[key] = net
     if (folder / "exceptions.csv").is_file():
-        outcome.queued = {(r["account"], r["source_ref"]) for r in _read(folder / "exceptions.csv")
-                          if r.get("status", "open") == "open"}
+        for r in _read(folder / "exceptions.csv"):
+            if r.get("status", "open") == "open":
+                key = (r["account"], r["source_ref"])
+                outcome.queued.add(key)
+                outcome.suggestions[key] = [s for s in (r.get("suggestions") or "").split("|") if s]
     return outcome
 
 
@@ -145,9 +186,14 @@ class Tally:
     posted: int = 0
     wrong: int = 0
     queued: int = 0
+    missed: int = 0        # queued although it should post, or queued with candidates to pick from
+    suggested: int = 0     # ... and a truth invoice (a candidate) is among the first three suggestions
+    tied: int = 0          # queued with candidates (a tie a person settles)
+    shown: int = 0         # ... and every candidate is suggested
 
     def add(self, other: Tally) -> None:
-        for name in ("lines", "should", "correct", "posted", "wrong", "queued"):
+        for name in ("lines", "should", "correct", "posted", "wrong", "queued", "missed", "suggested", "tied",
+                     "shown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -178,6 +224,15 @@ def score(out: Path, outcome: Outcome, by: str = "scenario") -> tuple[dict[str, 
                 t.wrong += 1
         elif key in outcome.queued:
             t.queued += 1
+            suggested = outcome.suggestions.get(key, [])
+            candidates = {c for c in (r.get("candidates") or "").split("|") if c}
+            if should or candidates:
+                t.missed += 1
+                truth_numbers = {row[0] for row in expected if row[0]} | candidates
+                t.suggested += bool(truth_numbers & set(suggested[:3]))
+            if candidates:
+                t.tied += 1
+                t.shown += candidates <= set(suggested)
     strangers = sorted(k for k in outcome.posted if k not in known)
     return tallies, strangers
 
@@ -193,7 +248,7 @@ def table(out: Path, results: dict[str, Outcome], by: str) -> str:
     names = list(results)
     head = f"{by:<34}{'lines':>7}{'post?':>7}"
     for name in names:
-        head += f" | {name + ' auto%':>12}{'wrong%':>8}{'(n)':>6}{'exc%':>8}"
+        head += f" | {name + ' auto%':>12}{'wrong%':>8}{'(n)':>6}{'exc%':>8}{'top3%':>7}{'ties%':>7}"
     rule = "-" * len(head)
     out_lines = [head, rule]
     totals = {name: Tally() for name in names}
@@ -203,14 +258,16 @@ def table(out: Path, results: dict[str, Outcome], by: str) -> str:
         for name in names:
             t = scored[name][0][g]
             totals[name].add(t)
-            text += f" | {pct(t.correct, t.should):>12}{pct(t.wrong, t.posted):>8}{t.wrong:>6}{pct(t.queued, t.lines):>8}"
+            text += f" | {pct(t.correct, t.should):>12}{pct(t.wrong, t.posted):>8}{t.wrong:>6}" \
+                    f"{pct(t.queued, t.lines):>8}{pct(t.suggested, t.missed):>7}{pct(t.shown, t.tied):>7}"
         out_lines.append(text)
     out_lines.append(rule)
     first = totals[names[0]]
     text = f"{'TOTAL':<34}{first.lines:>7}{first.should:>7}"
     for name in names:
         t = totals[name]
-        text += f" | {pct(t.correct, t.should):>12}{pct(t.wrong, t.posted):>8}{t.wrong:>6}{pct(t.queued, t.lines):>8}"
+        text += f" | {pct(t.correct, t.should):>12}{pct(t.wrong, t.posted):>8}{t.wrong:>6}" \
+                f"{pct(t.queued, t.lines):>8}{pct(t.suggested, t.missed):>7}{pct(t.shown, t.tied):>7}"
     out_lines.append(text)
     for name in names:
         strangers = scored[name][1]
@@ -239,8 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--by", choices=["scenario", "variant"], default="scenario")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--stages-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = args.out.resolve()
+    if args.stages_only:
+        print(json.dumps(stages(out / "pre_run.db", HERE.parents[1] / "config")))
+        return
     log = out / "score.log"
     steps: list[Step] = []
     if not args.skip_engine:
@@ -259,19 +320,28 @@ def main(argv: list[str] | None = None) -> None:
     print(table(out, results, args.by))
     print()
     print("auto% = lines posted exactly as the truth / lines that should post; wrong% = lines posted to anything")
-    print("but the truth / lines posted ((n) = how many); exc% = lines in the open exception queue / lines.")
+    print("but the truth / lines posted ((n) = how many); exc% = lines in the open exception queue / lines;")
+    print("top3% = queued lines that should post (or have candidates to pick from: same-amount twins, namesakes")
+    print("fitting both) with a truth invoice or a candidate among the first three suggestions; ties% = queued")
+    print("lines with candidates whose suggestions name every candidate (a near-tie shown whole).")
     if steps:
         print()
-        print(f"{'step':<22}{'seconds':>9}{'peak MiB':>10}{'status':>8}")
+        print(f"{'step':<22}{'seconds':>9}{'cpu s':>9}{'peak MiB':>10}{'status':>8}")
         for s in steps:
-            print(f"{s.name:<22}{s.seconds:>9.2f}{s.peak_mib:>10.0f}{s.status:>8}")
+            print(f"{s.name:<22}{s.seconds:>9.2f}{s.cpu:>9.2f}{s.peak_mib:>10.0f}{s.status:>8}")
         engine = [s for s in steps if s.name in ("load-ar", "ingest", "run", "export allocations")]
         if engine:
-            print(f"{'engine end to end':<22}{sum(s.seconds for s in engine):>9.2f}"
+            print(f"{'engine end to end':<22}{sum(s.seconds for s in engine):>9.2f}{sum(s.cpu for s in engine):>9.2f}"
                   f"{max(s.peak_mib for s in engine):>10.0f}   (load-ar + ingest + run + export allocations)")
+        print(f"load average while it ran: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         import resource
         print(f"max RSS of any child (getrusage RUSAGE_CHILDREN): "
               f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
+    if not args.skip_engine and (out / "pre_run.db").is_file():
+        print()
+        print("matcher stages (in-process, on the database as the run found it):")
+        for name, seconds in run_stages(out, args.python).items():
+            print(f"  {name:<24}{seconds:>7.2f} s")
 
 
 if __name__ == "__main__":

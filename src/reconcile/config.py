@@ -17,7 +17,8 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -116,6 +117,11 @@ class QueueConfig:
     sla_days: int = 3
     claim_expiry_minutes: int = 240
     learn: bool = True
+    # the team's calendar (IANA zone): a decision made by a person belongs to this day there
+    business_timezone: str = "UTC"
+
+    def business_date(self, now: datetime) -> date:
+        return now.astimezone(ZoneInfo(self.business_timezone)).date()
 
     def approval_limit_minor(self, currency: str) -> int:
         return to_minor(self.write_off_approval_limit, currency, exact=False)
@@ -160,6 +166,15 @@ class ScaleConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """[notify]: who hears about a posting run that failed or crashed."""
+
+    webhook_url: str = ""        # a JSON POST per failed run ("" = none)
+    prefect_block: str = ""      # a Prefect notification block, "type-slug/name" ("" = none)
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class StatementsConfig:
     """[statements]: the time zone a booking given as a date-time is booked in, per account."""
 
@@ -186,12 +201,33 @@ class ReceivablesConfig:
 
 
 @dataclass(frozen=True)
+class FxConfig:
+    """[fx]: payments in another currency than their invoices when the bank gives no instructed amount.
+
+    rates: "CHF/EUR" = "1.05" (units of EUR for one CHF), used every day; rates_file: a CSV
+    `date,from,to,rate` (relative to the configuration folder), a day's rate being the latest on or before it.
+    tolerance: a share of the invoice amounts: a difference within it is an FX gain or loss, not a short or
+    over payment.
+    """
+
+    tolerance: Decimal = Decimal("0.01")
+    rates: Mapping[str, Decimal] = field(default_factory=dict)
+    rates_file: str = ""
+
+
+@dataclass(frozen=True)
 class WebConfig:
     """[web]: the browser workspace."""
 
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     secure_cookie: bool = False
+    number_style: str = "en"          # thousands and decimal separators: en, de, fr, ch or plain
+    timezone: str = ""                # times shown in this IANA zone ("" = [schedule] timezone)
+    page_size: int = 50               # rows per page of the queue and the balances
+    login_failures: int = 5           # wrong passwords per account or address within the window
+    login_window_seconds: int = 60    # ... after which sign-in is refused until the window passes
+    cli_approvals: bool = True        # `reconcile exceptions approve` (with the approver's password)
 
 
 @dataclass(frozen=True)
@@ -207,19 +243,28 @@ class Config:
     inbox: InboxConfig = field(default_factory=InboxConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     statements: StatementsConfig = field(default_factory=StatementsConfig)
     receivables: ReceivablesConfig = field(default_factory=ReceivablesConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    fx: FxConfig = field(default_factory=FxConfig)
     profiles: tuple[Profile, ...] = ()
+    advice_profiles: tuple[Any, ...] = ()   # CSV remittance-advice layouts (built-in and the team's)
     # "matching.auto_post_threshold" -> where its value came from (the file, or "default")
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def fx_rates(self) -> Any:
+        """The configured exchange rates (match/fx.Rates), read once per call from [fx]."""
+        return load_rates(self.directory, self.fx)
+
     def parse_options(self, profile: str | None = None) -> ParseOptions:
         """What the parsers need: these profiles and time zones (and a CSV profile chosen by name)."""
-        return ParseOptions(csv_profiles=self.profiles, timezones=self.statements.zones(), profile=profile)
+        return ParseOptions(csv_profiles=self.profiles, timezones=self.statements.zones(), profile=profile,
+                            advice_profiles=self.advice_profiles)
 
 
-SECTIONS = tuple(f.name for f in fields(Config) if f.name not in ("directory", "profiles", "sources"))
+SECTIONS = tuple(f.name for f in fields(Config)
+                 if f.name not in ("directory", "profiles", "advice_profiles", "sources"))
 
 
 # --- loading and validation ------------------------------------------------------------------
@@ -331,9 +376,8 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [posting] chunk_lines must be at least 1")
     if config.receivables.closed_elsewhere not in ("queue", "on_account", "unapply"):
         raise ConfigError(f'{path}: [receivables] closed_elsewhere must be "queue", "on_account" or "unapply"')
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    zones = {"[statements] timezone": config.statements.timezone, "[schedule] timezone": config.schedule.timezone}
+    zones = {"[statements] timezone": config.statements.timezone, "[schedule] timezone": config.schedule.timezone,
+             "[queue] business_timezone": config.queue.business_timezone}
     zones.update({f"[statements.account_timezones] {k}": v for k, v in config.statements.account_timezones.items()})
     for where, zone in zones.items():
         if zone:
@@ -343,12 +387,54 @@ def _check(config: Config, path: Path) -> None:
                 raise ConfigError(f"{path}: {where} = {zone!r} is not an IANA time zone (e.g. \"Europe/Amsterdam\")") from None
 
 
+def load_rates(directory: Path, fx: FxConfig) -> Any:
+    """[fx] rates and rates_file as match/fx.Rates; a bad pair or file is a ConfigError naming it."""
+    import csv
+    from datetime import date as day_type
+
+    from reconcile.match.fx import Rates
+
+    table: dict[tuple[str, str], list[tuple[day_type, Decimal]]] = {}
+    for pair, rate in fx.rates.items():
+        source, _, target = pair.partition("/")
+        if not (re.fullmatch(r"[A-Z]{3}", source) and re.fullmatch(r"[A-Z]{3}", target)) or rate <= 0:
+            raise ConfigError(f"{directory / MAIN_FILE}: [fx.rates] {pair!r} must be like \"CHF/EUR\" = \"1.05\"")
+        table.setdefault((source, target), []).append((day_type.min, rate))
+    if fx.rates_file:
+        path = directory / fx.rates_file
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                for number, row in enumerate(csv.DictReader(fh), start=2):
+                    try:
+                        key = (row["from"].strip().upper(), row["to"].strip().upper())
+                        table.setdefault(key, []).append((day_type.fromisoformat(row["date"].strip()),
+                                                          Decimal(row["rate"].strip())))
+                    except (KeyError, ValueError, ArithmeticError, AttributeError):
+                        raise ConfigError(f"{path}: line {number}: expected date,from,to,rate "
+                                          "(e.g. 2026-03-02,CHF,EUR,1.0512)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: [fx] rates_file cannot be read: {exc.strerror or exc}") from None
+    return Rates({k: tuple(sorted(v)) for k, v in table.items()}, fx.tolerance)
+
+
 def team_profiles(directory: Path) -> tuple[Profile, ...]:
     """The profiles in DIR/profiles, unless DIR is the shipped configuration (those are the built-ins)."""
     folder = directory / "profiles"
     if not folder.is_dir() or folder.resolve() == builtin_profile_dir().resolve():
         return ()
     return load_profile_dir(folder, str(folder))
+
+
+def advice_profiles(directory: Path) -> tuple[Any, ...]:
+    """The CSV advice layouts: built-in, and the team's DIR/advice_profiles (same name replaces)."""
+    from reconcile.parsers.advice_csv import builtin_advice_profile_dir, builtin_advice_profiles, load_advice_profile_dir
+    from reconcile.parsers.csv_profiles import merge_profiles
+
+    shipped = builtin_advice_profiles()
+    folder = directory / "advice_profiles"
+    if not folder.is_dir() or folder.resolve() == builtin_advice_profile_dir().resolve():
+        return shipped
+    return merge_profiles(shipped, load_advice_profile_dir(folder, str(folder)))  # type: ignore[arg-type]
 
 
 def load_config(directory: str | Path | None = None) -> Config:
@@ -381,7 +467,8 @@ def load_config(directory: str | Path | None = None) -> Config:
         from reconcile.parsers.csv_profiles import merge_profiles
 
         profiles = merge_profiles(profiles, team)
-    config = Config(directory=folder, profiles=profiles, sources=sources, **sections)
+    config = Config(directory=folder, profiles=profiles, advice_profiles=advice_profiles(folder), sources=sources,
+                    **sections)
     _check(config, path)
     return config
 
@@ -423,11 +510,12 @@ def _show(value: Any) -> str:
 
 def defaults(directory: Path | None = None) -> Config:
     """Every setting at its default and the built-in profiles: for tests and tools without a folder."""
-    return Config(directory=directory or shipped_dir(), profiles=builtin_profiles())
+    folder = directory or shipped_dir()
+    return Config(directory=folder, profiles=builtin_profiles(), advice_profiles=advice_profiles(folder))
 
 
 __all__ = [
-    "Aging", "CollectionsConfig", "Confidence", "Config", "InboxConfig", "MatchingRules",
+    "Aging", "FxConfig", "CollectionsConfig", "Confidence", "Config", "InboxConfig", "MatchingRules", "NotifyConfig",
     "PostingConfig", "QueueConfig", "ReceivablesConfig", "ScaleConfig", "ScheduleConfig", "StatementsConfig",
     "WebConfig", "config_dir", "defaults", "described", "load_config",
 ]

@@ -56,7 +56,7 @@ def test_contract_commands_end_to_end(tmp_path: Path) -> None:
     reconcile("export", "allocations", "-o", "alloc.csv", *db, cwd=tmp_path)
     reconcile("export", "exceptions", "-o", "exc.csv", *db, cwd=tmp_path)
     alloc_lines = (tmp_path / "alloc.csv").read_text().splitlines()
-    assert alloc_lines[0] == CONTRACT_ALLOCATION_COLUMNS
+    assert alloc_lines[0] == CONTRACT_ALLOCATION_COLUMNS + ",evidence,runner_up,margin"  # why, after the contract
     assert (tmp_path / "exc.csv").read_text().splitlines()[0] == CONTRACT_EXCEPTION_COLUMNS
     with (tmp_path / "alloc.csv").open() as fh:
         rows = list(csv.DictReader(fh))

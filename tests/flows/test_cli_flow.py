@@ -62,11 +62,15 @@ def test_serve_print_shows_the_deployments_without_serving() -> None:
     assert result.exit_code == 0, result.output
     served = {d["name"]: d for d in json.loads(result.stdout)}
     posting = served["daily-posting-run"]
-    assert posting["schedules"] == [{"cron": "0 6 * * 1-5", "timezone": "Europe/Amsterdam"}]
+    [schedule] = posting["schedules"]
+    assert (schedule["cron"], schedule["timezone"]) == ("0 6 * * 1-5", "Europe/Amsterdam")
+    assert len(schedule["next_runs"]) == 3 and all("T06:00:00+01:00" in t or "T06:00:00+02:00" in t
+                                                    for t in schedule["next_runs"])
     assert posting["concurrency_limit"] == 1 and posting["collision_strategy"] == "ENQUEUE"
     # the served runs read the configuration serve was started with, wherever their working directory is
     folder = str(Path(CONFIG_DIR).resolve())
-    assert posting["parameters"] == {"config_dir": folder, "inbox": None, "as_of": None, "dry_run": False}
+    assert posting["parameters"] == {"config_dir": folder, "inbox": None, "as_of": None, "dry_run": False,
+                                     "dask": None}
     assert served["load-ar"]["parameters"] == served["reports"]["parameters"] == {"config_dir": folder}
     assert served["load-ar"]["schedules"][0]["cron"] == "30 5 * * 1-5"
     assert served["reports"]["triggers"] == [["prefect.flow-run.Completed"]]

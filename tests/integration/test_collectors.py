@@ -63,7 +63,7 @@ def _book(engine: Engine, folder: Path) -> None:
              "amount": "400.00", "paid_amount": paid}
             for n, due, paid in [(1, "2026-09-01", "400.00"), (2, "2026-10-01", "0"), (3, "2026-11-01", "0")]
         ],
-    ))
+    ), as_of=BEFORE)  # the receivables system's snapshot of the 23rd
     ingest_lines(engine, [
         bank_line("P1", "600.00", name="ACME", remittance="INV-101"),
         bank_line("P2", "98.00", name="BRICK", remittance="invoice INV-201"),        # 2.00 bank fee written off

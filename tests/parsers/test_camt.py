@@ -79,7 +79,10 @@ def test_oca_txdtls_batch_is_split_into_its_details(corpus: Path) -> None:
     assert first["reference"] == "302388292000011111111111111"
     assert first["counterparty_name"] == "Banque Cantonale Vaudoise"
     assert first["counterparty_account"] == "CH2222000000123456789"
-    assert st_.warnings == ()
+    # both details carry the same AcctSvcrRef: the second is told apart, not dropped on storage
+    assert first["source_ref"] == "123456CHCAFEBABE" and second["source_ref"].startswith("123456CHCAFEBABE#")
+    assert st_.warnings == (("reference repeated in the file for different transactions: 123456CHCAFEBABE; each "
+                             "later one is stored under the reference with a '#' suffix"),)
 
 
 def test_genkgo_minimal_values(corpus: Path) -> None:
@@ -232,7 +235,7 @@ LATE_UTC = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.mark.parametrize(("zones", "expected"), [
-    (None, [date(2026, 11, 23), date(2026, 11, 23)]),                             # as the bank wrote it
+    (None, [date(2026, 11, 24), date(2026, 11, 23)]),  # no zone configured: the NL IBAN's Europe/Amsterdam
     ({"NL91ABNA0417164300": "Europe/Amsterdam"}, [date(2026, 11, 24), date(2026, 11, 23)]),  # 00:30 in Amsterdam
     ({"*": "America/New_York"}, [date(2026, 11, 23), date(2026, 11, 23)]),
 ])

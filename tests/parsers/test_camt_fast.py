@@ -48,9 +48,16 @@ def _fast_entries(data: bytes) -> int:
 
 
 def _corpus_files() -> list[Path]:
-    from tests.conftest import CORPUS
+    """Every CAMT file of the corpus: the in-repository copy, plus the external files it lacks."""
+    from tests.conftest import CORPUS, CORPUS_IN_REPO
 
-    return sorted(p for kind in CORPUS_CAMT for p in (CORPUS / kind).rglob("*") if p.is_file())
+    found: dict[str, Path] = {}
+    for root in (CORPUS_IN_REPO, CORPUS):
+        for kind in CORPUS_CAMT:
+            for path in sorted((root / kind).rglob("*")) if (root / kind).is_dir() else []:
+                if path.is_file():
+                    found.setdefault(str(path.relative_to(root)), path)
+    return [found[name] for name in sorted(found)]
 
 
 @pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: "/".join(p.parts[-3:]))

@@ -51,7 +51,7 @@ CLAIMS = {
     "csv/ofxstatement-dutch/NL99INGB9999999999_25-11-2019_30-05-2020.csv": "csv:ing-nl-balance",
     "csv/ofxstatement-dutch/ing_fail.csv": "csv:ing-nl",  # malformed: refused while parsing
     "csv/ofxstatement-dutch/ing_ok_Mutatiesoort_Extra_Unquoted.csv": "csv:ing-nl-semicolon",
-    "csv/ofxstatement-dutch/transactie-historie_fail.csv": None,  # malformed
+    "csv/ofxstatement-dutch/transactie-historie_fail.csv": "csv:asn-bank",  # malformed: refused while parsing
     "csv/revolut/2018-april.csv": "csv:revolut-legacy-eur",
     "csv/revolut/2019-september.csv": "csv:revolut-legacy-eur",
     "csv/revolut/2021-october.csv": "csv:revolut",
@@ -237,8 +237,10 @@ def test_knab_header_only_is_an_empty_file_and_rows_parse() -> None:
         # lacks the "Amount Currency" column of the sheet layout: no profile claims it
         ("csv/oca-sheet/error_key_statement.csv", None, "unrecognised statement format"),
         ("csv/oca-sheet/error_value_statement.csv", "line 3, column Date", "'12/15/2018/23' is not a date"),
-        # headerless ASN export: refused as an unknown layout (ofxstatement refuses its extra account row)
-        ("csv/ofxstatement-dutch/transactie-historie_fail.csv", None, "unrecognised statement format"),
+        # headerless ASN export whose last row names another own account (ofxstatement-dutch test_fail:
+        # ParseError); read by the asn-bank profile, which allows one account per file
+        ("csv/ofxstatement-dutch/transactie-historie_fail.csv", "line 12",
+         "account 'NL00ASNB9999999998' differs from the file's first account 'NL00ASNB9999999999'"),
     ],
 )
 def test_malformed_files_are_refused_with_a_reason(corpus: Path, relative: str, where: str | None, why: str) -> None:

@@ -253,11 +253,13 @@ def test_identical_lines_stay_separate_across_statements_of_one_account(corpus: 
                     for r in s.lines["source_ref"].to_list()]
 
 
-def test_repeated_bank_reference_falls_back_to_content_with_a_warning(corpus: Path) -> None:
+def test_a_bank_reference_repeated_for_another_transaction_is_told_apart_with_a_warning(corpus: Path) -> None:
     second = parse_file(corpus / "mt940/wolph-mt940/cmxl/mt940.sta").statements[1]
-    assert all(r.startswith("h:") for r in second.lines["source_ref"].to_list())  # "NONREF//55555" twice
-    assert second.warnings == (("bank reference repeated for this account in the file, lines identified by "
-                               "content instead: 55555"),)
+    rent, salary = second.lines.rows(named=True)  # "NONREF//55555" on both: Miete November, Gehalt Oktober
+    assert (rent["source_ref"], rent["amount_minor"]) == ("55555", -80000)
+    assert salary["source_ref"].startswith("55555#") and salary["amount_minor"] == 300000
+    assert second.warnings == (("reference repeated in the file for different transactions: 55555; each later "
+                               "one is stored under the reference with a '#' suffix"),)
 
 
 def test_balances_that_do_not_add_up_are_a_warning(corpus: Path) -> None:
@@ -373,3 +375,56 @@ def test_mutated_or_truncated_files_raise_only_input_errors(start: int, length: 
         for statement in parsed.statements:
             assert statement.lines["source_ref"].is_not_null().all()
             assert statement.lines["source_ref"].is_unique().all()
+
+
+def test_bank_header_lines_before_each_message_are_skipped() -> None:
+    # ABN AMRO exports put "ABNANL2A" / "940" / "ABNANL2A" before every :20:, also after a "-"
+    message = ("ABNANL2A\n940\nABNANL2A\n:20:ABN AMRO BANK NV\n:25:517852257\n:28:19321/{n}\n:60F:C110522EUR10,00\n"
+               ":61:1105240524D9,N192NONREF\n:86:GIRO   428428 KPN\n:62F:C110524EUR1,00\n-\n")
+    parsed = parse_bytes((message.format(n=1) + message.format(n=2)).encode(), Path("abn.sta"))
+    assert [(s.account, s.statement_id, s.warnings) for s in parsed.statements] == [
+        ("517852257", "ABN AMRO BANK NV 19321/1", ()), ("517852257", "ABN AMRO BANK NV 19321/2", ())]
+    for header in ("DEUTDEFFXXX", "MT940", "942", "0000 01INGBNL2AXXXX00001"):
+        [statement] = parse_bytes(f"{header}\n{message.format(n=1)}".encode(), Path("h.sta")).statements
+        assert statement.lines["amount_minor"].to_list() == [-900]
+
+
+def test_a_bic_looking_word_after_a_dash_inside_details_stays_in_the_details() -> None:
+    [line] = lines_of(mt940(":61:2401020102D1,00NTRFNONREF\n:86:BETALING\n-\nTRANSFER\nMORE TEXT\n",
+                            tail=":62F:C240102EUR99,00\n-\n"))
+    assert line["remittance"] == "BETALING - TRANSFER MORE TEXT"
+
+
+@pytest.mark.parametrize(("line61", "booking", "code", "customer_account", "bank_ref"), [
+    (":61:240312    DD2,39NMSCNONREF//\n/ABC/DEF/MISCELLANEOUS", date(2024, 3, 12), "NMSC", None, None),  # Citi
+    (":61:240312    D65,00NOVBNL47INGB9999999999\nhr gjlm", date(2024, 3, 12), "NOVB", "NL47INGB9999999999", None),
+    (":61:2403120312DF2402,00S   X", date(2024, 3, 12), "S", None, None),          # blank message type (Sberbank)
+    (":61:2403120313C5,00NTRF          CUST1//B1", date(2024, 3, 13), "NTRF", None, "B1"),  # padding before ref
+    (":61:2403120312C5,00NTRFCUST1     //B2", date(2024, 3, 12), "NTRF", None, "B2"),      # padding before //
+    (":61:2403120312C5,00NMSC                  W.P. Jansen", date(2024, 3, 12), "NMSC", None, None),
+])
+def test_statement_line_padding_and_blank_fields(line61: str, booking: date, code: str,
+                                                 customer_account: str | None, bank_ref: str | None) -> None:
+    [line] = lines_of(mt940(line61 + "\n"))
+    assert (line["booking_date"], line["bank_code"], line["counterparty_account"]) == (booking, code, customer_account)
+    assert line["source_ref"] == bank_ref if bank_ref else line["source_ref"].startswith("h:")
+    if "W.P. Jansen" in line61:
+        assert line["counterparty_name"] == "W.P. Jansen"  # a fixed-width reference that is all padding
+
+
+def test_swedish_national_character_envelope() -> None:
+    # Handelsbanken writes "{4:" and "-}" in ISO 646-SE, where "{" is "ä" and "}" is "å"
+    message = (":20:5566778899100112\n:25:10020030/1234567\n:28C:188/1\n:60F:C130928SEK0,\n"
+               ":61:1309290929C5,NTRFNONREF//A1\n:62F:C130930SEK5,\n")
+    data = f"ä4:\n{message}-å\nä4:\n{message.replace('A1', 'A2')}-å".encode("latin-1")
+    parsed = parse_bytes(data, Path("shb.sta"))
+    assert [r for s in parsed.statements for r in s.lines["source_ref"].to_list()] == ["A1", "A2"]
+
+
+def test_a_dos_central_european_file_keeps_its_letters() -> None:
+    # cp852 (Hungarian Raiffeisen): "ü" is 0x81, a byte Windows-1252 leaves undefined; latin-1 would make
+    # C1 control characters of the letters, which no text field may hold
+    text = "Bankon belüli átutalás, napi összevont utánvét"
+    data = mt940(f":61:2401020102D1,00NTRFNONREF\n:86:{text}\n").decode().encode("cp852")
+    [line] = lines_of(data)
+    assert line["remittance"] == text

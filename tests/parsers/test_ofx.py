@@ -4,6 +4,7 @@ ofxparse as an independent cross-check, and a fuzz test that only InputError eve
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from datetime import date
 from decimal import Decimal
@@ -229,7 +230,7 @@ def test_amounts_are_exact(text: str, minor: int) -> None:
 @pytest.mark.parametrize(("text", "why"), [
     ("$120", "is not an amount"), ("1,234", "more decimals than USD allows"), ("1 234.00", "is not an amount"),
     ("12.3.4", "is not an amount"), ("1e5", "is not an amount"), ("", "TRNAMT is missing"),
-    ("+00000000000115.8331", "more decimals than USD allows"), ("9" * 30, "out of range"),
+    ("+00000000000115.8331", "more decimals than USD allows"), ("9" * 30, "beyond what the ledger holds"),
 ])
 def test_bad_amounts_are_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why.replace("$", r"\$")):
@@ -270,10 +271,12 @@ def test_empty_fitids_get_content_refs_that_count_repeats() -> None:
     assert again == refs
 
 
-def test_repeated_fitid_is_kept_and_reported() -> None:
+def test_a_fitid_reused_for_another_transaction_is_told_apart_and_reported() -> None:
     [statement] = parse_bytes(ofx(bank(txn("1", "DUP") + txn("2", "DUP"))), Path("t.ofx")).statements
-    assert statement.lines["source_ref"].to_list() == ["DUP", "DUP"]
-    assert statement.warnings == ("FITID repeated within the statement: DUP",)
+    first, second = statement.lines["source_ref"].to_list()
+    assert first == "DUP" and re.fullmatch(r"DUP#[0-9a-f]{12}", second)
+    assert statement.warnings == (("reference repeated in the file for different transactions: DUP; each later "
+                                   "one is stored under the reference with a '#' suffix"),)
 
 
 def test_xml_comments_and_entities() -> None:

@@ -15,6 +15,7 @@ from reconcile.core import frames
 from reconcile.core.money import to_minor
 from reconcile.match import Book, match_lines
 from reconcile.match.normalise import rf_valid
+from reconcile.match.partition import match_partitioned
 
 RULES = load_config(Path(__file__).resolve().parents[2] / "config").matching
 
@@ -235,3 +236,144 @@ def test_every_line_allocations_add_up_to_its_amount() -> None:
     sums = result.allocations.group_by("bank_line_id").agg(pl.col("amount_minor").sum()).sort("bank_line_id")
     assert sums.rows() == [(1, 15000), (2, 6910)]
     assert result.exceptions["reason"].to_list() == ["duplicate_suspect"]
+
+
+# --- lists, credit notes, near-ties, fixpoint and determinism -------------------------------------------
+
+
+@pytest.mark.parametrize("remittance", [
+    "RE FA25/09550/FA25/14985",            # the list's separator is inside the numbers
+    "FA25/09550, FA25/14985",
+    "Rechnungen FA2509550/FA2514985",
+])
+def test_a_list_written_with_the_separator_its_numbers_contain_is_read_as_a_list(remittance: str) -> None:
+    b = book([("FA25/09550", "C1", "100.00"), ("FA25/14985", "C1", "50.00"), ("FA25/09551", "C1", "70.00")])
+    posted, queued, _, _ = run(b, line("150.00", remittance))
+    assert posted == {1: [("invoice", "FA25/09550", None, 10000), ("invoice", "FA25/14985", None, 5000)]}, queued
+
+
+def test_a_hex_id_or_another_series_never_names_an_invoice_by_its_digits() -> None:
+    b = book([("FA26/11085", "C1", "10.00"), ("CN-2026-00296", "C2", "-5.00"), ("INV-2026-002961", "C2", "26.94")])
+    posted, queued, _, _ = run(b, line("10.00", "payment", line_id=1, reference="E2E0A2611085"),
+                               line("26.94", "Rechnung Nr. INV-2026-00296", line_id=2))
+    assert 1 not in posted and queued[1]["reason"] == "no_candidate"
+    assert posted[2] == [("invoice", "INV-2026-002961", None, 2694)]  # cut off: the amount picks it
+
+
+def test_invoices_less_a_credit_note_by_reference_and_by_amount() -> None:
+    accounts = [("C1", "DE89370400440532013000")]
+    b = book([("INV-1001", "C1", "100.00"), ("INV-1002", "C1", "60.00"), ("CN-2001", "C1", "-25.00"),
+              ("INV-1003", "C1", "500.00")], accounts=accounts)
+    posted, queued, _, _ = run(b, line("135.00", "INV-1001 INV-1002 less credit note CN-2001"))
+    assert posted == {1: [("invoice", "CN-2001", None, -2500), ("invoice", "INV-1001", None, 10000),
+                          ("invoice", "INV-1002", None, 6000)]}, queued
+    posted, queued, _, result = run(b, line("75.00", "thanks", account="DE89370400440532013000"))
+    assert posted == {1: [("invoice", "CN-2001", None, -2500), ("invoice", "INV-1001", None, 10000)]}, queued
+    assert result.allocations["rule"].unique().to_list() == ["amount_combination"]
+
+
+def test_the_amount_search_combines_credit_notes_larger_than_the_payment() -> None:
+    from reconcile.match import amounts
+
+    items = [("A", 500), ("B", 120), ("N", -450), ("C", 80)]
+    assert amounts.subsets(items, 50, max_items=10, max_size=3) == [["A", "N"]]
+    assert amounts.subsets(items, 170, max_items=10, max_size=3) == [["A", "B", "N"]]
+    assert amounts.subsets(items, 200, max_items=10, max_size=3, limit=5) == [["B", "C"]]
+
+
+@pytest.mark.parametrize("number, typed", [("12345", "12435"), ("INV-2026-0102", "INV-2026-1002"),
+                                           ("FA25/09550", "FA25/09505")])
+def test_two_adjacent_digits_swapped_are_suggested_in_any_number_style(number: str, typed: str) -> None:
+    b = book([(number, "C1", "40.00"), ("OTHER-1", "C2", "41.00")])
+    posted, queued, _, _ = run(b, line("30.00", f"payment {typed}"), line("40.00", f"paid {typed}", line_id=2))
+    assert queued[1]["suggestions"].split("|")[0] == number  # the amount disagrees: suggested, not posted
+    assert posted[2] == [("invoice", number, None, 4000)]
+
+
+def test_two_customers_tied_on_a_name_are_both_suggested_never_one_picked() -> None:
+    b = book([("A-1", "C4", "50.00"), ("A-2", "C4", "12.00"), ("B-1", "C5", "50.00"), ("B-2", "C5", "13.00")],
+             aliases=[("C5", "Meyer Bau")])
+    posted, queued, _, _ = run(b, line("50.00", "payment", name="MEYER BAU"))
+    assert posted == {}
+    item = queued[1]
+    assert item["reason"] == "ambiguous" and item["customer_id"] is None
+    assert set(item["suggestions"].split("|")[:2]) == {"A-1", "B-1"}
+    assert json.loads(item["evidence"])["customers"] == ["C4", "C5"]
+
+
+def test_a_namesake_whose_amount_fits_only_one_customer_is_posted() -> None:
+    b = book([("A-1", "C4", "50.00"), ("B-1", "C5", "51.00")], aliases=[("C5", "Meyer Bau")])
+    posted, _, _, result = run(b, line("51.00", "payment", name="MEYER BAU"))
+    assert posted == {1: [("invoice", "B-1", None, 5100)]}
+    evidence = json.loads(result.allocations["evidence"][0])
+    assert evidence["runner_up"] == "C4" and evidence["payer"]["by"] == "name_and_amount"
+
+
+def test_a_shared_treasury_account_posts_to_the_one_member_the_amount_fits() -> None:
+    treasury = "DE02120300000000202051"
+    b = book([("A-1", "C1", "30.00"), ("B-1", "C2", "45.00")], accounts=[("C1", treasury), ("C2", treasury)])
+    posted, queued, _, _ = run(b, line("45.00", "group payment", account=treasury, name="GROUP TREASURY"),
+                               line("99.00", "group payment", account=treasury, name="GROUP TREASURY", line_id=2))
+    assert posted == {1: [("invoice", "B-1", None, 4500)]}
+    assert queued[2]["reason"] in ("ambiguous", "amount_mismatch")
+
+
+def test_a_line_queued_early_is_decided_once_later_lines_took_their_invoices() -> None:
+    """Line 1 (amount only) fits INV-3001 and INV-3002; line 2, booked later, names INV-3002: one run posts both."""
+    accounts = [("C1", "DE89370400440532013000")]
+    b = book([("INV-3001", "C1", "20.00"), ("INV-3002", "C1", "20.00")], accounts=accounts)
+    first = line("20.00", "thanks", account="DE89370400440532013000", line_id=1)
+    second = dict(line("20.00", "INV-3002", line_id=2), booking_date=date(2026, 11, 25))
+    posted, queued, _, _ = run(b, first, second)
+    assert posted == {1: [("invoice", "INV-3001", None, 2000)], 2: [("invoice", "INV-3002", None, 2000)]}, queued
+    # three payments of 20.00 for two invoices: one stays queued, and deciding it again changes nothing
+    third = dict(line("20.00", "thanks", account="DE89370400440532013000", line_id=3))
+    posted, queued, _, _ = run(b, first, second, third)
+    assert sorted(posted) == [1, 2] and queued[3]["reason"] == "no_candidate"
+
+
+def _shuffled(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    return frame.sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+def test_the_same_input_in_any_row_order_gives_byte_identical_decisions() -> None:
+    customers = [("C1", "Kowalski Sp. z o.o."), ("C2", "Nordlicht GmbH"), ("C3", "Café de Flore SARL"),
+                 ("C4", "Meyer Bau GmbH"), ("C5", "Meyer Bauer GmbH"), ("C6", "Hansen Logistics A/S")]
+    invoices = [(f"INV-{n:04d}", customers[n % 6][0], f"{10 + (n * 7) % 13}.00", n % 17) for n in range(120)]
+    b = book(invoices, aliases=[("C4", "Meyer Bau"), ("C5", "Meyer Bau")],
+             accounts=[("C1", "PL61109010140000071219812874"), ("C2", "PL61109010140000071219812874")])
+    lines = [line(f"{10 + (n * 5) % 13}.00", f"INV-{n * 3:04d}" if n % 3 else None, line_id=n + 1,
+                  name=customers[n % 6][1].upper() if n % 2 else "MEYER BAU",
+                  account="PL61109010140000071219812874" if n % 5 == 0 else None) for n in range(80)]
+    frame = frames.from_records(lines, frames.MATCH_LINES)
+    reference = match_lines(frame, b, RULES)
+    assert reference.allocations.height and reference.exceptions.height
+    for seed in range(4):
+        shuffled_book = Book(**{name: _shuffled(getattr(b, name), seed) for name in
+                                ("customers", "aliases", "payer_accounts", "invoices", "installments")})
+        again = match_lines(_shuffled(frame, seed), shuffled_book, RULES)
+        parted = match_partitioned(_shuffled(frame, seed), shuffled_book, RULES, 3)
+        for name in ("allocations", "exceptions", "skipped"):
+            assert getattr(again, name).write_csv() == getattr(reference, name).write_csv(), (seed, name)
+            assert getattr(parted, name).write_csv() == getattr(reference, name).write_csv(), (seed, name)
+
+
+def test_evidence_is_compact_json_with_sorted_keys_naming_runner_up_and_margin() -> None:
+    b = book([("A-1", "C1", "10.00"), ("A-2", "C1", "20.00")], accounts=[("C1", "DE89370400440532013000")])
+    _, _, _, result = run(b, line("20.00", "thanks", account="DE89370400440532013000"))
+    text = result.allocations["evidence"][0]
+    data = json.loads(text)
+    assert text == json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert data["rule"] == "amount_unique" and data["runner_up"] == "A-1" and data["margin"] == 1000
+
+
+def test_a_line_queued_as_ambiguous_is_decided_again_after_a_later_line_took_one_of_its_items() -> None:
+    """Line 1 (amount only, booked first) fits INV-40013 and INV-40057; line 2, booked later and decided
+    after it, pays INV-40057 under a mistyped number. The run goes on to its fixpoint: line 1 gets INV-40013."""
+    accounts = [("C1", "DE89370400440532013000")]
+    b = book([("INV-40013", "C1", "20.00"), ("INV-40057", "C1", "20.00")], accounts=accounts)
+    first = line("20.00", "thanks", account="DE89370400440532013000", line_id=1)
+    second = dict(line("20.00", "INV-40075", line_id=2), booking_date=date(2026, 11, 25))
+    posted, queued, _, result = run(b, first, second)
+    assert posted == {1: [("invoice", "INV-40013", None, 2000)], 2: [("invoice", "INV-40057", None, 2000)]}, queued
+    assert result.exceptions.height == 0

@@ -52,6 +52,12 @@ def _state(engine: Engine) -> tuple[int, int, list[int]]:
     return _count(engine, tables.Allocation), _count(engine, tables.Posting), _open_items(engine)
 
 
+def _item_of(location: str) -> int:
+    import re
+
+    return int(re.search(r"/items/(\d+)", location).group(1))  # type: ignore[union-attr]
+
+
 def _seen(page: str) -> str:
     import re
 
@@ -113,7 +119,7 @@ def test_claim_next_and_resolve_audits_the_person(engine: Engine, web) -> None: 
     alice = web("alice")
     claimed = alice.post("/queue/claim-next")
     assert claimed.status_code == 303
-    item = int(claimed.headers["location"].rsplit("/", 1)[1])
+    item = _item_of(claimed.headers["location"])
     page = alice.get(f"/items/{item}?customer=C0001").text
     assert "Claimed by <strong id=\"claimed-by\">alice" in page
     number, _ = _invoice(engine, "C0001", at_least=10000)
@@ -184,7 +190,7 @@ def test_claims_keep_colleagues_apart(engine: Engine, web) -> None:  # type: ign
     first = alice.post("/queue/claim-next").headers["location"]
     second = bob.post("/queue/claim-next").headers["location"]
     assert first != second
-    item = int(first.rsplit("/", 1)[1])
+    item = _item_of(first)
     taken = bob.post(f"/items/{item}/resolve", {"action": "on_account", "customer": "C0001"})
     assert taken.status_code == 409 and "claimed by alice" in taken.text
     none_left = web("ada").post("/queue/claim-next")
@@ -195,7 +201,12 @@ def test_a_large_write_off_waits_for_an_approver(engine: Engine, web) -> None:  
     item = _open_items(engine)[0]
     number, _ = _invoice(engine, "C0001", at_least=100000)  # the payment is 480.00: the rest is above the limit
     alice, vera = web("alice"), web("vera")
-    proposed = alice.post(f"/items/{item}/resolve", {"action": "write_off", "invoice": number, "code": "discount"})
+    asked = alice.post(f"/items/{item}/resolve", {"action": "write_off", "invoice": number, "code": "discount"})
+    assert asked.status_code == 200 and "will wait for an approver" in asked.text  # confirmed first
+    assert _count(engine, tables.AuditEntry.__table__.select().where(
+        tables.AuditEntry.action == "write_off_proposed").subquery()) == 0
+    proposed = alice.post(f"/items/{item}/resolve", {"action": "write_off", "invoice": number, "code": "discount",
+                                                     "confirm": "1"}, follow_redirects=True)
     assert proposed.status_code == 200 and "waits for an approver" in proposed.text
     assert alice.post(f"/items/{item}/approve").status_code == 403
     assert "Approve" in vera.get(f"/items/{item}").text
@@ -260,7 +271,7 @@ def test_suggestions_show_their_evidence_and_are_accepted(engine: Engine, web_su
     item = int(queue.list_items(engine, config=SETTINGS.queue).filter(pl.col("source_ref") == "Q1")["id"][0])
     alice = web_suggested("alice")
     page = alice.get(f"/items/{item}").text
-    assert "A-1" in page and "A-2" in page and "amount agrees" in page and 'data-key="a"' in page
+    assert "A-1" in page and "A-2" in page and "amount agrees" in page and 'data-key="1"' in page and 'data-key="2"' in page
     done = alice.post(f"/items/{item}/resolve", {"action": "accept", "choice": "2", "seen": _seen(page)})
     assert done.status_code == 303
     with db.transaction(engine) as session:

@@ -7,19 +7,21 @@ modules (exceptions, export, profiles); this module wires them together.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from reconcile import __version__
+from reconcile.cli import advices_cmd as advices_cli
 from reconcile.cli import balances as balances_cli
 from reconcile.cli import config_cmd as config_cli
+from reconcile.cli import daily_loop as daily_loop_cli
 from reconcile.cli import exceptions as exceptions_cli
 from reconcile.cli import export as export_cli
 from reconcile.cli import ledger as ledger_cli
 from reconcile.cli import profiles as profiles_cli
+from reconcile.cli import replay_cmd as replay_cli
 from reconcile.cli import reports as reports_cli
 from reconcile.cli import serve as serve_cli
 from reconcile.cli import web as web_cli
@@ -27,16 +29,22 @@ from reconcile.cli.common import (
     ConfigOption,
     DbOption,
     JsonOption,
+    amount,
     config_for,
     console,
+    echo,
     engine_for,
+    fail,
     handles_errors,
+    parse_as_of,
     print_json,
     print_table,
     quiet_prefect,
+    safe,
     state,
 )
 from reconcile.cli.summary import print_run_summary
+from reconcile.core.errors import ReconcileError
 from reconcile.services import daily as service
 
 app = typer.Typer(
@@ -48,6 +56,7 @@ app = typer.Typer(
 )
 app.add_typer(exceptions_cli.app, name="exceptions")
 app.add_typer(export_cli.app, name="export")
+daily_loop_cli.register_export(export_cli.app)
 app.add_typer(profiles_cli.app, name="profiles")
 
 
@@ -69,34 +78,41 @@ def root(
 
 @app.command()
 @handles_errors
-def init(db_url: DbOption = None) -> None:
+def init(as_json: JsonOption = False, db_url: DbOption = None) -> None:
     """Create or upgrade the database schema."""
     engine = engine_for(db_url, must_exist=False)
     service.init_database(engine)
-    console.print(f"schema ready: {engine.url.render_as_string(hide_password=True)}")
+    where = engine.url.render_as_string(hide_password=True)
+    if as_json:
+        print_json({"database": where, "schema": "ready"})
+    else:
+        echo(f"schema ready: {where}")
 
 
 @app.command("load-ar")
 @handles_errors
 def load_ar(
     directory: Annotated[Path, typer.Argument(help="Folder with customers, invoices [, installments] .csv or .parquet")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Business day of a snapshot whose snapshot.toml "
+                                              "has no taken_at (YYYY-MM-DD), default today")] = None,
+    actor: Annotated[str, typer.Option(help="Who is loading it (audit trail)")] = "load-ar",
+    as_json: JsonOption = False,
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
 ) -> None:
-    """Load or refresh the open receivables snapshot (all or nothing)."""
-    counts = service.load_ar(engine_for(db_url), directory)
-    print_table(
-        "receivables snapshot loaded",
-        ["", "new", "changed"],
-        [
-            ("customers", counts.customers_new, counts.customers_changed),
-            ("invoices", counts.invoices_new, counts.invoices_changed),
-            ("installments", counts.installments_new, counts.installments_changed),
-            ("aliases", counts.aliases_new, ""),
-            ("payer accounts", counts.accounts_new, ""),
-        ],
-        right=("new", "changed"),
-    )
+    """Load or refresh the open receivables snapshot (all or nothing); snapshot.toml says which posting batches
+    it already includes (CONTRACTS section 5)."""
+    from reconcile.cli.daily_loop import parse_day, print_load
+    from reconcile.cli.progress import Reporter
+
+    config = config_for(config_dir)
+    with Reporter() as progress, progress.phase("loading the receivables snapshot"):
+        counts = service.load_ar(engine_for(db_url), directory, actor=actor, as_of=parse_day(as_of),
+                                 closed_elsewhere=config.receivables.closed_elsewhere)
+    if as_json:
+        print_json(counts.to_dict())
+        return
+    print_load(counts)
 
 
 @app.command()
@@ -105,19 +121,53 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="Statement files (OFX, CAMT.053/054, CSV, MT940, BAI2)")],
     account: Annotated[str | None, typer.Option(help="Account for files that do not name one (generic CSV)")] = None,
     profile: Annotated[str | None, typer.Option(help="CSV profile to read the files with, instead of detecting it")] = None,
+    as_json: JsonOption = False,
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
 ) -> None:
-    """Parse statement files and store their lines; re-importing adds nothing."""
+    """Parse statement files and store their lines; re-importing adds nothing.
+
+    Every file is reported (stored, already imported, or refused with the reason); a refused
+    file does not stop the others, and the command then exits 2 naming what was stored."""
+    from reconcile.cli.progress import Reporter
+
     engine = engine_for(db_url)
     options = config_for(config_dir).parse_options(profile)
-    rows = []
-    for path in files:
+    outcomes = []
+    with Reporter() as progress:
+        for number, path in enumerate(files, 1):
+            outcomes.append(ingest_outcome(engine, path, options, account))
+            progress("ingest", number, len(files))
+    refused = [o for o in outcomes if o["status"] == "refused"]
+    if as_json:
+        print_json({"files": outcomes, **{k: sum(o["status"] == k for o in outcomes)
+                                          for k in ("stored", "already imported", "refused")}})
+    else:
+        print_table("ingested", ["file", "status", "format", "statements", "lines", "new", "note"], [
+            (o["file"], o["status"], o["format"], o["statements"], o["lines"], o["new_lines"],
+             o["reason"] or "; ".join(o["warnings"])) for o in outcomes
+        ], right=("statements", "lines", "new"))
+    if refused:
+        stored = [o["file"] for o in outcomes if o["status"] == "stored"]
+        fail(f"{len(refused)} of {len(outcomes)} file(s) refused: "
+             + "; ".join(f"{o['path']}: {o['reason']}" for o in refused)
+             + (f" (stored: {', '.join(stored)})" if stored else " (nothing stored)"))
+
+
+def ingest_outcome(engine: Any, path: Path, options: Any, account: str | None) -> dict[str, Any]:
+    """One file's fate for `ingest`: stored, already imported, or refused with the reason (a bad
+    file is reported and the next one is read; a database error still stops the command)."""
+    base = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0, "new_lines": 0,
+            "warnings": [], "reason": None}
+    try:
         result = service.ingest_file(engine, path, options, account=account)
-        note = "already imported" if result.already_imported else "; ".join(result.warnings)
-        rows.append((path.name, result.format, result.statements, result.lines, result.new_lines, note))
-    print_table("ingested", ["file", "format", "statements", "lines", "new", "note"], rows,
-                right=("statements", "lines", "new"))
+    except ReconcileError as exc:
+        return {**base, "status": "refused", "reason": str(exc).removeprefix(f"{path}: ")}
+    except OSError as exc:
+        return {**base, "status": "refused", "reason": exc.strerror or str(exc)}
+    return {**base, "status": "already imported" if result.already_imported else "stored",
+            "format": result.format, "statements": result.statements, "lines": result.lines,
+            "new_lines": result.new_lines, "warnings": list(result.warnings)}
 
 
 @app.command()
@@ -125,29 +175,60 @@ def ingest(
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Business date of the run (YYYY-MM-DD), default today")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted; store, post and move nothing")] = False,
-    no_flow: Annotated[bool, typer.Option("--no-flow", help="Run the same steps without Prefect")] = False,
-    inbox: Annotated[str | None, typer.Option("--inbox", help="Statement inbox folder (default: config [inbox] path)")] = None,
+    flow: Annotated[bool | None, typer.Option(
+        "--flow/--no-flow", show_default=False,
+        help="Through the Prefect flow, or the same steps without Prefect (default: the flow when a Prefect server "
+             "is there, PREFECT_API_URL or a `reconcile serve` on this machine; else without)")] = None,
+    inbox: Annotated[str | None, typer.Option("--inbox", help="Statement inbox folder (default: config \\[inbox] path)", show_default=False)] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="Match on a Dask cluster: tcp://HOST:8786, or local for a local one (default: config \\[scale] dask_address)", show_default=False)] = None,
     actor: Annotated[str, typer.Option(help="Who is running it (audit trail)")] = "system",
     as_json: JsonOption = False,
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
 ) -> None:
     """The daily posting run: ingest the inbox, match every unmatched credit, post, queue exceptions, archive."""
+    from reconcile.cli.progress import Reporter
     from reconcile.statements import inbox as inbox_lib
-    engine = engine_for(db_url)
-    day = date.fromisoformat(as_of) if as_of else None
-    config = config_for(config_dir)
-    if no_flow:
-        summary = inbox_lib.run_day(engine, config, inbox=inbox, as_of=day, dry_run=dry_run, actor=actor).to_dict()
-    else:
-        quiet_prefect()
-        from reconcile.flows.daily import posting_run_flow
 
-        # the URL as given (or None: the flow reads $RECONCILE_DB_URL), never rendered with its password
-        final = posting_run_flow(
-            db_url=db_url or state.db_url, config_dir=str(config.directory), inbox=inbox,
-            as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, return_state=True,
-        )
+    day = parse_as_of(as_of)
+    engine = engine_for(db_url)
+    config = config_for(config_dir)
+    if dask and flow is False:
+        raise ReconcileError("--dask matches through the flow: drop --no-flow (e.g. reconcile run --dask local)")
+    if flow is None and not dask:
+        from reconcile.cli.prefect_api import server_available
+
+        flow = server_available()
+        if not flow:
+            echo("no Prefect server here (PREFECT_API_URL unset, no `reconcile serve` running): the run goes "
+                 "without Prefect, recorded in the ledger's posting runs; --flow starts a temporary one", err=True)
+    if not flow and not dask:
+        try:
+            summary = inbox_lib.run_day(engine, config, inbox=inbox, as_of=day, dry_run=dry_run,
+                                        actor=actor).to_dict()
+        except ReconcileError as exc:
+            _notify_no_flow(config, str(exc), None)
+            raise
+        if summary["status"] != "completed":
+            _notify_no_flow(config, "; ".join(summary.get("violations", [])) or summary["status"], summary)
+    else:
+        from reconcile.cli.prefect_api import prefect_api
+
+        quiet_prefect()
+        with Reporter() as progress, prefect_api() as temporary:
+            from reconcile.flows.daily import posting_run_flow, reporting
+
+            if temporary is not None:
+                with progress.phase("starting Prefect's temporary server (set PREFECT_API_URL, or keep a "
+                                    "`reconcile serve` running, to skip this)", announce=True):
+                    temporary.wait()
+            with reporting(progress):
+                # the URL as given (or None: the flow reads $RECONCILE_DB_URL), never rendered with its password
+                final = posting_run_flow(
+                    db_url=db_url or state.db_url, config_dir=str(config.directory), inbox=inbox,
+                    as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, dask=dask,
+                    return_state=True,
+                )
         result = final.result(raise_on_failure=False)
         if isinstance(result, inbox_lib.RunFailed):
             summary = result.report
@@ -168,6 +249,13 @@ def run(
         raise typer.Exit(1)
 
 
+def _notify_no_flow(config: Any, message: str, report: dict[str, Any] | None) -> None:
+    from reconcile.flows.notify import failure_payload, notify_failure
+
+    if config.notify.webhook_url or config.notify.prefect_block:
+        notify_failure(config.notify, failure_payload(state="Failed", message=message, report=report))
+
+
 @app.command()
 @handles_errors
 def parse(
@@ -184,17 +272,20 @@ def parse(
     if as_json:
         print_json(document)
         return
-    console.print(f"[bold]{file}[/bold]: {document['format']}, {len(document['statements'])} statement(s)")
+    console.print(f"[bold]{safe(file)}[/bold]: {safe(document['format'])}, {len(document['statements'])} statement(s)",
+                  highlight=False)
     for st in document["statements"]:
+        ccy = st["currency"] or ""
         console.print(
-            f"account {st['account']} {st['currency'] or ''}  period {st['period_start']} .. {st['period_end']}  "
-            f"opening {st['opening_balance']}  closing {st['closing_balance']}"
+            f"account {st['account']} {ccy}  period {st['period_start']} .. {st['period_end']}  "
+            f"opening {amount(st['opening_balance'], ccy)}  closing {amount(st['closing_balance'], ccy)}",
+            markup=False, highlight=False,
         )
         for warning in st["warnings"]:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
+            console.print(f"[yellow]warning:[/yellow] {safe(warning)}", highlight=False)
         print_table(None, ["source_ref", "booking", "amount", "ccy", "counterparty", "remittance"], [
-            (ln["source_ref"], ln["booking_date"], ln["amount"], ln["currency"], ln["counterparty_name"],
-             (ln["remittance"] or "")[:60])
+            (ln["source_ref"], ln["booking_date"], amount(ln["amount"], ln["currency"] or ccy), ln["currency"],
+             ln["counterparty_name"], ln["remittance"])
             for ln in st["lines"]
         ], right=("amount",))
 
@@ -203,12 +294,15 @@ def parse(
 @handles_errors
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the sample data and database")] = Path("reconcile-demo"),
-    no_flow: Annotated[bool, typer.Option("--no-flow", help="Run without Prefect")] = False,
+    flow: Annotated[bool | None, typer.Option(
+        "--flow/--no-flow", show_default=False,
+        help="Through the Prefect flow or without Prefect (default: the flow when a Prefect server is there)")] = None,
 ) -> None:
     """Make sample data, then load, ingest and run the whole job on embedded SQLite."""
     from reconcile.cli.demo import run_demo
+    from reconcile.cli.prefect_api import server_available
 
-    run_demo(directory, use_flow=not no_flow)
+    run_demo(directory, use_flow=server_available() if flow is None else flow)
 
 
 def main() -> None:
@@ -216,5 +310,5 @@ def main() -> None:
 
 
 # Modules that add top-level commands register them last, so `--help` lists the daily path first.
-for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli, config_cli):
+for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli, config_cli, daily_loop_cli, replay_cli, advices_cli):
     module.register(app)

@@ -13,12 +13,16 @@ from sqlalchemy import Engine
 from reconcile.cli.common import (
     ConfigOption,
     DbOption,
+    JsonOption,
+    amount,
     config_for,
     engine_for,
     handles_errors,
+    parse_as_of,
     print_json,
     print_table,
 )
+from reconcile.cli.progress import Reporter
 from reconcile.collectors.balances import Collections, balances, bucket_labels
 from reconcile.config import Config
 from reconcile.core.errors import ReconcileError
@@ -26,12 +30,7 @@ from reconcile.services.exports import decimal_text
 
 
 def parse_day(text: str | None) -> date:
-    if not text:
-        return date.today()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ReconcileError(f"--as-of {text!r} is not a date: use YYYY-MM-DD") from None
+    return parse_as_of(text) or date.today()
 
 
 def balances_text(frame: pl.DataFrame, edges: tuple[int, ...]) -> pl.DataFrame:
@@ -46,27 +45,27 @@ def show_balances(engine: Engine, config: Config, as_of: str | None, customer: s
         raise ReconcileError(f"unknown format {fmt!r}: use table, csv or json")
     day = parse_day(as_of)
     rules = Collections.from_config(config)
-    frame = balances(engine, day, rules.edges, customer=customer, broken_after_days=rules.broken_after_days)
+    with Reporter() as progress, progress.phase("computing balances"):
+        frame = balances(engine, day, rules.edges, customer=customer, broken_after_days=rules.broken_after_days)
     if overdue_only:
         frame = frame.filter(pl.col("overdue") > 0)
-    text = balances_text(frame, rules.edges)
     if fmt == "csv":
-        text.write_csv(sys.stdout)
+        balances_text(frame, rules.edges).write_csv(sys.stdout)
     elif fmt == "json":
-        print_json({"as_of": day.isoformat(), "customers": text.to_dicts()})
+        print_json({"as_of": day.isoformat(), "customers": balances_text(frame, rules.edges).to_dicts()})
     else:
         labels = bucket_labels(rules.edges)
-        shown = text.select(
-            pl.col("customer_id").alias("customer"), "name", pl.col("currency").alias("cur"), "open", *labels,
-            pl.col("on_account").alias("credit"), pl.col("pending_application").alias("unapplied"),
-            pl.concat_str([pl.col("last_payment_date").cast(pl.String), pl.col("last_payment")], separator=" ")
-            .alias("last payment"),
-            pl.concat_str([pl.col("plan_status"), pl.col("plan_missed")], separator=": ")
-            .fill_null(pl.col("plan_status")).alias("plan"),
-            pl.when(pl.col("hold_calls")).then(pl.lit("HOLD")).otherwise(pl.lit("")).alias("calls"),
-        )
-        print_table(f"balances as of {day} ({frame.height} customer rows)", shown.columns, shown.iter_rows(),
-                    right=["open", *labels, "credit", "unapplied"])
+        money = ["open", *labels, "on_account", "pending_application"]
+        rows = []
+        for r in frame.iter_rows(named=True):
+            ccy = r["currency"]
+            last = f"{r['last_payment_date']} {amount(r['last_payment'], ccy)}" if r["last_payment_date"] else ""
+            plan = f"{r['plan_status']}: {r['plan_missed']}" if r["plan_status"] and r["plan_missed"] else r["plan_status"]
+            rows.append((r["customer_id"], r["name"], ccy, *[amount(r[c], ccy) for c in money], last, plan,
+                         "HOLD" if r["hold_calls"] else ""))
+        print_table(f"balances as of {day} ({frame.height} customer rows)",
+                    ["customer", "name", "cur", "open", *labels, "credit", "unapplied", "last payment", "plan",
+                     "calls"], rows, right=["open", *labels, "credit", "unapplied", "last payment"])
 
 
 def register(app: typer.Typer) -> None:
@@ -77,8 +76,11 @@ def register(app: typer.Typer) -> None:
         customer: Annotated[str | None, typer.Option("--customer", help="Only this customer")] = None,
         overdue_only: Annotated[bool, typer.Option("--overdue-only", help="Only customers with something overdue")] = False,
         fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+        as_json: JsonOption = False,
         db_url: DbOption = None,
         config_dir: ConfigOption = None,
     ) -> None:
         """Customer balances: aging, credit on account, unapplied cash, last payment, plans, hold calls."""
-        show_balances(engine_for(db_url), config_for(config_dir), as_of, customer, fmt, overdue_only)
+        parse_as_of(as_of)  # a bad date is refused before the database is opened
+        show_balances(engine_for(db_url), config_for(config_dir), as_of, customer, "json" if as_json else fmt,
+                      overdue_only)

@@ -17,12 +17,15 @@ from reconcile.cli.common import (
     ConfigOption,
     DbOption,
     JsonOption,
+    amount,
     config_for,
     console,
+    echo,
     engine_for,
     handles_errors,
     print_json,
     print_table,
+    safe,
 )
 from reconcile.core.errors import ReconcileError
 from reconcile.queue import learning
@@ -103,7 +106,7 @@ def list_(
         return
     rows = [
         (f"{r['id']}{'!' if r['over_sla'] else ''}{'*' if r['pending_approval'] else ''}",
-         *[r[c] for c in LIST_COLUMNS[1:]])
+         *[amount(r["amount_minor"], r["currency"]) if c == "amount" else r[c] for c in LIST_COLUMNS[1:]])
         for r in frame.iter_rows(named=True)
     ]
     print_table(f"{frame.height} exception(s)  (! past SLA, * write-off awaiting approval)", LIST_COLUMNS, rows,
@@ -142,29 +145,32 @@ def print_item(item: dict[str, Any]) -> None:
             continue
         value = item[name] if item[name] is not None else ""
         flag = "  [red]past SLA[/red]" if name == "age_days" and item["over_sla"] else ""
-        console.print(f"[bold]{name:>20}[/bold]  {value}{flag}", highlight=False)
+        console.print(f"[bold]{name:>20}[/bold]  {safe(value)}{flag}", highlight=False)
     if item["proposal"]:
-        console.print(f"[bold]{'proposal':>20}[/bold]  {item['proposal']}", highlight=False)
+        console.print(f"[bold]{'proposal':>20}[/bold]  {safe(item['proposal'])}", highlight=False)
     if item["ranked_suggestions"]:
         print_table("suggestions, best first", ["rank", "items", "customer", "open", "difference", "due", "reference",
                                                 "name score", "payer account"], [
-            (s["rank"], " + ".join(s["items"]), s["customer_id"], s["open"], s["difference"], s["due_date"],
+            (s["rank"], " + ".join(s["items"]), s["customer_id"], amount(s["open"], item["currency"]),
+             amount(s["difference"], item["currency"]), s["due_date"],
              s["evidence"]["reference"] or "", s["evidence"]["name_score"] or "",
              "yes" if s["evidence"]["payer_account"] else "")
             for s in item["ranked_suggestions"]
         ], right=("open", "difference"))
     elif item["evidence"]:
-        console.print(f"[bold]{'evidence':>20}[/bold]  {item['evidence']}", highlight=False)
+        console.print(f"[bold]{'evidence':>20}[/bold]  {safe(item['evidence'])}", highlight=False)
     if item["open_items"]:
         rows = []
         for o in item["open_items"]:
-            rows.append((o["invoice_number"], "", o["due_date"], o["open"], o["currency"]))
-            rows += [(f"{o['invoice_number']}#{i['installment_no']}", "installment", i["due_date"], i["open"], "")
+            rows.append((o["invoice_number"], "", o["due_date"], amount(o["open"], o["currency"]), o["currency"]))
+            rows += [(f"{o['invoice_number']}#{i['installment_no']}", "installment", i["due_date"],
+                      amount(i["open"], o["currency"]), "")
                      for i in o["installments"]]
         print_table(f"open items of {item['customer_id']}", ["item", "kind", "due_date", "open", "currency"], rows,
                     right=("open",))
     for note in item["notes"]:
-        console.print(f"[bold]{'note':>20}[/bold]  {note['at']} {note['author']}: {note['text']}", highlight=False)
+        console.print(f"[bold]{'note':>20}[/bold]  {safe(note['at'])} {safe(note['author'])}: {safe(note['text'])}",
+                      highlight=False)
 
 
 @app.command()
@@ -210,7 +216,7 @@ def claim(
     if as_json:
         print_json(item)
         return
-    console.print(f"claimed exception {found} for {actor}")
+    echo(f"claimed exception {found} for {actor}")
     print_item(item)
 
 
@@ -218,13 +224,21 @@ def claim(
 @handles_errors
 def release(
     key: Annotated[str, typer.Argument(help="Exception id")],
-    actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
 ) -> None:
     """Give back an item you claimed."""
     from reconcile.queue.actions import release as release_one
 
     release_one(engine_for(db_url), key, actor=actor, now=_now())
-    console.print(f"exception {key} released")
+    said({"id": key, "released": True}, f"exception {key} released", as_json)
+
+
+def said(result: Any, message: str, as_json: bool) -> None:
+    """A one-line outcome, or its data as JSON."""
+    if as_json:
+        print_json(result)
+    else:
+        echo(message)
 
 
 def _parts(invoices: list[str]) -> tuple[tuple[str, str | None], ...]:
@@ -240,18 +254,19 @@ def print_done(done: dict[str, Any], as_json: bool) -> None:
         print_json(done)
         return
     if done["status"] == "pending_approval":
-        console.print(f"exception {done['id']}: write-off of {done['write_off']} on {done['invoice']} "
+        echo(f"exception {done['id']}: write-off of {done['write_off']} on {done['invoice']} "
                       "is above the approval limit and waits for a second person (`reconcile exceptions approve`)")
         return
     title = f"exception {done['id']} resolved: {done['resolution']}" + (f" ({done['category']})" if done.get("category") else "")
     if done["allocations"]:
         print_table(title, ["kind", "invoice_number", "installment_no", "customer_id", "amount"],
-                    [(r["kind"], r["invoice_number"], r["installment_no"], r["customer_id"], r["amount"])
+                    [(r["kind"], r["invoice_number"], r["installment_no"], r["customer_id"],
+                      amount(r["amount"], r.get("currency")))
                      for r in done["allocations"]], right=("amount",))
     else:
-        console.print(title)
+        echo(title)
     for row in done.get("learned") or []:
-        console.print(f"learned: {row['kind']} {row['value']!r} pays for customer {row['customer_id']}", highlight=False)
+        echo(f"learned: {row['kind']} {row['value']!r} pays for customer {row['customer_id']}")
 
 
 @app.command()
@@ -266,6 +281,12 @@ def resolve(
     code: Annotated[str | None, typer.Option("--code", help="Write-off reason code")] = None,
     not_receivable: Annotated[str | None, typer.Option("--not-receivable", help="interest, refund, transfer, fee or other")] = None,
     refund: Annotated[bool, typer.Option("--refund", help="The money goes back to the payer")] = False,
+    unapply: Annotated[bool, typer.Option("--unapply", help="closed_elsewhere: take the posting back; the money "
+                                          "returns to the queue")] = False,
+    confirm: Annotated[bool, typer.Option("--confirm", help="closed_elsewhere: the posting stands as it is")] = False,
+    rate: Annotated[str | None, typer.Option("--rate", help="Invoices in another currency than the payment: units of "
+                                             "the invoices' currency for one unit of the payment's (not needed when "
+                                             "the bank stated the amount in their currency)")] = None,
     no_learn: Annotated[bool, typer.Option("--no-learn", help="Do not teach the matcher this payer")] = False,
     actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, as_json: JsonOption = False,
     db_url: DbOption = None, config_dir: ConfigOption = None,
@@ -275,21 +296,23 @@ def resolve(
 
     modes = [m for m, on in (("--accept", accept is not None), ("--invoice", bool(invoice)),
                              ("--write-off", write_off is not None), ("--not-receivable", not_receivable is not None),
-                             ("--refund", refund)) if on]
+                             ("--refund", refund), ("--unapply", unapply), ("--confirm", confirm)) if on]
     if len(modes) > 1:
         raise ReconcileError(f"choose one decision, not {' and '.join(modes)}")
     learn = not no_learn
     if accept is not None:
-        decision = Decision("accept", choice=accept, note=note, learn=learn)
+        decision = Decision("accept", choice=accept, note=note, learn=learn, rate=rate)
     elif invoice:
         decision = Decision("allocate", parts=_parts(invoice), customer=on_account, rest_on_account=on_account is not None,
-                            note=note, learn=learn)
+                            note=note, learn=learn, rate=rate)
     elif write_off:
-        decision = Decision("write_off", invoice=write_off, code=code, note=note, learn=learn)
+        decision = Decision("write_off", invoice=write_off, code=code, note=note, learn=learn, rate=rate)
     elif not_receivable:
         decision = Decision("not_receivable", code=not_receivable, note=note, learn=False)
     elif refund:
         decision = Decision("refund", note=note, learn=False)
+    elif unapply or confirm:
+        decision = Decision("unapply" if unapply else "confirm", note=note, learn=False)
     elif on_account:
         decision = Decision("on_account", customer=on_account, note=note, learn=learn)
     else:
@@ -305,23 +328,45 @@ def approve(
     key: Annotated[str, typer.Argument(help="Exception id")],
     actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
-    """Approve a colleague's write-off above the limit: it is posted now."""
-    from reconcile.queue.actions import approve as approve_one
+    """Approve a colleague's write-off above the limit: it is posted now.
 
-    print_done(approve_one(engine_for(db_url), key, actor=actor, now=_now(), config=config_for(config_dir).queue), as_json)
+    The approver signs with their own web workspace password ($RECONCILE_PASSWORD, else asked for);
+    [web] cli_approvals = false refuses approvals here altogether (approve in the web workspace).
+    """
+    import os
+
+    from reconcile.queue.actions import approve as approve_one
+    from reconcile.web.users import authenticate
+
+    config = config_for(config_dir)
+    if not config.web.cli_approvals:
+        raise ReconcileError("approvals from the command line are switched off ([web] cli_approvals = false): "
+                             "approve in the web workspace")
+    engine = engine_for(db_url)
+    password = os.environ.get("RECONCILE_PASSWORD")
+    if password is None:
+        password = typer.prompt(f"password of {actor}", hide_input=True, default="", show_default=False)
+    user = authenticate(engine, actor, password)
+    if user is None:
+        raise ReconcileError(f"{actor}: unknown user or wrong password (an approval needs the approver's own "
+                             "password: $RECONCILE_PASSWORD or the prompt)")
+    if not user.may("approve"):
+        raise ReconcileError(f"{actor} is a {user.role}: only an approver or admin may approve write-offs")
+    print_done(approve_one(engine, key, actor=user.name, now=_now(), config=config.queue), as_json)
 
 
 @app.command()
 @handles_errors
 def withdraw(
     key: Annotated[str, typer.Argument(help="Exception id")],
-    actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, db_url: DbOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, as_json: JsonOption = False,
+    db_url: DbOption = None,
 ) -> None:
     """Withdraw (or reject) a write-off awaiting approval; the item stays open."""
     from reconcile.queue.actions import withdraw as withdraw_one
 
     withdraw_one(engine_for(db_url), key, actor=actor, now=_now(), reason=note)
-    console.print(f"exception {key}: write-off proposal withdrawn")
+    said({"id": key, "withdrawn": True}, f"exception {key}: write-off proposal withdrawn", as_json)
 
 
 @app.command()
@@ -338,7 +383,7 @@ def reopen(
     if as_json:
         print_json(done)
         return
-    console.print(f"exception {done['id']} ({done['was']}) reopened as exception {done['reopened_as']}")
+    echo(f"exception {done['id']} ({done['was']}) reopened as exception {done['reopened_as']}")
 
 
 @app.command()
@@ -346,13 +391,13 @@ def reopen(
 def assign(
     key: Annotated[str, typer.Argument(help="Exception id")],
     person: Annotated[str | None, typer.Argument(help="Who should decide it (omit to unassign)")] = None,
-    actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
 ) -> None:
     """Assign an open item to a person."""
     from reconcile.queue.actions import assign as assign_one
 
     done = assign_one(engine_for(db_url), key, person, actor=actor, now=_now())
-    console.print(f"exception {done['id']} assigned to {done['assignee'] or 'nobody'}")
+    said(done, f"exception {done['id']} assigned to {done['assignee'] or 'nobody'}", as_json)
 
 
 @app.command()
@@ -360,13 +405,13 @@ def assign(
 def note(
     key: Annotated[str, typer.Argument(help="Exception id")],
     text: Annotated[str, typer.Argument(help="The note")],
-    actor: ActorOption = DEFAULT_ACTOR, db_url: DbOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
 ) -> None:
     """Add a note to an item."""
     from reconcile.queue.actions import add_note
 
     done = add_note(engine_for(db_url), key, text, actor=actor, now=_now())
-    console.print(f"note added to exception {done['id']}")
+    said(done, f"note added to exception {done['id']}", as_json)
 
 
 @app.command()
@@ -391,7 +436,7 @@ def bulk(
                   ", ".join(f"{a['kind']} {a['invoice_number'] or ''} {a['amount']}".replace("  ", " ")
                             for a in r["allocations"])) for r in done.rows])
     if not check:
-        console.print(f"undo with: reconcile exceptions undo {done.batch}")
+        echo(f"undo with: reconcile exceptions undo {done.batch}")
 
 
 @app.command()
@@ -408,7 +453,7 @@ def undo(
     if as_json:
         print_json(done)
         return
-    console.print(f"batch {batch} undone: {len(done['reopened'])} item(s) open again")
+    echo(f"batch {batch} undone: {len(done['reopened'])} item(s) open again")
 
 
 @app.command()
@@ -417,13 +462,17 @@ def forget(
     alias: Annotated[str | None, typer.Option("--alias", help="A learned payer name")] = None,
     account: Annotated[str | None, typer.Option("--account", help="A learned payer account")] = None,
     customer: Annotated[str | None, typer.Option("--customer", help="Only for this customer")] = None,
-    actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, db_url: DbOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, as_json: JsonOption = False,
+    db_url: DbOption = None,
 ) -> None:
     """Stop using a learned payer name or account (kept, deactivated, in the history)."""
     rows = learning.forget(engine_for(db_url), alias=alias, account=account, customer=customer, actor=actor,
                            now=_now(), reason=note)
+    if as_json:
+        print_json(rows)
+        return
     for row in rows:
-        console.print(f"forgot {row['kind']} {row['value']!r} of customer {row['customer_id']}", highlight=False)
+        echo(f"forgot {row['kind']} {row['value']!r} of customer {row['customer_id']}")
 
 
 @app.command()

@@ -10,14 +10,16 @@ import typer
 from reconcile.cli.common import (
     DbOption,
     JsonOption,
+    amount,
     console,
+    echo,
     engine_for,
     err_console,
     handles_errors,
     print_json,
     print_table,
 )
-from reconcile.core.money import format_minor
+from reconcile.core.money import format_amount
 from reconcile.services import ledger
 from reconcile.services.daily import utcnow
 
@@ -32,7 +34,7 @@ def _details_summary(details: str | None) -> str:
     shown = [
         " ".join(str(x) for x in (
             p.get("kind"), p.get("invoice_number"),
-            format_minor(p["amount_minor"], p["currency"]) if p.get("currency") else p.get("amount_minor"),
+            format_amount(p["amount_minor"], p["currency"]) if p.get("currency") else p.get("amount_minor"),
         ) if x is not None)
         for p in parts if isinstance(p, dict)
     ]
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
             print_json({"ok": not violations, "violations": [v.__dict__ for v in violations]})
         elif violations:
             for v in violations:
-                err_console.print(str(v), highlight=False, markup=False, soft_wrap=True)
+                echo(v, err=True)
             err_console.print(f"{len(violations)} violation(s)", highlight=False)
         else:
             console.print("ledger consistent: every invariant holds", highlight=False)
@@ -75,7 +77,8 @@ def register(app: typer.Typer) -> None:
             print_json(done)
             return
         print_table(f"reversed {done['account']}/{done['source_ref']}", ["kind", "invoice", "installment", "amount"],
-                    [(r["kind"], r["invoice_number"], r["installment_no"], r["amount"]) for r in done["reversed"]],
+                    [(r["kind"], r["invoice_number"], r["installment_no"], amount(r["amount"], r.get("currency")))
+                     for r in done["reversed"]],
                     right=["amount"])
         where = "the exception queue" if done["then"] == "exception" else "the next run's matching"
         console.print(f"the line goes to {where}", highlight=False)

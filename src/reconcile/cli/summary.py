@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
-from reconcile.cli.common import console, print_table
+from reconcile.cli.common import amount, console, print_table, safe
 
 
 def _amounts(values: dict[str, str]) -> str:
-    return ", ".join(f"{amount} {currency}" for currency, amount in values.items()) or "-"
+    return ", ".join(f"{amount(value, currency)} {currency}" for currency, value in values.items()) or "-"
 
 
 def print_run_summary(summary: dict[str, Any]) -> None:
     dry = " (dry run: nothing posted)" if summary["dry_run"] else ""
-    console.print(f"[bold]posting run {summary['run_id']}[/bold] as of {summary['as_of']}{dry}")
+    console.print(f"[bold]posting run {safe(summary['run_id'])}[/bold] as of {safe(summary['as_of'])}{dry}",
+                  highlight=False)
     print_table(None, ["", "lines", "amount"], [
         ("considered", summary["lines_considered"], ""),
         ("posted to invoices", summary["lines_posted"], _amounts(summary["posted"])),
@@ -29,4 +28,4 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(), right=("lines",))
     console.print(f"automatic posting rate: {summary['auto_rate'] * 100:.1f} %   status: {summary['status']}")
     for violation in summary.get("violations", []):
-        console.print(f"[red]ledger check:[/red] {escape(violation)}", highlight=False)
+        console.print(f"[red]ledger check:[/red] {safe(violation)}", highlight=False)

@@ -7,15 +7,19 @@ flag. Every figure is a SQL aggregate or a polars expression over one bulk
 read per table, in integer minor units; nothing is cached. Formatting is
 left to the CLI and the report.
 
-"As of D" means the ledger as it stood at the end of D (UTC): allocations
-posted after D are added back to the open amounts, queue items count while
-they were open on D, and invoices issued after D do not exist yet. For D =
-today that is exactly the committed state.
+"As of D" means the ledger at the end of business day D: the receivables
+snapshot in effect on D (snapshots are kept, each with its business day),
+reconcile's postings of business days up to D (a run's as-of date, the day a
+person decided) that the snapshot did not include, queue items while they were
+open on D; invoices issued after D do not exist yet. A past day therefore
+gives the same figures every time; when nothing belongs to a later day the
+stored state is read directly.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from sqlalchemy import Engine, Select, case, func, select, text
 from sqlalchemy.orm import Session
 
 from reconcile.config import Config
+from reconcile.core.allocation import clamp_open_expr
 from reconcile.core import frames
 from reconcile.store import db, repo, tables
 
@@ -116,59 +121,149 @@ def with_original(query: Select) -> Select:
     return query.outerjoin(ORIGINAL, ORIGINAL.c.id == tables.Allocation.reverses_id)
 
 
-def _settled_after(as_of: date, key: Any) -> Any:
-    """Net amount that allocations posted after `as_of` took off each invoice / installment (subquery)."""
+def _is_current(session: Session, as_of: date) -> bool:
+    """True when nothing belongs to a day after `as_of`: the stored state is the state at its end."""
+    al, snap, ex = tables.Allocation, tables.Snapshot, tables.ExceptionItem
+    later = [
+        select(func.max(al.business_date)), select(func.max(snap.business_date)),
+        select(func.max(ex.opened_on)), select(func.max(ex.closed_on)),
+    ]
+    for query in later:
+        day = session.execute(query).scalar()
+        if day is not None and day > as_of:
+            return False
+    return True
+
+
+ITEM_STATE = {
+    "invoice_number": pl.String(), "customer_id": pl.String(), "issue_date": pl.Date(), "due_date": pl.Date(),
+    "currency": pl.String(), "amount_minor": pl.Int64(), "snapshot_open": pl.Int64(), "erp_status": pl.String(),
+    "open_minor": pl.Int64(), "excess_minor": pl.Int64(), "basis_seq": pl.Int64(),
+}
+
+
+def _known_by(session: Session, as_of: date) -> date:
+    """The snapshots that speak for `as_of`: those of its day and before; for a day before the first snapshot,
+    the first one (what the receivables system first told us of invoices issued by then)."""
+    first = session.execute(select(func.min(tables.Snapshot.business_date))).scalar()
+    return max(as_of, first) if first is not None else as_of
+
+
+def _numbers_of(session: Session, customer: str) -> Any:
+    """Every invoice ever listed for `customer` (an invoice can move between customers)."""
+    iv = tables.InvoiceVersion
+    return select(iv.invoice_number).where(iv.customer_id == customer).union(
+        select(tables.Invoice.invoice_number).where(tables.Invoice.customer_id == customer))
+
+
+def _settling_rows(session: Session, key: Any, as_of: date, keys: Any | None) -> pl.DataFrame:
+    """Settling rows (invoice / installment rows and their reversals) of business days up to `as_of`."""
     al = tables.Allocation
-    return with_original(
-        select(key.label("key"), func.sum(al.amount_minor).label("net")).select_from(al)
-    ).where(
-        al.posted_at >= cutoff(as_of), key.is_not(None), base_kind().in_(("invoice", "installment"))
-    ).group_by(key).subquery()
+    query = with_original(select(key, repo.settled_amount(al), al.batch_seq).select_from(al)).where(
+        key.is_not(None), base_kind().in_(("invoice", "installment")), al.business_date <= as_of)
+    if keys is not None:
+        query = query.where(key.in_(keys))
+    return read_frame(session, query, {"key": pl.String() if key is tables.Allocation.invoice_number else pl.Int64(),
+                                       "amount": pl.Int64(), "batch_seq": pl.Int64()})
+
+
+def _pending(rows: pl.DataFrame, versions: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per item: its settling rows the version's snapshot did not include (a later batch, or none)."""
+    joined = rows.join(versions.select(pl.col(key).alias("key"), "basis_seq"), on="key", how="inner")
+    return joined.filter(pl.col("batch_seq").is_null() | (pl.col("batch_seq") > pl.col("basis_seq"))) \
+        .group_by("key").agg(pl.col("amount").sum().alias("pending")).rename({"key": key})
+
+
+def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
+                  postings_through: date | None = None) -> pl.DataFrame:
+    """Every invoice and credit note issued by `as_of` as it stood at the end of that business day: the
+    snapshot in effect then, less reconcile's postings of days up to then that it did not include.
+
+    postings_through: count postings of business days up to this day instead (the book a run of `as_of`
+    started from: that morning's snapshot, the postings of the days before).
+    """
+    inv = tables.Invoice
+    if postings_through is None and _is_current(session, as_of):
+        query = select(inv.invoice_number, inv.customer_id, inv.issue_date, inv.due_date, inv.currency,
+                       inv.amount_minor, inv.snapshot_open_minor, inv.erp_status, inv.open_amount_minor,
+                       inv.excess_minor, inv.basis_seq).where(inv.issue_date <= as_of)
+        if customer is not None:
+            query = query.where(inv.customer_id == customer)
+        return read_frame(session, query, ITEM_STATE)
+    iv, snap = tables.InvoiceVersion, tables.Snapshot
+    query = select(iv.invoice_number, iv.customer_id, iv.issue_date, iv.due_date, iv.currency, iv.amount_minor,
+                   iv.snapshot_open_minor, iv.erp_status, iv.basis_seq, snap.business_date, iv.snapshot_id) \
+        .join(snap, snap.id == iv.snapshot_id).where(snap.business_date <= _known_by(session, as_of))
+    numbers = _numbers_of(session, customer) if customer is not None else None
+    if numbers is not None:
+        query = query.where(iv.invoice_number.in_(numbers))
+    versions = read_frame(session, query, {
+        "invoice_number": pl.String(), "customer_id": pl.String(), "issue_date": pl.Date(), "due_date": pl.Date(),
+        "currency": pl.String(), "amount_minor": pl.Int64(), "snapshot_open": pl.Int64(), "erp_status": pl.String(),
+        "basis_seq": pl.Int64(), "business_date": pl.Date(), "snapshot_id": pl.Int64(),
+    }).sort("invoice_number", "business_date", "snapshot_id").group_by("invoice_number", maintain_order=True).last()
+    if customer is not None:
+        versions = versions.filter(pl.col("customer_id") == customer)
+    versions = versions.filter(pl.col("issue_date") <= as_of)
+    rows = _settling_rows(session, tables.Allocation.invoice_number, postings_through or as_of, numbers)
+    state = versions.join(_pending(rows, versions, "invoice_number"), on="invoice_number", how="left")
+    open_, excess = clamp_open_expr(pl.col("snapshot_open") - pl.col("pending").fill_null(0),
+                                    pl.col("amount_minor") < 0)
+    return state.with_columns(open_.alias("open_minor"), excess.alias("excess_minor")).select(list(ITEM_STATE))
 
 
 def open_invoices(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
-    """Open items for aging: invoices issued by `as_of` with their open amount at the end of that day (> 0)."""
-    inv = tables.Invoice
-    after = _settled_after(as_of, tables.Allocation.invoice_number)
-    open_then = inv.open_amount_minor + func.coalesce(after.c.net, 0)
-    query = (
-        select(inv.customer_id, inv.currency, inv.due_date, open_then)
-        .outerjoin(after, after.c.key == inv.invoice_number)
-        .where(inv.issue_date <= as_of, open_then > 0)
-    )
-    if customer is not None:
-        query = query.where(inv.customer_id == customer)
-    return read_frame(session, query, {
-        "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(), "open_minor": pl.Int64(),
-    })
+    """Open items for aging at the end of `as_of`: invoices (> 0) and credit notes (< 0)."""
+    state = invoice_state(session, as_of, customer)
+    return state.filter(pl.col("open_minor") != 0).select("customer_id", "currency", "due_date", "open_minor")
 
 
-def installments(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
-    """Every installment of invoices issued by `as_of`, with its open amount at the end of that day."""
+def installments(session: Session, as_of: date, customer: str | None = None, *,
+                 postings_through: date | None = None) -> pl.DataFrame:
+    """Every installment of invoices issued by `as_of`, with its open amount at the end of that day
+    (postings_through: as in invoice_state)."""
     ins, inv = tables.Installment, tables.Invoice
-    after = _settled_after(as_of, tables.Allocation.installment_id)
-    query = (
-        select(ins.plan_id, ins.installment_no, ins.invoice_number, inv.customer_id, inv.currency, ins.due_date,
-               ins.amount_minor, ins.open_amount_minor + func.coalesce(after.c.net, 0))
-        .join(inv, inv.invoice_number == ins.invoice_number)
-        .outerjoin(after, after.c.key == ins.id)
-        .where(inv.issue_date <= as_of)
-    )
+    schema = {"plan_id": pl.String(), "installment_no": pl.Int64(), "invoice_number": pl.String(),
+              "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(),
+              "amount_minor": pl.Int64(), "open_minor": pl.Int64()}
+    if postings_through is None and _is_current(session, as_of):
+        query = (select(ins.plan_id, ins.installment_no, ins.invoice_number, inv.customer_id, inv.currency,
+                        ins.due_date, ins.amount_minor, ins.open_amount_minor)
+                 .join(inv, inv.invoice_number == ins.invoice_number).where(inv.issue_date <= as_of))
+        if customer is not None:
+            query = query.where(inv.customer_id == customer)
+        return read_frame(session, query, schema)
+    heads = invoice_state(session, as_of, customer, postings_through=postings_through) \
+        .select("invoice_number", "customer_id", "currency")
+    if heads.height == 0:
+        return frames.empty(schema)
+    sv, snap = tables.InstallmentVersion, tables.Snapshot
+    query = select(sv.plan_id, sv.installment_no, sv.invoice_number, sv.due_date, sv.amount_minor,
+                   sv.snapshot_paid_minor, sv.basis_seq, snap.business_date, sv.snapshot_id) \
+        .join(snap, snap.id == sv.snapshot_id).where(snap.business_date <= _known_by(session, as_of))
     if customer is not None:
-        query = query.where(inv.customer_id == customer)
-    return read_frame(session, query, {
-        "plan_id": pl.String(), "installment_no": pl.Int64(), "invoice_number": pl.String(),
-        "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(),
-        "amount_minor": pl.Int64(), "open_minor": pl.Int64(),
-    })
+        query = query.where(sv.invoice_number.in_(_numbers_of(session, customer)))
+    versions = read_frame(session, query, {
+        "plan_id": pl.String(), "installment_no": pl.Int64(), "invoice_number": pl.String(), "due_date": pl.Date(),
+        "amount_minor": pl.Int64(), "paid": pl.Int64(), "basis_seq": pl.Int64(), "business_date": pl.Date(),
+        "snapshot_id": pl.Int64(),
+    }).sort("plan_id", "installment_no", "business_date", "snapshot_id") \
+        .group_by("plan_id", "installment_no", maintain_order=True).last()
+    ids = read_frame(session, select(ins.id, ins.plan_id, ins.installment_no),
+                     {"installment_id": pl.Int64(), "plan_id": pl.String(), "installment_no": pl.Int64()})
+    versions = versions.join(ids, on=["plan_id", "installment_no"], how="left")
+    rows = _settling_rows(session, tables.Allocation.installment_id, postings_through or as_of, None)
+    state = versions.join(_pending(rows, versions, "installment_id"), on="installment_id", how="left")
+    open_, _ = clamp_open_expr(pl.col("amount_minor") - pl.col("paid") - pl.col("pending").fill_null(0), pl.lit(False))
+    return state.with_columns(open_.alias("open_minor")).join(heads, on="invoice_number", how="inner").select(list(schema))
 
 
 def credit_on_account(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
-    """Per customer and currency: on-account rows net of their reversals, posted by `as_of`."""
+    """Per customer and currency: on-account rows net of their reversals and of credit applied, by `as_of`."""
     al = tables.Allocation
     query = with_original(
         select(al.customer_id, al.currency, func.sum(al.amount_minor)).select_from(al)
-    ).where(al.posted_at < cutoff(as_of), base_kind() == "on_account").group_by(al.customer_id, al.currency)
+    ).where(al.business_date <= as_of, base_kind() == "on_account").group_by(al.customer_id, al.currency)
     if customer is not None:
         query = query.where(al.customer_id == customer)
     frame = read_frame(session, query, {"customer_id": pl.String(), "currency": pl.String(), "on_account": pl.Int64()})
@@ -176,30 +271,48 @@ def credit_on_account(session: Session, as_of: date, customer: str | None = None
 
 
 def queue_open_on(as_of: date) -> Any:
-    """Exception items that were open at the end of `as_of`."""
+    """Exception items that were open at the end of business day `as_of`."""
     ex = tables.ExceptionItem
-    cut = cutoff(as_of)
-    return (ex.created_at < cut) & (
-        ((ex.status == "open") & ex.resolved_at.is_(None)) | (ex.resolved_at >= cut)
-    )
+    return (ex.opened_on <= as_of) & (((ex.status == "open") & ex.closed_on.is_(None)) | (ex.closed_on > as_of))
 
 
 def pending_cash(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
-    """Per guessed customer and currency: unapplied credits in the queue, and the count of open items."""
+    """Per guessed customer and currency: unapplied credits in the queue, and the count of open items.
+
+    A closed_elsewhere item counts what its posting takes beyond what the receivables system left open:
+    money that is nobody's until a person decides."""
     ex, bl = tables.ExceptionItem, tables.BankLine
     query = (
         select(ex.customer_id, bl.currency,
-               func.sum(case((bl.amount_minor > 0, bl.amount_minor), else_=0)), func.count())
+               func.sum(case(((bl.amount_minor > 0) & (ex.reason != "closed_elsewhere"), bl.amount_minor), else_=0)),
+               func.count())
         .join(bl, bl.id == ex.bank_line_id)
         .where(queue_open_on(as_of), ex.customer_id.is_not(None))
         .group_by(ex.customer_id, bl.currency)
     )
     if customer is not None:
         query = query.where(ex.customer_id == customer)
-    return read_frame(session, query, {
+    frame = read_frame(session, query, {
         "customer_id": pl.String(), "currency": pl.String(), "pending_application": pl.Int64(),
         "open_exceptions": pl.Int64(),
     })
+    overtaken = select(ex.customer_id, ex.evidence).where(queue_open_on(as_of), ex.reason == "closed_elsewhere")
+    if customer is not None:
+        overtaken = overtaken.where(ex.customer_id == customer)
+    extra: dict[tuple[str, str], int] = {}
+    for who, evidence in session.execute(overtaken).all():
+        for item in json.loads(evidence or "{}").get("closed_elsewhere", []):
+            key = (who, item["currency"])
+            extra[key] = extra.get(key, 0) + min(item["excess_minor"], item["posted_not_included_minor"])
+    if extra:
+        more = pl.DataFrame([(c, ccy, amount) for (c, ccy), amount in extra.items()],
+                            schema={"customer_id": pl.String(), "currency": pl.String(), "overtaken": pl.Int64()},
+                            orient="row")
+        frame = frame.join(more, on=["customer_id", "currency"], how="full", coalesce=True).with_columns(
+            (pl.col("pending_application").fill_null(0) + pl.col("overtaken").fill_null(0)).alias("pending_application"),
+            pl.col("open_exceptions").fill_null(0),
+        ).drop("overtaken")
+    return frame
 
 
 def last_payments(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
@@ -213,7 +326,7 @@ def last_payments(session: Session, as_of: date, customer: str | None = None) ->
     paid = (
         select(al.customer_id, al.currency, bl.booking_date, amount.label("amount"))
         .join(bl, bl.id == al.bank_line_id)
-        .where(al.posted_at < cutoff(as_of), al.customer_id.is_not(None), bl.booking_date <= as_of)
+        .where(al.business_date <= as_of, al.customer_id.is_not(None), bl.booking_date <= as_of)
         .group_by(al.customer_id, al.currency, al.bank_line_id, bl.booking_date)
         .having(amount > 0)
     )

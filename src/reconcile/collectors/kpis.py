@@ -30,7 +30,7 @@ from reconcile.collectors.balances import (
     read_frame,
     utc_naive,
 )
-from reconcile.store import tables
+from reconcile.store import repo, tables
 
 DSO_FORMULA = "DSO = open receivables at the end of the period / amount invoiced in the period x days in the period"
 CEI_FORMULA = ("CEI = (receivables at the start + invoiced in the period - receivables at the end) / "
@@ -83,27 +83,27 @@ def _days_to_pay(session: Session, start: date, as_of: date) -> pl.DataFrame:
     """Amount-weighted days from issue (and from due date) to the bank's booking date, per currency."""
     al, bl, inv = tables.Allocation, tables.BankLine, tables.Invoice
     undone = aliased(tables.Allocation)
-    cut = cutoff(as_of)
     def between(later, earlier):  # type: ignore[no-untyped-def]
         # whole days as an integer on both databases (SQLite keeps dates as text), so the sums stay exact
         if session.get_bind().dialect.name == "sqlite":
             return cast(func.julianday(later) - func.julianday(earlier), Integer)
         return later - earlier
 
-    days = func.sum(al.amount_minor * between(bl.booking_date, inv.issue_date))
+    settled = repo.settled_amount(al)
+    days = func.sum(settled * between(bl.booking_date, inv.issue_date))
     ins = tables.Installment
-    late = func.sum(al.amount_minor * between(bl.booking_date, func.coalesce(ins.due_date, inv.due_date)))
+    late = func.sum(settled * between(bl.booking_date, func.coalesce(ins.due_date, inv.due_date)))
     query = (
-        select(al.currency, func.sum(al.amount_minor), cast(days, tables.Money),
+        select(repo.settled_currency(al), func.sum(settled), cast(days, tables.Money),
                cast(late, tables.Money), func.count(func.distinct(al.invoice_number)))
         .join(bl, bl.id == al.bank_line_id)
         .join(inv, inv.invoice_number == al.invoice_number)
         .outerjoin(ins, ins.id == al.installment_id)
-        .where(al.kind.in_(("invoice", "installment")), al.posted_at >= cutoff(start - timedelta(days=1)),
-               al.posted_at < cut,
+        .where(al.kind.in_(("invoice", "installment")), al.business_date >= start, al.business_date <= as_of,
                # not taken back by the as-of date (NOT IN, not a correlated EXISTS: reverses_id has no index)
-               al.id.not_in(select(undone.reverses_id).where(undone.reverses_id.is_not(None), undone.posted_at < cut)))
-        .group_by(al.currency)
+               al.id.not_in(select(undone.reverses_id).where(undone.reverses_id.is_not(None),
+                                                             undone.business_date <= as_of)))
+        .group_by(repo.settled_currency(al))
     )
     return read_frame(session, query, {
         "currency": pl.String(), "paid": pl.Int64(), "weighted_days": pl.Int64(), "weighted_late": pl.Int64(),
@@ -111,19 +111,13 @@ def _days_to_pay(session: Session, start: date, as_of: date) -> pl.DataFrame:
     })
 
 
-def _utc_day(session: Session, column):  # type: ignore[no-untyped-def]
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)  # SQLite stores UTC wall time
-
-
 def _cash_per_day(session: Session, start: date, as_of: date) -> pl.DataFrame:
-    """Cash applied to customers per posting day (UTC): posted rows, and reversals apart, per currency."""
+    """Cash applied to customers per business day: posted rows, and reversals apart, per currency."""
     al = tables.Allocation
-    day = _utc_day(session, al.posted_at)
+    day = al.business_date
     rows = session.execute(
         select(day, al.currency, al.kind, func.sum(al.amount_minor))
-        .where(al.posted_at >= cutoff(start - timedelta(days=1)), al.posted_at < cutoff(as_of))
+        .where(al.business_date >= start, al.business_date <= as_of)
         .group_by(day, al.currency, al.kind)
     ).all()
     frame = pl.DataFrame(

@@ -22,19 +22,19 @@ from reconcile.collectors.balances import (
     Collections,
     balances,
     base_kind,
-    cutoff,
     days_past_due,
     installments,
+    invoice_state,
     one_snapshot,
     read_frame,
     with_original,
 )
 from reconcile.core.errors import NotFoundError
 from reconcile.services.exports import decimal_text
-from reconcile.store import tables
+from reconcile.store import repo, tables
 
-ENTRY_ORDER = {"invoice": 0, "settled_before_ledger": 1, "payment": 2, "write_off": 3, "reversal": 4,
-               "write_off_reversed": 5}
+ENTRY_ORDER = {"invoice": 0, "credit_note": 0, "settled_before_ledger": 1, "payment": 2, "write_off": 3,
+               "reversal": 4, "write_off_reversed": 5, "closed_elsewhere": 6}
 ENTRIES = {
     "date": pl.Date(), "kind": pl.String(), "reference": pl.String(), "description": pl.String(),
     "currency": pl.String(), "amount_minor": pl.Int64(),
@@ -52,19 +52,34 @@ class StatementOfAccount:
 
 
 def _invoice_entries(invoices: pl.DataFrame) -> pl.DataFrame:
+    """Issued items, what the receivables system settled besides reconcile's postings it imported, and
+    reconcile's postings it overtook (closed the item otherwise before importing them)."""
+    credit_note = pl.col("amount_minor") < 0
     issued = invoices.select(
-        pl.col("issue_date").alias("date"), pl.lit("invoice").alias("kind"),
+        pl.col("issue_date").alias("date"),
+        pl.when(credit_note).then(pl.lit("credit_note")).otherwise(pl.lit("invoice")).alias("kind"),
         pl.col("invoice_number").alias("reference"),
-        pl.concat_str([pl.lit("invoice, due "), pl.col("due_date").cast(pl.String)]).alias("description"),
+        pl.when(credit_note).then(pl.lit("credit note"))
+        .otherwise(pl.concat_str([pl.lit("invoice, due "), pl.col("due_date").cast(pl.String)])).alias("description"),
         "currency", pl.col("amount_minor"),
     )
-    before = invoices.filter(pl.col("snapshot_open_minor") != pl.col("amount_minor")).select(
+    # snapshot open + reconcile's postings the snapshot already includes - issued amount
+    elsewhere = pl.col("snapshot_open") + pl.col("included") - pl.col("amount_minor")
+    before = invoices.filter(elsewhere != 0).select(
         pl.col("issue_date").alias("date"), pl.lit("settled_before_ledger").alias("kind"),
         pl.col("invoice_number").alias("reference"),
-        pl.lit("settled in the receivables system before this ledger (snapshot)").alias("description"),
-        "currency", (pl.col("snapshot_open_minor") - pl.col("amount_minor")).alias("amount_minor"),
+        pl.when(pl.col("erp_status") == "closed")
+        .then(pl.lit("closed in the receivables system (paid, cancelled or credited there)"))
+        .otherwise(pl.lit("settled in the receivables system outside reconcile (snapshot)")).alias("description"),
+        "currency", elsewhere.alias("amount_minor"),
     )
-    return pl.concat([issued, before])
+    overtaken = invoices.filter(pl.col("excess_minor") != 0).select(
+        pl.col("issue_date").alias("date"), pl.lit("closed_elsewhere").alias("kind"),
+        pl.col("invoice_number").alias("reference"),
+        pl.lit("reconcile's payment overtaken by the receivables system (closed_elsewhere: under review)")
+        .alias("description"), "currency", pl.col("excess_minor").alias("amount_minor"),
+    )
+    return pl.concat([issued, before, overtaken])
 
 
 def _part_text() -> pl.Expr:
@@ -86,7 +101,7 @@ def _ledger_entries(rows: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=ENTRIES)
     rows = rows.with_columns(
         (pl.col("kind") == "reversal").alias("reversed"),
-        pl.when(pl.col("kind") == "reversal").then(pl.col("posted_at").dt.date())
+        pl.when(pl.col("kind") == "reversal").then(pl.col("business_date"))
         .otherwise(pl.col("booking_date")).alias("date"),
         _part_text().alias("part"),
     )
@@ -129,29 +144,32 @@ def running_balance(entries: pl.DataFrame) -> pl.DataFrame:
 def statement_of_account(engine: Engine, customer_id: str, as_of: date,
                          collections: Collections | None = None) -> StatementOfAccount:
     collections = collections or Collections()
-    inv, al, bl, cu = tables.Invoice, tables.Allocation, tables.BankLine, tables.Customer
+    al, bl, cu = tables.Allocation, tables.BankLine, tables.Customer
     with one_snapshot(engine) as session:
         name = session.execute(select(cu.name).where(cu.customer_id == customer_id)).scalar_one_or_none()
         if name is None:
             raise NotFoundError(f"customer {customer_id!r} is not in the receivables snapshot")
-        invoices = read_frame(session, select(
-            inv.invoice_number, inv.issue_date, inv.due_date, inv.currency, inv.amount_minor, inv.snapshot_open_minor,
-        ).where(inv.customer_id == customer_id, inv.issue_date <= as_of), {
-            "invoice_number": pl.String(), "issue_date": pl.Date(), "due_date": pl.Date(), "currency": pl.String(),
-            "amount_minor": pl.Int64(), "snapshot_open_minor": pl.Int64(),
-        })
+        invoices = invoice_state(session, as_of, customer_id)
         rows = read_frame(session, with_original(select(
-            al.id, al.posting_id, al.kind, base_kind(), al.invoice_number, al.installment_no, al.amount_minor,
-            al.currency, al.reason, func.coalesce(al.reason, ORIGINAL.c.reason), al.posted_at, bl.booking_date,
-            bl.source_ref,
+            al.id, al.posting_id, al.kind, base_kind(), al.invoice_number, al.installment_no,
+            # in the item's currency: a payment made in another currency settles the invoice in its own
+            repo.settled_amount(al), repo.settled_currency(al), al.reason, func.coalesce(al.reason, ORIGINAL.c.reason),
+            al.business_date, bl.booking_date, bl.source_ref, al.batch_seq,
         ).select_from(al).join(bl, bl.id == al.bank_line_id)).where(
-            al.customer_id == customer_id, al.posted_at < cutoff(as_of),
+            al.customer_id == customer_id, al.business_date <= as_of, base_kind() != "fx",
         ), {
             "id": pl.Int64(), "posting_id": pl.Int64(), "kind": pl.String(), "base_kind": pl.String(),
             "invoice_number": pl.String(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
             "currency": pl.String(), "reason": pl.String(), "original_reason": pl.String(),
-            "posted_at": pl.Datetime("us"), "booking_date": pl.Date(), "source_ref": pl.String(),
+            "business_date": pl.Date(), "booking_date": pl.Date(), "source_ref": pl.String(), "batch_seq": pl.Int64(),
         })
+        # reconcile's postings each invoice's snapshot already includes (in a batch up to its basis)
+        settling = rows.filter(pl.col("base_kind").is_in(["invoice", "installment"])).join(
+            invoices.select("invoice_number", "basis_seq"), on="invoice_number", how="inner")
+        included = settling.filter(pl.col("batch_seq").is_not_null() & (pl.col("batch_seq") <= pl.col("basis_seq"))) \
+            .group_by("invoice_number").agg(pl.col("amount_minor").sum().alias("included"))
+        invoices = invoices.join(included, on="invoice_number", how="left").with_columns(
+            pl.col("included").fill_null(0))
         schedule = installments(session, as_of, customer_id)
     entries = running_balance(pl.concat([
         _invoice_entries(invoices).cast(ENTRIES),  # type: ignore[arg-type]

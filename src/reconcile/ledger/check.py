@@ -9,11 +9,13 @@ non-zero; every posting run calls it after its last chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from reconcile.core.allocation import clamp_open_expr, order_violations
 from reconcile.core.money import format_minor
 from reconcile.store import repo, tables
 
@@ -44,15 +46,19 @@ def _lines(session: Session) -> pl.DataFrame:
         .where(p.reversed_at.is_(None)).group_by(p.bank_line_id).subquery()
     )
     ex = tables.ExceptionItem
+    # a posted line may also carry an open closed_elsewhere question; the rest of the queue is for unposted lines
     open_items = (
-        select(ex.bank_line_id, func.count().label("open_items"))
+        select(ex.bank_line_id, func.count().label("open_items"),
+               func.sum(case((ex.reason == "closed_elsewhere", 1), else_=0)).label("closed_elsewhere"))
         .where(ex.status == "open").group_by(ex.bank_line_id).subquery()
     )
     query = (
         select(
             bl.id, bl.account, bl.source_ref, bl.amount_minor, bl.currency, bl.status,
             func.coalesce(allocated.c.allocated, 0), func.coalesce(allocated.c.rows, 0),
-            func.coalesce(active.c.active_postings, 0), func.coalesce(open_items.c.open_items, 0),
+            func.coalesce(active.c.active_postings, 0),
+            func.coalesce(open_items.c.open_items, 0) - func.coalesce(open_items.c.closed_elsewhere, 0),
+            func.coalesce(open_items.c.closed_elsewhere, 0),
         )
         .outerjoin(allocated, allocated.c.bank_line_id == bl.id)
         .outerjoin(active, active.c.bank_line_id == bl.id)
@@ -61,7 +67,7 @@ def _lines(session: Session) -> pl.DataFrame:
     return repo.frame_of(session, query, {
         "id": pl.Int64(), "account": pl.String(), "source_ref": pl.String(), "amount_minor": pl.Int64(),
         "currency": pl.String(), "status": pl.String(), "allocated": pl.Int64(), "rows": pl.Int64(),
-        "active_postings": pl.Int64(), "open_items": pl.Int64(),
+        "active_postings": pl.Int64(), "open_items": pl.Int64(), "closed_elsewhere": pl.Int64(),
     })
 
 
@@ -81,6 +87,8 @@ def _line_violations(lines: pl.DataFrame) -> list[Violation]:
          lambda r: f"status exception with {r['open_items']} open queue items (expected 1)"),
         ("queue_status", (pl.col("status") != "exception") & (pl.col("open_items") != 0),
          lambda r: f"status {r['status']} but {r['open_items']} open queue item(s)"),
+        ("queue_status", ~posted & (pl.col("closed_elsewhere") != 0),
+         lambda r: f"status {r['status']} but an open closed_elsewhere item (only a posting can be closed elsewhere)"),
     ]
     found = []
     for rule, condition, describe in checks:
@@ -97,31 +105,53 @@ def _settles_items():  # type: ignore[no-untyped-def]
     return al.kind.in_(("invoice", "installment")) | ((al.kind == "reversal") & reversed_kind.in_(("invoice", "installment")))
 
 
-def _invoice_violations(session: Session) -> list[Violation]:
+def _applied(key: Any, basis: Any) -> Any:
+    """Per key: all settling rows (applied) and those the receivables system had not imported by `basis`."""
+    al = tables.Allocation
+    settled = repo.settled_amount(al)
+    pending = case(((al.batch_seq.is_(None)) | (al.batch_seq > basis), settled), else_=0)
+    return (key, func.sum(settled).label("applied"), func.sum(pending).label("pending"))
+
+
+def _invoice_frame(session: Session) -> pl.DataFrame:
     inv, al = tables.Invoice, tables.Allocation
     applied = (
-        select(al.invoice_number, func.sum(al.amount_minor).label("applied"))
+        select(*_applied(al.invoice_number, inv.basis_seq)).join(inv, inv.invoice_number == al.invoice_number)
         .where(al.invoice_number.is_not(None), _settles_items()).group_by(al.invoice_number).subquery()
     )
-    frame = repo.frame_of(session, select(
-        inv.invoice_number, inv.currency, inv.snapshot_open_minor, inv.open_amount_minor,
-        func.coalesce(applied.c.applied, 0),
+    return repo.frame_of(session, select(
+        inv.invoice_number, inv.customer_id, inv.currency, inv.amount_minor, inv.snapshot_open_minor,
+        inv.open_amount_minor, inv.excess_minor, func.coalesce(applied.c.applied, 0),
+        func.coalesce(applied.c.pending, 0),
     ).outerjoin(applied, applied.c.invoice_number == inv.invoice_number), {
-        "invoice_number": pl.String(), "currency": pl.String(), "snapshot_open": pl.Int64(),
-        "open": pl.Int64(), "applied": pl.Int64(),
+        "invoice_number": pl.String(), "customer_id": pl.String(), "currency": pl.String(), "amount": pl.Int64(),
+        "snapshot_open": pl.Int64(), "open": pl.Int64(), "excess": pl.Int64(), "applied": pl.Int64(),
+        "pending": pl.Int64(),
     })
+
+
+def _invoice_violations(frame: pl.DataFrame) -> list[Violation]:
+    """open and excess are what the rule (core/allocation.clamp_open) gives for the snapshot and the postings."""
+    credit_note = pl.col("amount") < 0
+    expected_open, expected_excess = clamp_open_expr(pl.col("snapshot_open") - pl.col("pending"), credit_note)
+    checked = frame.with_columns(expected_open.alias("expected_open"), expected_excess.alias("expected_excess"))
     found = []
-    wrong = frame.filter(pl.col("open") != pl.col("snapshot_open") - pl.col("applied"))
+    wrong = checked.filter((pl.col("open") != pl.col("expected_open")) | (pl.col("excess") != pl.col("expected_excess")))
     for r in wrong.iter_rows(named=True):
+        ccy = r["currency"]
         found.append(Violation(
             "invoice_open", f"invoice {r['invoice_number']}",
-            f"open {_money(r['open'], r['currency'])}, but snapshot open "
-            f"{_money(r['snapshot_open'], r['currency'])} - applied {_money(r['applied'], r['currency'])} = "
-            f"{_money(r['snapshot_open'] - r['applied'], r['currency'])}",
+            f"open {_money(r['open'], ccy)} (excess {_money(r['excess'], ccy)}), but snapshot open "
+            f"{_money(r['snapshot_open'], ccy)} - reconcile's postings not yet in the receivables system "
+            f"{_money(r['pending'], ccy)} gives open {_money(r['expected_open'], ccy)} "
+            f"(excess {_money(r['expected_excess'], ccy)})",
         ))
-    for r in frame.filter((pl.col("open") < 0) | (pl.col("applied") < 0)).iter_rows(named=True):
+    wrong_sign = checked.filter((credit_note & ((pl.col("open") > 0) | (pl.col("applied") > 0)))
+                                | (~credit_note & ((pl.col("open") < 0) | (pl.col("applied") < 0))))
+    for r in wrong_sign.iter_rows(named=True):
         found.append(Violation("negative", f"invoice {r['invoice_number']}",
-                               f"open {_money(r['open'], r['currency'])}, applied {_money(r['applied'], r['currency'])}"))
+                               f"open {_money(r['open'], r['currency'])}, applied {_money(r['applied'], r['currency'])} "
+                               f"on an item of {_money(r['amount'], r['currency'])}"))
     return found
 
 
@@ -129,33 +159,71 @@ def _installment_violations(session: Session) -> list[Violation]:
     ins, al = tables.Installment, tables.Allocation
     applied = (
         select(
-            al.installment_id, func.sum(al.amount_minor).label("applied"),
+            *_applied(al.installment_id, ins.basis_seq),
             func.sum(case((al.kind == "reversal", 1), else_=0)).label("reversals"),
-        ).where(al.installment_id.is_not(None), _settles_items()).group_by(al.installment_id).subquery()
+        ).join(ins, ins.id == al.installment_id)
+        .where(al.installment_id.is_not(None), _settles_items()).group_by(al.installment_id).subquery()
     )
     frame = repo.frame_of(session, select(
-        ins.plan_id, ins.installment_no, ins.amount_minor, ins.snapshot_paid_minor, ins.open_amount_minor,
-        func.coalesce(applied.c.applied, 0), func.coalesce(applied.c.reversals, 0),
+        ins.plan_id, ins.installment_no, ins.due_date, ins.amount_minor, ins.snapshot_paid_minor,
+        ins.open_amount_minor, ins.excess_minor, func.coalesce(applied.c.applied, 0),
+        func.coalesce(applied.c.pending, 0), func.coalesce(applied.c.reversals, 0),
     ).outerjoin(applied, applied.c.installment_id == ins.id), {
-        "plan_id": pl.String(), "no": pl.Int64(), "amount": pl.Int64(), "paid": pl.Int64(),
-        "open": pl.Int64(), "applied": pl.Int64(), "reversals": pl.Int64(),
-    }).sort("plan_id", "no")
+        "plan_id": pl.String(), "no": pl.Int64(), "due_date": pl.Date(), "amount": pl.Int64(), "paid": pl.Int64(),
+        "open": pl.Int64(), "excess": pl.Int64(), "applied": pl.Int64(), "pending": pl.Int64(),
+        "reversals": pl.Int64(),
+    }).sort("plan_id", "due_date", "no")
     found = []
-    expected = pl.col("amount") - pl.col("paid") - pl.col("applied")
-    for r in frame.filter(pl.col("open") != expected).iter_rows(named=True):
+    expected_open, expected_excess = clamp_open_expr(pl.col("amount") - pl.col("paid") - pl.col("pending"),
+                                                     pl.lit(False))
+    wrong = frame.filter((pl.col("open") != expected_open) | (pl.col("excess") != expected_excess))
+    for r in wrong.iter_rows(named=True):
         found.append(Violation(
             "installment_open", f"plan {r['plan_id']} installment {r['no']}",
-            f"open {r['open']} minor units, expected {r['amount'] - r['paid'] - r['applied']}",
+            f"open {r['open']} minor units (excess {r['excess']}), expected from amount {r['amount']} - paid "
+            f"{r['paid']} - not yet imported {r['pending']}",
         ))
-    # due order: nothing applied to an installment while an earlier one of its plan is still open
-    # (an installment reopened by a reversal, e.g. a bank return, is a broken plan, not a posting error)
-    unpaid = ((pl.col("open") > 0) & (pl.col("reversals") == 0)).cast(pl.Int64)
-    earlier_open = unpaid.cum_sum().over("plan_id") - unpaid
-    for r in frame.filter((pl.col("applied") > 0) & (earlier_open > 0)).iter_rows(named=True):
+    # due order (core/allocation.py, the same rule the matcher and the queue follow)
+    for r in order_violations(frame).iter_rows(named=True):
         found.append(Violation(
             "installment_order", f"plan {r['plan_id']} installment {r['no']}",
-            "paid while an earlier installment of the plan is still open",
+            "paid while an earlier installment of the plan (by due date) is still open",
         ))
+    return found
+
+
+def _attribution_violations(session: Session, invoices: pl.DataFrame) -> list[Violation]:
+    """Rows on an invoice carry its customer and currency; a customer's statement of account ends at its
+    open items less its credit on account (the figures balances shows)."""
+    al, inv = tables.Allocation, tables.Invoice
+    found = []
+    settled_ccy = repo.settled_currency(al)
+    wrong = session.execute(
+        select(al.id, al.invoice_number, al.customer_id, settled_ccy, inv.customer_id, inv.currency)
+        .join(inv, inv.invoice_number == al.invoice_number)
+        .where((al.customer_id != inv.customer_id) | (settled_ccy != inv.currency))
+    ).all()
+    for r in wrong[:1000]:
+        found.append(Violation("allocation_owner", f"allocation {r[0]}",
+                               f"on invoice {r[1]} of {r[4]} ({r[5]}), but booked for {r[2]} ({r[3]})"))
+    # statement of account: issued + settled by the receivables system - reconcile's payments + excess
+    paid = repo.frame_of(session, select(al.customer_id, settled_ccy, func.sum(repo.settled_amount(al)))
+                         .where(al.invoice_number.is_not(None), _settles_items())
+                         .group_by(al.customer_id, settled_ccy),
+                         {"customer_id": pl.String(), "currency": pl.String(), "paid": pl.Int64()})
+    keyed = ["customer_id", "currency"]
+    per_customer = invoices.group_by(keyed).agg(
+        pl.col("open").sum().alias("open"),
+        # what the receivables system settled besides reconcile's imported postings, plus the issued amount
+        (pl.col("snapshot_open") + (pl.col("applied") - pl.col("pending"))).sum().alias("erp_side"),
+        pl.col("excess").sum().alias("excess"),
+    ).join(paid, on=keyed, how="full", coalesce=True).fill_null(0).with_columns(
+        (pl.col("erp_side") - pl.col("paid") + pl.col("excess")).alias("statement"))
+    for r in per_customer.filter(pl.col("statement") != pl.col("open")).sort(keyed).iter_rows(named=True):
+        found.append(Violation(
+            "statement_of_account", f"customer {r['customer_id']} ({r['currency']})",
+            f"statement of account ends at {_money(r['statement'], r['currency'])}, its open items at "
+            f"{_money(r['open'], r['currency'])}"))
     return found
 
 
@@ -164,7 +232,9 @@ def _allocation_violations(session: Session) -> list[Violation]:
     found = []
     rows = session.execute(
         select(al.id, al.kind, al.amount_minor, al.currency, al.reverses_id, al.invoice_number, al.customer_id)
-        .where((al.kind.in_(("invoice", "installment", "on_account")) & (al.amount_minor <= 0))
+        .where((al.kind.in_(("invoice", "installment", "on_account")) & (repo.settled_amount(al) == 0))
+               | ((al.kind == "fx") & al.invoice_number.is_not(None))
+               | ((al.kind == "installment") & (al.amount_minor < 0))
                | ((al.kind == "write_off") & (al.amount_minor >= 0))
                | ((al.kind == "reversal") & (al.reverses_id.is_(None)))
                | ((al.kind.in_(("invoice", "installment", "write_off"))) & al.invoice_number.is_(None)))
@@ -179,6 +249,7 @@ def _allocation_violations(session: Session) -> list[Violation]:
         select(al.id, al.amount_minor, original.c.amount_minor)
         .join(original, original.c.id == al.reverses_id)
         .where((al.amount_minor != -original.c.amount_minor)
+               | (func.coalesce(al.settled_amount_minor, 0) != -func.coalesce(original.c.settled_amount_minor, 0))
                | (func.coalesce(al.invoice_number, "") != func.coalesce(original.c.invoice_number, "")))
     ).all()
     for r in bad:
@@ -198,11 +269,29 @@ def _allocation_violations(session: Session) -> list[Violation]:
     return found
 
 
+def _on_account_violations(session: Session) -> list[Violation]:
+    """Credit on account is applied to invoices (negative on_account rows) only as far as it exists."""
+    al = tables.Allocation
+    original = tables.Allocation.__table__.alias("credit_original")
+    base = case((al.kind == "reversal", original.c.kind), else_=al.kind)
+    rows = session.execute(
+        select(al.customer_id, al.currency, func.sum(al.amount_minor))
+        .outerjoin(original, original.c.id == al.reverses_id).where(base == "on_account")
+        .group_by(al.customer_id, al.currency).having(func.sum(al.amount_minor) < 0)
+    ).all()
+    return [Violation("on_account_negative", f"customer {c} ({ccy})",
+                      f"credit on account is {_money(total, ccy)}: more was applied than was kept")
+            for c, ccy, total in rows]
+
+
 def check_ledger(session: Session) -> list[Violation]:
     """Every invariant violation in the ledger, or [] when it is consistent."""
+    invoices = _invoice_frame(session)
     return [
         *_line_violations(_lines(session)),
-        *_invoice_violations(session),
+        *_invoice_violations(invoices),
         *_installment_violations(session),
         *_allocation_violations(session),
+        *_attribution_violations(session, invoices),
+        *_on_account_violations(session),
     ]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import Table, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.errors import LedgerError
+from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
 
 
@@ -57,25 +58,10 @@ def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_st
             )
 
 
-def _subtract_open(session: Session, table: Table, key: str, amounts: pl.DataFrame) -> None:
-    """open_amount_minor -= amount for each (key, amount) row; the check constraints refuse below zero."""
-    repo.update_by_key(session, table, key, "open_amount_minor", amounts.rows())
-
-
-def reduce_open(session: Session, allocations: pl.DataFrame) -> None:
-    """Lower open amounts by what was allocated (raise them for negated rows); never below zero."""
-    # a write_off row (negative: the part of a settled item the payment did not bring in, e.g. a bank fee)
-    # is an expense beside the invoice row that settles the item in full; it moves no open amount
-    on_invoices = (
-        allocations.filter(pl.col("kind").is_in(["invoice", "installment"]))
-        .group_by("invoice_number").agg(pl.col("amount_minor").sum())
-    )
-    _subtract_open(session, tables.Invoice.__table__, "invoice_number", on_invoices)
-    on_installments = (
-        allocations.filter(pl.col("installment_id").is_not_null() & (pl.col("kind") != "write_off"))
-        .group_by("installment_id").agg(pl.col("amount_minor").sum())
-    )
-    _subtract_open(session, tables.Installment.__table__, "id", on_installments)
+def settled_columns(allocations: pl.DataFrame) -> list[pl.Expr]:
+    """settled_amount_minor / settled_currency of rows paid in another currency (null where absent)."""
+    return [pl.col(c) if c in allocations.columns else pl.lit(None, dtype=dtype).alias(c)
+            for c, dtype in (("settled_amount_minor", pl.Int64()), ("settled_currency", pl.String()))]
 
 
 def post_chunk(
@@ -88,10 +74,12 @@ def post_chunk(
     run_id: str | None,
     actor: str,
     now: datetime,
+    business_date: date,
 ) -> ChunkResult:
     """Apply one chunk of decisions. `lines` holds bank_line_id, amount_minor, generation of every line named.
 
     `allocations` is frames.ALLOCATIONS plus an installment_id column (null unless kind is installment).
+    `business_date` is the day the rows belong to: the run's as-of date, or the day a person decided.
     """
     check_balanced(allocations, lines)
     generation = dict(lines.select("bank_line_id", "generation").iter_rows())
@@ -116,15 +104,17 @@ def post_chunk(
             "invoice_number", "installment_id", "installment_no", "amount_minor", "currency", "rule", "confidence",
             "evidence", pl.lit(None, dtype=pl.Int64()).alias("reverses_id"),
             pl.when(pl.col("kind") == "write_off").then(pl.col("rule")).alias("reason"),
-        ).with_columns(pl.lit(now).alias("posted_at")).to_dicts()
+            *settled_columns(allocations),
+        ).with_columns(pl.lit(now).alias("posted_at"), pl.lit(business_date).alias("business_date")).to_dicts()
         repo.insert_rows(session, tables.Allocation.__table__, rows)
-        reduce_open(session, allocations)
+        move_open(session, allocations)
         # any open exception item of a line posted now is settled by this posting
         ex = tables.ExceptionItem.__table__
         for part in repo.chunks(posted_ids, 900):
             session.execute(
                 update(ex).where(ex.c.bank_line_id.in_(part), ex.c.status == "open")
-                .values(status="resolved", resolved_by=actor, resolved_at=now, resolution="auto_posted")
+                .values(status="resolved", resolved_by=actor, resolved_at=now, resolution="auto_posted",
+                        closed_on=business_date)
             )
         per_line = allocations.group_by("bank_line_id", maintain_order=True).agg(
             pl.struct("kind", "invoice_number", "installment_no", "amount_minor", "currency", "rule").alias("parts")
@@ -141,16 +131,76 @@ def post_chunk(
     if exceptions.height:
         ids = exceptions["bank_line_id"].to_list()
         _claim_lines(session, ids, "exception", open_statuses)
-        repo.insert_ignore(session, tables.ExceptionItem.__table__, [
-            {
-                "bank_line_id": r["bank_line_id"], "generation": generation[r["bank_line_id"]], "run_id": run_id,
-                "reason": r["reason"], "suggestions": r["suggestions"], "customer_id": r["customer_id"],
-                "evidence": r["evidence"], "status": "open", "created_at": now,
-            }
-            for r in exceptions.iter_rows(named=True)
-        ])
+        queue_lines(session, exceptions, generation, run_id=run_id, now=now, business_date=business_date)
 
     if skipped.height:
         _claim_lines(session, skipped["bank_line_id"].to_list(), "skipped", ("unmatched",))
 
     return ChunkResult(len(posted_ids), allocations.height, exceptions.height, skipped.height)
+
+
+def _proposal(evidence: str | None, now: datetime) -> dict[str, object]:
+    """A decision the run proposes for a person to approve (an advice's deductions above the approval limit)."""
+    found = json.loads(evidence).get("proposal") if evidence else None
+    if not found:
+        return {"proposal": None, "proposed_by": None, "proposed_at": None}
+    return {"proposal": json.dumps(found), "proposed_by": "advice", "proposed_at": now}
+
+
+def queue_lines(session: Session, exceptions: pl.DataFrame, generation: dict[int, int], *, run_id: str | None,
+                now: datetime, business_date: date) -> None:
+    """Queue lines for a person; a line already queued (a re-match that is still undecided) keeps its item,
+    with the reason, suggestions and evidence of this decision, so what people see is never stale."""
+    ex = tables.ExceptionItem.__table__
+    rows = exceptions.select("bank_line_id", "reason", "suggestions", "customer_id", "evidence").to_dicts()
+    open_items: dict[int, int] = {}
+    for part in repo.chunks([r["bank_line_id"] for r in rows], 900):
+        open_items.update(session.execute(
+            select(ex.c.bank_line_id, ex.c.id).where(ex.c.bank_line_id.in_(part), ex.c.status == "open",
+                                                     ex.c.reason != "closed_elsewhere")).all())
+    fresh = [r for r in rows if r["bank_line_id"] not in open_items]
+    repo.insert_rows(session, ex, [
+        {**r, "generation": generation[r["bank_line_id"]], "run_id": run_id, "status": "open", "created_at": now,
+         "opened_on": business_date, **_proposal(r["evidence"], now)}
+        for r in fresh
+    ])
+    again = [r for r in rows if r["bank_line_id"] in open_items]
+    if again:
+        session.execute(
+            update(ex).where(ex.c.id == bindparam("item")).values(
+                reason=bindparam("r"), suggestions=bindparam("s"), customer_id=bindparam("c"),
+                evidence=bindparam("e")),
+            [{"item": open_items[r["bank_line_id"]], "r": r["reason"], "s": r["suggestions"],
+              "c": r["customer_id"], "e": r["evidence"]} for r in again],
+        )
+
+
+def post_adjustment(session: Session, line_id: int, rows: pl.DataFrame, *, actor: str, now: datetime,
+                    business_date: date, action: str, reason: str | None) -> int:
+    """Rows that re-apply money inside a posted line (credit on account applied to an invoice): they join the
+    line's active posting, so unapplying the line takes them back too, and they add up to zero, so the line's
+    rows still add up to its amount. `rows`: frames.ALLOCATIONS + installment_id."""
+    if rows.height == 0:
+        return 0
+    net = rows["amount_minor"].sum()
+    if net != 0:
+        raise LedgerError(f"bank line {line_id}: an adjustment must add up to zero, these rows add up to {net}")
+    p = tables.Posting
+    posting = session.execute(
+        select(p.id).where(p.bank_line_id == line_id, p.reversed_at.is_(None))
+    ).scalar()
+    if posting is None:
+        raise LedgerError(f"bank line {line_id} has no active posting to adjust")
+    records = rows.select(
+        pl.lit(posting, dtype=pl.Int64()).alias("posting_id"), "bank_line_id", pl.lit(None, dtype=pl.String()).alias("run_id"),
+        "kind", "customer_id", "invoice_number", "installment_id", "installment_no", "amount_minor", "currency",
+        "rule", "confidence", "evidence", pl.lit(None, dtype=pl.Int64()).alias("reverses_id"),
+        pl.lit(reason, dtype=pl.String()).alias("reason"),
+    ).with_columns(pl.lit(now).alias("posted_at"), pl.lit(business_date).alias("business_date")).to_dicts()
+    repo.insert_rows(session, tables.Allocation.__table__, records)
+    move_open(session, rows)
+    parts = rows.select("kind", "invoice_number", "installment_no", "amount_minor", "currency").to_dicts()
+    session.add(tables.AuditEntry(at=now, actor=actor, action=action, bank_line_id=line_id,
+                                  invoice_number=next((r["invoice_number"] for r in parts if r["invoice_number"]), None),
+                                  reason=reason, details=json.dumps({"allocations": parts}, default=str)))
+    return len(records)

@@ -10,14 +10,14 @@ more. Callers own the transaction: the whole reversal commits or nothing.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.errors import LedgerError
-from reconcile.ledger.post import reduce_open
+from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
 
 # what happens to a line after its posting is reversed
@@ -32,19 +32,22 @@ def _allocation_rows(session: Session, posting_id: int) -> pl.DataFrame:
     al = tables.Allocation
     return repo.frame_of(session, select(
         al.id, al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no,
-        al.amount_minor, al.currency,
+        al.amount_minor, al.currency, al.settled_amount_minor, al.settled_currency,
     ).where(al.posting_id == posting_id, al.kind != "reversal"), {
         "id": pl.Int64(), "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(),
         "installment_id": pl.Int64(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
-        "currency": pl.String(),
+        "currency": pl.String(), "settled_amount_minor": pl.Int64(), "settled_currency": pl.String(),
     })
 
 
 def reverse_line(
-    session: Session, line_id: int, *, reason: str, then: str, actor: str, now: datetime,
+    session: Session, line_id: int, *, reason: str, then: str, actor: str, now: datetime, business_date: date,
     run_id: str | None = None, details: dict | None = None,
 ) -> pl.DataFrame:
-    """Reverse the active posting of bank line `line_id`; returns the original allocation rows reversed."""
+    """Reverse the active posting of bank line `line_id`; returns the original allocation rows reversed.
+
+    `business_date` is the day the reversal rows belong to (the run's as-of date or the day a person acted).
+    """
     if then not in THEN_STATUSES:
         raise ValueError(f"unknown status after reversal: {then}")
     bl, p = tables.BankLine.__table__, tables.Posting.__table__
@@ -67,13 +70,21 @@ def reverse_line(
             "customer_id": r["customer_id"], "invoice_number": r["invoice_number"],
             "installment_id": r["installment_id"], "installment_no": r["installment_no"],
             "amount_minor": -r["amount_minor"], "currency": r["currency"], "rule": "reversal",
+            "settled_amount_minor": -r["settled_amount_minor"] if r["settled_amount_minor"] is not None else None,
+            "settled_currency": r["settled_currency"],
             "confidence": 1.0, "evidence": json.dumps({"reverses": r["kind"], **(details or {})}),
-            "reverses_id": r["id"], "reason": reason, "posted_at": now,
+            "reverses_id": r["id"], "reason": reason, "posted_at": now, "business_date": business_date,
         }
         for r in originals.iter_rows(named=True)
     ])
-    # give back exactly what the posting took
-    reduce_open(session, originals.with_columns(-pl.col("amount_minor")))
+    # give back exactly what the posting took (first what the receivables system had closed otherwise)
+    move_open(session, originals.with_columns(-pl.col("amount_minor"), -pl.col("settled_amount_minor")),
+              giving_back=True)
+    # a closed-elsewhere question about this posting is answered by taking the posting back
+    ex = tables.ExceptionItem.__table__
+    session.execute(update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open",
+                                     ex.c.reason == "closed_elsewhere").values(
+        status="resolved", resolution="unapplied", resolved_by=actor, resolved_at=now, closed_on=business_date))
 
     if then == "exception":
         invoices = originals.filter(pl.col("invoice_number").is_not_null())["invoice_number"].unique(maintain_order=True)
@@ -82,6 +93,7 @@ def reverse_line(
             suggestions="|".join(invoices.to_list()) or None,
             customer_id=originals["customer_id"].drop_nulls().first() if originals.height else None,
             evidence=json.dumps({"unapplied": reason, "by": actor}), status="open", created_at=now,
+            opened_on=business_date,
         ))
     session.add(tables.AuditEntry(
         at=now, actor=actor, action="reverse", bank_line_id=line_id, run_id=run_id,
@@ -92,7 +104,8 @@ def reverse_line(
     return originals
 
 
-def _close_unposted(session: Session, line_id: int, status: str, resolution: str, actor: str, now: datetime) -> None:
+def _close_unposted(session: Session, line_id: int, status: str, resolution: str, actor: str, now: datetime,
+                    business_date: date) -> None:
     """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
     moved = session.execute(
@@ -102,13 +115,13 @@ def _close_unposted(session: Session, line_id: int, status: str, resolution: str
         raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
     session.execute(
         update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open")
-        .values(status="resolved", resolution=resolution, resolved_by=actor, resolved_at=now)
+        .values(status="resolved", resolution=resolution, resolved_by=actor, resolved_at=now, closed_on=business_date)
     )
 
 
 def apply_return(
     session: Session, debit_id: int, credit_id: int, *, evidence: str, actor: str, now: datetime,
-    run_id: str | None = None,
+    business_date: date, run_id: str | None = None,
 ) -> None:
     """The bank took payment `credit_id` back with debit `debit_id`: reverse it if posted, never match it again."""
     bl = tables.BankLine.__table__
@@ -116,14 +129,14 @@ def apply_return(
     status = session.execute(select(bl.c.status).where(bl.c.id == credit_id)).scalar_one()
     if status == "posted":
         reverse_line(session, credit_id, reason="bank_return", then="returned", actor=actor, now=now,
-                     run_id=run_id, details=details)
+                     business_date=business_date, run_id=run_id, details=details)
     else:
-        _close_unposted(session, credit_id, "returned", "returned", actor, now)
+        _close_unposted(session, credit_id, "returned", "returned", actor, now, business_date)
         session.add(tables.AuditEntry(
             at=now, actor=actor, action="return", bank_line_id=credit_id, run_id=run_id, reason="bank_return",
             details=json.dumps(details),
         ))
-    _close_unposted(session, debit_id, "skipped", "return_paired", actor, now)
+    _close_unposted(session, debit_id, "skipped", "return_paired", actor, now, business_date)
     session.add(tables.AuditEntry(
         at=now, actor=actor, action="return", bank_line_id=debit_id, run_id=run_id, reason="bank_return",
         details=json.dumps({"returns_line_id": credit_id, "evidence": evidence}),

@@ -1,8 +1,10 @@
 """Which of one customer's open items does an amount pay? Small exact searches, no floats.
 
 Items are (key, open_minor) pairs of one customer in one currency, oldest due
-first. Each search returns every fit it finds up to a small limit, so the
-caller can tell "exactly one fit" (post) from "several" (ask a person).
+first; a credit note is an item with a negative open amount. Each search
+returns every fit it finds up to a small limit, in a fixed order (the items'
+order), so the caller can tell "exactly one fit" (post) from "several" (ask a
+person), and the same items always give the same answer.
 """
 
 from __future__ import annotations
@@ -32,32 +34,37 @@ def prefix_runs(runs: Sequence[Sequence[tuple[K, int]]], amount: int) -> list[li
 
 def subsets(items: Sequence[tuple[K, int]], amount: int, *, max_items: int, max_size: int,
             limit: int = 3) -> list[list[K]]:
-    """Combinations of 2..max_size items adding up to amount (bounded: the max_items oldest items only).
+    """Combinations of 2..max_size items adding up to amount; credit notes (negative items) may take part.
 
-    Depth-first over items sorted by amount, largest first, pruned by the
-    remaining sum; stops after `limit` fits, since two already mean ambiguous.
+    Bounded: the max_items oldest invoices and the max_items oldest credit notes. Depth-first over the
+    items by amount, largest first (ties in the items' own order), pruned by what the remaining items can
+    still add or take away; stops after `limit` fits, since two already mean ambiguous. Each fit lists its
+    keys in the items' order.
     """
-    pool = [(k, a) for k, a in items[:max_items] if 0 < a <= amount]
-    pool.sort(key=lambda item: item[1], reverse=True)
-    suffix = list(accumulate(reversed([a for _, a in pool])))[::-1] + [0]
+    positives = [(i, k, a) for i, (k, a) in enumerate(items) if a > 0][:max_items]
+    negatives = [(i, k, a) for i, (k, a) in enumerate(items) if a < 0][:max_items]
+    if not negatives:
+        positives = [p for p in positives if p[2] <= amount]
+    pool = sorted(positives + negatives, key=lambda item: (-item[2], item[0]))
+    values = [a for _, _, a in pool]
+    most = list(accumulate(max(a, 0) for a in reversed(values)))[::-1] + [0]   # the most the rest can add
+    least = list(accumulate(min(a, 0) for a in reversed(values)))[::-1] + [0]  # the most it can take away
     found: list[list[K]] = []
-    chosen: list[K] = []
+    chosen: list[int] = []
 
     def walk(start: int, left: int) -> None:
         if len(found) >= limit:
             return
-        if left == 0:
-            if len(chosen) >= 2:
-                found.append(list(chosen))
-            return
+        if left == 0 and len(chosen) >= 2:
+            found.append([pool[j][1] for j in sorted(chosen, key=lambda j: pool[j][0])])
         if len(chosen) == max_size:
             return
         for i in range(start, len(pool)):
-            if suffix[i] < left:
+            if not least[i] <= left <= most[i]:
                 return
-            key, a = pool[i]
-            if a <= left:
-                chosen.append(key)
+            a = values[i]
+            if least[i + 1] <= left - a <= most[i + 1] or left - a == 0:
+                chosen.append(i)
                 walk(i + 1, left - a)
                 chosen.pop()
                 if len(found) >= limit:

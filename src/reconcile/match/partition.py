@@ -103,11 +103,18 @@ def decide_partition(part: Partition) -> MatchResult:
 
 
 def combine(prepared: Prepared, results: Iterable[MatchResult]) -> MatchResult:
+    """The partitions' results as one, in the order of one in-process run (the lines' booking order), so
+    that the number of partitions changes nothing, not even the order of rows."""
     results = list(results)
+    order = prepared.credits.select("bank_line_id", pl.int_range(pl.len()).alias("_order"))
+
+    def in_order(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(order, on="bank_line_id", how="left").sort("_order", maintain_order=True).drop("_order")
+
     return MatchResult(
-        allocations=pl.concat([r.allocations for r in results]),
-        exceptions=pl.concat([r.exceptions for r in results]),
-        skipped=pl.concat([prepared.skipped, *[r.skipped for r in results]]),
+        allocations=in_order(pl.concat([r.allocations for r in results])),
+        exceptions=in_order(pl.concat([r.exceptions for r in results])),
+        skipped=pl.concat([prepared.skipped, in_order(pl.concat([r.skipped for r in results]))]),
     )
 
 

@@ -15,16 +15,19 @@ import polars as pl
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
-from reconcile.match.normalise import account_norm, name_fold
+from reconcile.match.normalise import abbreviated, account_norm, name_fold
 
 CANDIDATES: dict[str, pl.DataType] = {
     "bank_line_id": pl.Int64(), "customer_id": pl.String(), "by": pl.String(), "score": pl.Float64(),
     "matched_name": pl.String(),
 }
 COMMON_WORD_CUSTOMERS = 40   # a block shared by more customers than this blocks nothing ("trading", "services")
+CROWDED_BLOCK = 2000         # a payer with only common blocks: those shared by at most this many count
+CROWDED_KEEP = 40            # ... and the names sharing the most of them are compared
 KEEP_PER_LINE = 10           # best-scoring customers kept per line
 MAX_WORDS = 8                # words of a name used for blocking (a 70-character name has about 8)
-TRUNCATED_AT = (32, 35, 70)  # lengths banks cut payer names to
+# banks cut payer names to their field's width (OFX 32, SWIFT 35, SEPA 70; a trailing blank may go too)
+MAYBE_CUT_AT = [31, 32, 34, 35, 69, 70]
 
 
 REFERENCE_PREFIX = "REF:"  # learned reference patterns live beside the payer accounts (learning.py)
@@ -66,68 +69,120 @@ def _names(customers: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFrame:
         customers.select("customer_id", pl.col("name").alias("raw"), pl.lit("name").alias("by")),
         aliases.select("customer_id", pl.col("alias").alias("raw"), pl.lit("alias").alias("by")),
     ])
-    return names.with_columns(name_fold(pl.col("raw")).alias("folded")).filter(pl.col("folded").str.len_chars() >= 2)
+    return (names.with_columns(name_fold(pl.col("raw"), False).alias("plain"))
+            .with_columns(abbreviated(pl.col("plain")).alias("folded"))
+            .filter(pl.col("folded").str.len_chars() >= 2)
+            .sort("customer_id", "by", "raw"))  # name ids never depend on the order rows came in
 
 
-def _block_keys(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """(key, block) rows. Blocks: each word of 3+ letters, each pair of such words (in either order), and
-    the first letters of the first two words. Single words are common among thousands of customers; pairs
-    of words rarely are, and survive a typo, an abbreviation or a truncation in any other word."""
+def _block_keys(frame: pl.DataFrame, key: str, payer: bool = False) -> pl.DataFrame:
+    """(key, block) rows. Blocks: each word of 3+ letters, each pair of such words (in either order), the
+    first letters of the first two words, and the first word's initial with each other word. Single words
+    are common among thousands of customers; pairs of words rarely are, and survive a typo, an
+    abbreviation or a truncation in any other word; "M. Lebensmittel Stuttgart" still meets "Meyer
+    Lebensmittel Stuttgart" on "m~lebensmittel" (a payer's name has these blocks only when it starts with
+    an initial)."""
     words = (
         frame.select(key, pl.col("folded").str.split(" ").alias("word"))
         .explode("word")
         .filter(pl.col("word").str.len_chars() >= 3)
-        .unique()
+        .unique(maintain_order=True)  # the first MAX_WORDS words of a name, always the same ones
         .with_columns(pl.int_range(pl.len()).over(key).alias("n"))
         .filter(pl.col("n") < MAX_WORDS)
     )
-    pairs = (
-        words.join(words, on=key, suffix="_2")
-        .filter(pl.col("word") < pl.col("word_2"))
-        .select(key, (pl.col("word") + "+" + pl.col("word_2")).alias("block"))
+    # pairs of words, and of their first three letters: a typo further on ("Zimermann", "Hanel") keeps those
+    stems = words.select(key, pl.col("word").alias("whole"), pl.col("word").str.slice(0, 3).alias("stem"))
+    both = stems.join(stems, on=key, suffix="_2").filter(pl.col("whole") < pl.col("whole_2"))
+    pairs = pl.concat([
+        both.select(key, (pl.col("whole") + "+" + pl.col("whole_2")).alias("block")),
+        both.filter(pl.col("stem") != pl.col("stem_2")).select(
+            key, (pl.min_horizontal("stem", "stem_2") + "+" + pl.max_horizontal("stem", "stem_2") + "*").alias("block")),
+    ])
+    first = pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 1)
+    second = pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 2)
+    prefix = frame.select(key, ("^" + first + second).alias("block"))
+    initial = (
+        frame.select(key, pl.col("folded").str.slice(0, 1).alias("initial"),
+                     pl.col("folded").str.extract(r"^\S+", 0).alias("lead"))
+        .filter(pl.col("lead").str.len_chars() == 1 if payer else pl.lit(True))
+        .join(words, on=key)
+        .filter(pl.col("word") != pl.col("lead"))
+        .select(key, (pl.col("initial") + "~" + pl.col("word")).alias("block"))
     )
-    prefix = frame.select(key, ("^" + pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 1)
-                                + pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 2)).alias("block"))
-    return pl.concat([words.select(key, pl.col("word").alias("block")), pairs, prefix]).drop_nulls().unique()
+    return pl.concat([words.select(key, pl.col("word").alias("block")), pairs, prefix, initial]).drop_nulls().unique()
 
 
-def _score(payer: list[str], known: list[str]) -> np.ndarray:
+def _score(payer: list[str], known: list[str], payer_as_cut: list[str], known_as_cut: list[str]) -> np.ndarray:
     # token_set forgives extra words ("ACME BERLIN" paying for Acme) but calls "Favre" a perfect match for
     # "Favre Prazisionstechnik Consulting"; token_sort tells that family apart. The mean keeps both virtues.
     token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=1)
     token_sort = cpdist(payer, known, scorer=fuzz.token_sort_ratio, workers=1)
     best = (token_set + token_sort) / 2
-    # a truncated payer name compares with the same length of the customer's name
-    cut = [k[: len(p)] if len(p) >= 12 and len(p) < len(k) else k for p, k in zip(payer, known, strict=True)]
-    prefix = cpdist(payer, cut, scorer=fuzz.ratio, workers=1)
+    # and the names as the bank may have cut them (_as_cut below)
+    prefix = cpdist(payer_as_cut, known_as_cut, scorer=fuzz.ratio, workers=1)
     return np.maximum(best, prefix).astype(np.float64)
+
+
+def _as_cut(pairs: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """A payer name the bank may have cut off (as long as a name field: MAYBE_CUT_AT) compares, as written
+    (no short forms: "INTERNATIONA" is no "intl"), with the same length of the customer's name; any other is
+    compared whole, and "Rousseau Electricite" is no perfect match for "Rousseau Electricite Batiment"."""
+    length = pl.col("plain").str.len_chars()
+    cut = pl.col("cut") & (length >= 12) & (length < pl.col("plain_known").str.len_chars())
+    frame = pairs.select(
+        pl.when(pl.col("cut")).then(pl.col("plain")).otherwise(pl.col("payer")).alias("p"),
+        pl.when(cut).then(pl.col("plain_known").str.slice(0, length))
+        .when(pl.col("cut")).then(pl.col("plain_known")).otherwise(pl.col("known")).alias("k"),
+    )
+    return frame["p"].to_list(), frame["k"].to_list()
 
 
 def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame) -> pl.DataFrame:
     payers = (
-        lines.select("bank_line_id", name_fold(pl.col("counterparty_name")).alias("folded"))
+        lines.select("bank_line_id", name_fold(pl.col("counterparty_name"), False).alias("plain"),
+                     pl.col("counterparty_name").str.len_chars().is_in(MAYBE_CUT_AT).alias("cut"))
+        .with_columns(abbreviated(pl.col("plain")).alias("folded"))
         .filter(pl.col("folded").str.len_chars() >= 2)
     )
     names = _names(customers, aliases).with_row_index("name_id")
     if payers.height == 0 or names.height == 0:
         return pl.DataFrame(schema=CANDIDATES)
     name_blocks = _block_keys(names, "name_id")
-    common = name_blocks.join(names.select("name_id", "customer_id"), on="name_id").group_by("block").agg(
-        pl.col("customer_id").n_unique().alias("n")
-    ).filter(pl.col("n") > COMMON_WORD_CUSTOMERS).select("block")
-    name_blocks = name_blocks.join(common, on="block", how="anti")
+    sizes = name_blocks.join(names.select("name_id", "customer_id"), on="name_id").group_by("block").agg(
+        pl.col("customer_id").n_unique().alias("n"))
+    line_blocks = _block_keys(payers, "bank_line_id", payer=True).join(sizes, on="block").with_columns(
+        pl.col("n").min().over("bank_line_id").alias("rarest"))
+    found = line_blocks.filter(pl.col("n") <= COMMON_WORD_CUSTOMERS).join(name_blocks, on="block").select(
+        "bank_line_id", "name_id")
+    # A payer whose every block is common ("Impianti Milano Firenze" among 20,000 customers): the names
+    # that share the most of its blocks ("impianti+milano" and "milano+firenze" and "g~impianti" ...).
+    crowded = (
+        line_blocks.filter((pl.col("rarest") > COMMON_WORD_CUSTOMERS) & (pl.col("n") <= CROWDED_BLOCK))
+        .join(name_blocks, on="block")
+        .group_by("bank_line_id", "name_id").len("shared")
+        .sort(["bank_line_id", "shared", "name_id"], descending=[False, True, False])
+        .filter(pl.int_range(pl.len()).over("bank_line_id") < CROWDED_KEEP)
+        .select("bank_line_id", "name_id")
+    )
     pairs = (
-        _block_keys(payers, "bank_line_id").join(name_blocks, on="block")
-        .select("bank_line_id", "name_id").unique()
+        pl.concat([found, crowded]).unique()
         .join(payers, on="bank_line_id")
-        .join(names.select("name_id", "customer_id", "by", pl.col("folded").alias("known"), "raw"), on="name_id")
+        .join(names.select("name_id", "customer_id", "by", pl.col("folded").alias("known"),
+                           pl.col("plain").alias("plain_known"), "raw"), on="name_id")
+        .sort("bank_line_id", "name_id")
     )
     if pairs.height == 0:
         return pl.DataFrame(schema=CANDIDATES)
-    scores = _score(pairs["folded"].to_list(), pairs["known"].to_list())
+    # an initial stands for the customer's first word when it fits: "E. Trasporti Milano" is read as
+    # "Esposito Trasporti Milano" against Esposito, and stays "e trasporti milano" against Conti
+    lead, known_lead = pl.col("folded").str.extract(r"^(\S+)", 1), pl.col("known").str.extract(r"^(\S+)", 1)
+    pairs = pairs.with_columns(
+        pl.when((lead.str.len_chars() == 1) & (known_lead.str.len_chars() > 1) & known_lead.str.starts_with(lead))
+        .then(known_lead + pl.col("folded").str.slice(1)).otherwise(pl.col("folded")).alias("payer"))
+    scores = _score(pairs["payer"].to_list(), pairs["known"].to_list(), *_as_cut(pairs))
     return (
         pairs.with_columns(pl.Series("score", scores))
-        .sort(["score", "by", "raw"], descending=[True, False, False])
+        .sort(["bank_line_id", "score", "by", "raw", "customer_id"], descending=[False, True, False, False, False])
         .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)
         .filter(pl.int_range(pl.len()).over("bank_line_id") < KEEP_PER_LINE)
         .select("bank_line_id", "customer_id", "by", "score", pl.col("raw").alias("matched_name"))
@@ -146,7 +201,8 @@ def payer_candidates(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.D
     named = named.join(accounts.select("bank_line_id").unique(), on="bank_line_id", how="anti")
     found = pl.concat([accounts, by_name(named, customers, aliases)])
     return (
-        found.sort(["score", "by", "matched_name"], descending=[True, False, False])
+        found.sort(["bank_line_id", "customer_id", "score", "by", "matched_name"],
+                   descending=[False, False, True, False, False])
         .unique(["bank_line_id", "customer_id"], keep="first", maintain_order=True)
         .sort(["bank_line_id", "score", "customer_id"], descending=[False, True, False])  # deterministic
     )

@@ -13,18 +13,23 @@ whole CSV of decisions with the same planner before applying any.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+from types import SimpleNamespace
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from reconcile.config import QueueConfig
+from reconcile.config import FxConfig, QueueConfig
+from reconcile.core.allocation import Installment, check_installment_take, take_in_due_order
 from reconcile.core import frames
 from reconcile.core.errors import LedgerError, NotFoundError, ReconcileError
-from reconcile.core.money import format_minor, parse_decimal, to_minor
+from reconcile.core.money import exponent, format_minor, parse_decimal, to_minor
+from reconcile.match import fx
+from reconcile.ledger import conflicts
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.reverse import reverse_line
 from reconcile.queue.learning import learn_payer, unlearn
@@ -37,9 +42,10 @@ from reconcile.queue.views import (
 )
 from reconcile.store import db, tables
 
-ACTIONS = ("accept", "allocate", "on_account", "write_off", "not_receivable", "refund")
+ACTIONS = ("accept", "allocate", "on_account", "write_off", "not_receivable", "refund", "unapply", "confirm")
 CATEGORIES = ("interest", "refund", "transfer", "fee", "other")
 ON_ACCOUNT = "on_account"
+WRITE_OFF = "write_off:"   # an allocate part "write_off:INV" = "-30.00": a deduction beside INV settled in full
 
 Key = tuple[str, int | None]
 
@@ -63,6 +69,7 @@ class Decision:
     code: str | None = None
     note: str | None = None
     learn: bool = True
+    rate: str | None = None   # units of the invoices' currency for one unit of the payment's (another currency)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -111,16 +118,17 @@ class OpenView:
         if number not in self.invoices:
             inv, ins = tables.Invoice, tables.Installment
             row = self.session.execute(
-                select(inv.customer_id, inv.currency, inv.open_amount_minor, inv.due_date)
+                select(inv.customer_id, inv.currency, inv.open_amount_minor, inv.due_date, inv.amount_minor)
                 .where(inv.invoice_number == number)).first()
             if row is None:
                 raise NotFoundError(f"unknown invoice {number}")
             self.invoices[number] = {"customer_id": row.customer_id, "currency": row.currency,
-                                     "open": row.open_amount_minor, "due": row.due_date}
+                                     "open": row.open_amount_minor, "due": row.due_date,
+                                     "credit_note": row.amount_minor < 0}
             self.plans[number] = [
-                {"id": i, "no": no, "open": o} for i, no, o in self.session.execute(
-                    select(ins.id, ins.installment_no, ins.open_amount_minor)
-                    .where(ins.invoice_number == number).order_by(ins.due_date, ins.installment_no)).all()
+                {"id": i, "no": no, "open": o, "due": due} for i, no, o, due in self.session.execute(
+                    select(ins.id, ins.installment_no, ins.open_amount_minor, ins.due_date)
+                    .where(ins.invoice_number == number)).all()
             ]
         return self.invoices[number]
 
@@ -138,25 +146,39 @@ class OpenView:
                 return entry
         raise NotFoundError(f"invoice {number} has no installment {no}")
 
+    def _schedule(self, number: str) -> list[Installment]:
+        return [Installment(e["no"], e["due"], e["open"]) for e in self.plans[number]]
+
     def take(self, key: Key, amount: int) -> list[dict[str, Any]]:
-        """Rows allocating exactly `amount` to an invoice (through its open installments in due order) or one installment."""
+        """Rows allocating exactly `amount` to an invoice (through its open installments in due order) or one
+        installment (only when every installment due before it is settled); a credit note takes a negative
+        amount. The rules are core/allocation.py's, the same the matcher and the ledger check apply."""
         number, no = key
         head = self.invoice(number)
-        if amount <= 0:
+        ccy = head["currency"]
+        if head["credit_note"]:
+            if no is not None or amount >= 0:
+                raise ReconcileError(f"{_label(key)} is a credit note: allocate a negative amount to it "
+                                     f"(e.g. {number}={format_minor(self.open_of(key), ccy)})")
+        elif amount <= 0:
             raise ReconcileError(f"{_label(key)}: an allocation must be more than zero")
-        if amount > self.open_of(key):
+        if abs(amount) > abs(self.open_of(key)):
             raise ReconcileError(
-                f"{_label(key)} has {format_minor(self.open_of(key), head['currency'])} open, "
-                f"{format_minor(amount, head['currency'])} cannot be allocated to it")
-        entries = [self._installment(number, no)] if no is not None else [e for e in self.plans[number] if e["open"] > 0]
-        rows, left = [], amount
-        for entry in entries:
-            part = min(left, entry["open"])
-            if part <= 0:
-                continue
-            entry["open"] -= part
-            rows.append(_row("installment", head["customer_id"], number, entry["no"], entry["id"], part))
-            left -= part
+                f"{_label(key)} has {format_minor(self.open_of(key), ccy)} open, "
+                f"{format_minor(amount, ccy)} cannot be allocated to it")
+        if no is not None:
+            problem = check_installment_take(self._schedule(number), no, amount)
+            if problem:
+                raise ReconcileError(f"invoice {number}: {problem}")
+            parts = [(no, amount)]
+        else:
+            parts = take_in_due_order(self._schedule(number), amount) if not head["credit_note"] else []
+        ids = {e["no"]: e for e in self.plans[number]}
+        rows = []
+        for part_no, part in parts:
+            ids[part_no]["open"] -= part
+            rows.append(_row("installment", head["customer_id"], number, part_no, ids[part_no]["id"], part))
+        left = amount - sum(part for _, part in parts)
         if left:
             rows.append(_row("invoice", head["customer_id"], number, None, None, left))
         head["open"] -= amount
@@ -213,6 +235,9 @@ def plan_decision(
     """Validate `decision` for one line against `view`; the returned plan is what apply_plan writes."""
     if decision.action not in ACTIONS:
         raise ReconcileError(f"unknown action {decision.action!r}: use one of {', '.join(ACTIONS)}")
+    if decision.action in ("unapply", "confirm"):
+        raise ReconcileError(f"exception {item.id} is queued as {item.reason}: {decision.action} answers only a "
+                             "closed_elsewhere item (a posting the receivables system overtook)")
     plan = Plan(item.id, line.id, line.generation, line.amount_minor, line.currency, decision, "post", decision.action)
     if decision.action in ("not_receivable", "refund"):
         category = "refund" if decision.action == "refund" else (decision.code or "").strip().lower()
@@ -229,10 +254,26 @@ def plan_decision(
     if line.amount_minor <= 0:
         raise ReconcileError(f"exception {item.id} is a debit of {format_minor(line.amount_minor, line.currency)}: "
                              "nothing to allocate (mark it as not a receivable)")
+    conversion = _conversion(session, item, line, decision, view)
+    asked_on_account = decision.rest_on_account or any(t.strip() == ON_ACCOUNT for t, _ in decision.parts)
+    if conversion is not None:
+        # a payment for invoices in another currency: planned in theirs, booked back in the bank's (match/fx.py);
+        # what the rate leaves over is an FX difference when within the tolerance, else it must be placed
+        line = _in_currency(line, conversion)  # type: ignore[assignment]
+        plan.amount_minor, plan.currency = line.amount_minor, line.currency
+        if decision.action == "allocate":
+            decision = replace(decision, rest_on_account=True)
     if decision.action == "accept":
         plan.rows = _plan_accept(session, item, line, decision, view)
     elif decision.action == "allocate":
         plan.rows = _plan_allocate(item, line, decision, view)
+        written_off = -sum(r["amount_minor"] for r in plan.rows if r["kind"] == "write_off")
+        if written_off:
+            # a deduction beside invoices settled in full: approved by a second person above the limit
+            plan.resolution, plan.category = "write_off", decision.code or "write_off"
+            plan.details = {"write_off": format_minor(written_off, line.currency), "reason_code": plan.category}
+            if written_off > qs.approval_limit_minor(line.currency) and not approving:
+                plan.kind = "pending"
     elif decision.action == "on_account":
         customer = _customer_named(session, decision.customer or item.customer_id, item)
         plan.rows = [_row(ON_ACCOUNT, customer, None, None, None, line.amount_minor)]
@@ -245,8 +286,70 @@ def plan_decision(
     for r in plan.rows:
         if r["invoice_number"] and view.invoice(r["invoice_number"])["currency"] != line.currency:
             raise ReconcileError(f"invoice {r['invoice_number']} is in {view.invoice(r['invoice_number'])['currency']}, "
-                                 f"the payment in {line.currency}")
+                                 f"the payment in {line.currency}: give the rate (--rate), unless the bank "
+                                 "stated the amount in the invoice's currency")
+    if conversion is not None:
+        plan.rows = _booked_back(plan.rows, conversion)
+        left = [r for r in plan.rows if r["kind"] == ON_ACCOUNT]
+        if left and not asked_on_account and decision.action == "allocate":
+            rest = sum(r["amount_minor"] for r in left)
+            raise ReconcileError(f"at the rate {conversion.rate}, {format_minor(rest, conversion.bank_currency)} "
+                                 f"{conversion.bank_currency} of the payment is unallocated, beyond the FX "
+                                 "tolerance: put it on account, or check the rate")
+        plan.amount_minor, plan.currency = conversion.bank_amount, conversion.bank_currency
+        plan.details = {**plan.details, "fx": {"rate": str(conversion.rate), "currency": conversion.currency,
+                                               "source": "bank" if conversion.exact else "given by hand"}}
     return plan
+
+
+def _conversion(session: Session, item: tables.ExceptionItem, line: tables.BankLine, decision: Decision,
+                view: OpenView) -> fx.Conversion | None:
+    """How a payment converts when the decision names invoices in another currency (else None)."""
+    named = [parse_key(t)[0] for t, _ in decision.parts if t.strip() != ON_ACCOUNT and not t.startswith(WRITE_OFF)]
+    if decision.action == "accept":
+        ranked = rank_suggestions(session, item, line)
+        if 1 <= decision.choice <= len(ranked):
+            named = [parse_key(k)[0] for k in ranked[decision.choice - 1]["items"]]
+    elif decision.action == "write_off" and decision.invoice:
+        named = [parse_key(decision.invoice)[0]]
+    currencies = {view.invoice(n)["currency"] for n in named} - {line.currency}
+    if not currencies:
+        return None
+    if len(currencies) > 1:
+        raise ReconcileError("the invoices named are in several currencies: one currency per decision")
+    target = currencies.pop()
+    if line.instructed_currency == target and line.instructed_amount_minor:
+        shown, found = fx.instructed(pl.DataFrame([{
+            "bank_line_id": line.id, "amount_minor": line.amount_minor, "currency": line.currency,
+            "instructed_amount_minor": line.instructed_amount_minor, "instructed_currency": line.instructed_currency,
+            "exchange_rate": line.exchange_rate}]))
+        return found[line.id]
+    if not decision.rate:
+        return None
+    try:
+        rate = parse_decimal(decision.rate)
+    except ValueError as exc:
+        raise ReconcileError(f"--rate: {exc}") from None
+    if rate <= 0:
+        raise ReconcileError("--rate must be more than zero (units of the invoice's currency for one unit of the "
+                             "payment's)")
+    converted = fx.to_minor_of(Decimal(line.amount_minor).scaleb(-exponent(line.currency)) * rate, target)
+    return fx.Conversion(line.amount_minor, line.currency, converted, target, False, rate)
+
+
+def _in_currency(line: tables.BankLine, conversion: fx.Conversion) -> SimpleNamespace:
+    """The line as the planners see it: its amount in the invoices' currency."""
+    fields_ = {c.name: getattr(line, c.name) for c in tables.BankLine.__table__.columns}
+    return SimpleNamespace(**{**fields_, "amount_minor": conversion.amount, "currency": conversion.currency})
+
+
+def _booked_back(rows: list[dict[str, Any]], conversion: fx.Conversion) -> list[dict[str, Any]]:
+    """Planned rows (in the invoices' currency) as rows in the bank's currency that add up to the payment."""
+    records = [{**r, "bank_line_id": 0, "currency": conversion.currency, "rule": r.get("reason") or "manual",
+                "evidence": None} for r in rows]
+    booked = fx._booked(records, conversion, FxConfig().tolerance)
+    return [{k: v for k, v in r.items() if k not in ("bank_line_id", "evidence", "currency")} |
+            ({"reason": r["rule"]} if r["kind"] == "write_off" else {}) for r in booked]
 
 
 def _customer_named(session: Session, customer: str | None, item: tables.ExceptionItem) -> str:
@@ -260,14 +363,31 @@ def _customer_named(session: Session, customer: str | None, item: tables.Excepti
 def _fill(keys: list[Key], amount: int, view: OpenView) -> tuple[list[dict[str, Any]], int]:
     """Allocate `amount` to keys in order, each up to what is open; returns rows and what is left."""
     rows, left = [], amount
+    # credit notes first: what they give back is there to be allocated to the invoices named with them
+    keys = sorted(keys, key=lambda k: not view.invoice(k[0])["credit_note"])
     for key in keys:
-        view.invoice(key[0])
+        if view.invoice(key[0])["credit_note"]:
+            rows += view.take(key, view.open_of(key))
+            left -= rows[-1]["amount_minor"]
+            continue
         take = min(left, view.open_of(key))
         if take <= 0:
             raise ReconcileError(f"{_label(key)} has nothing open (or the payment is used up before it)")
         rows += view.take(key, take)
         left -= take
     return rows, left
+
+
+def _in_due_order(targets: list[tuple[str, str | None]], view: OpenView) -> list[tuple[str, str | None]]:
+    """The parts as named, but a plan's installments taken in due order, whatever order they were typed in."""
+    def position(target: str) -> tuple[int, Any, int]:
+        number, no = parse_key(target)
+        first = next(i for i, (t, _) in enumerate(targets) if parse_key(t)[0] == number)
+        if no is None:
+            return first, date.min, 0
+        plan = {e["no"]: e["due"] for e in (view.invoice(number) and view.plans[number])}
+        return first, plan.get(no, date.min), no
+    return sorted(targets, key=lambda part: position(part[0]))
 
 
 def _plan_accept(session: Session, item: tables.ExceptionItem, line: tables.BankLine, decision: Decision,
@@ -286,7 +406,8 @@ def _plan_accept(session: Session, item: tables.ExceptionItem, line: tables.Bank
 
 def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: Decision,
                    view: OpenView) -> list[dict[str, Any]]:
-    targets = [(t.strip(), a) for t, a in decision.parts if t.strip() != ON_ACCOUNT]
+    write_offs = [(t.strip().removeprefix(WRITE_OFF), a) for t, a in decision.parts if t.strip().startswith(WRITE_OFF)]
+    targets = [(t.strip(), a) for t, a in decision.parts if t.strip() != ON_ACCOUNT and not t.strip().startswith(WRITE_OFF)]
     on_account = [a for t, a in decision.parts if t.strip() == ON_ACCOUNT]
     if not decision.parts:
         raise ReconcileError(f"exception {item.id}: name at least one invoice (or on_account) to allocate to")
@@ -302,7 +423,7 @@ def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: 
         if missing:
             raise ReconcileError(f"give an amount for every invoice named, or for none (no amount for {', '.join(missing)})")
         total = 0
-        for target, text in targets:
+        for target, text in _in_due_order(targets, view):
             amount = _amount(text or "", line.currency, f"amount for {target}")
             rows += view.take(parse_key(target), amount)
             total += amount
@@ -313,6 +434,14 @@ def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: 
                     raise ReconcileError("an amount on account must be more than zero")
                 rows.append(_row(ON_ACCOUNT, None, None, None, None, amount))
                 total += amount
+        for number, text in write_offs:
+            amount = -abs(_amount(text or "", line.currency, f"write-off on {number}"))
+            settled = [r for r in rows if r["invoice_number"] == number and r["kind"] != "write_off"]
+            if not settled or view.open_of((number, None)) != 0:
+                raise ReconcileError(f"a write-off on {number} needs the same decision to settle {number} in full")
+            rows.append({**_row("write_off", settled[0]["customer_id"], number, None, None, amount),
+                         "reason": decision.code or "write_off"})
+            total += amount
         left = line.amount_minor - total
         if left < 0:
             raise ReconcileError(f"the amounts add up to {format_minor(total, line.currency)}, more than the "
@@ -372,12 +501,16 @@ def _allocation_frame(plan: Plan, actor: str) -> pl.DataFrame:
          "rule": r.get("reason") or "manual", **r}
         for r in plan.rows
     ]
-    return frames.from_records(records, {**frames.ALLOCATIONS, "installment_id": pl.Int64()})
+    return frames.from_records(records, {**frames.ALLOCATIONS, "installment_id": pl.Int64(),
+                                         "settled_amount_minor": pl.Int64(), "settled_currency": pl.String()})
 
 
-def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, batch: str | None = None,
-               learn: bool = True, approved_by: str | None = None) -> dict[str, Any]:
-    """Write a planned decision in the caller's transaction; returns what was done."""
+def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, business_date: date,
+               batch: str | None = None, learn: bool = True, approved_by: str | None = None) -> dict[str, Any]:
+    """Write a planned decision in the caller's transaction; returns what was done.
+
+    `business_date`: the day the decision belongs to (QueueConfig.business_date of the moment it is made).
+    """
     ex = tables.ExceptionItem.__table__
     if plan.kind == "pending":
         done = session.execute(update(ex).where(ex.c.id == plan.item_id, ex.c.status == "open", ex.c.proposal.is_(None))
@@ -403,7 +536,7 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, batch
         try:
             post_chunk(session, lines=lines, allocations=_allocation_frame(plan, actor),
                        exceptions=frames.empty(frames.EXCEPTIONS), skipped=frames.empty(frames.SKIPPED),
-                       run_id=None, actor=actor, now=now)
+                       run_id=None, actor=actor, now=now, business_date=business_date)
         except LedgerError as exc:
             raise ReconcileError(f"exception {plan.item_id}: {exc}") from None
     learned = learn_payer(session, _line(session, plan.line_id), plan.customer, actor=actor, now=now) \
@@ -412,7 +545,7 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, batch
     if approved_by:
         resolved_by = session.execute(select(ex.c.proposed_by).where(ex.c.id == plan.item_id)).scalar_one()
     values = {"status": "resolved", "resolution": plan.resolution, "category": plan.category,
-              "resolved_by": resolved_by, "resolved_at": now, "resolution_batch": batch,
+              "resolved_by": resolved_by, "resolved_at": now, "closed_on": business_date, "resolution_batch": batch,
               "learned": json.dumps(learned) if learned else None, "approved_by": approved_by}
     # posting already settled the item (status resolved); a skipped line's item is settled here
     done = session.execute(update(ex).where(
@@ -440,15 +573,31 @@ def _line(session: Session, line_id: int) -> tables.BankLine:
 # --- public actions ----------------------------------------------------------
 
 
+# a posting the receivables system overtook (ledger/conflicts.py) is answered with one of these
+CLOSED_ELSEWHERE_ACTIONS = {"unapply": "unapply", "on_account": "on_account", "confirm": "confirm"}
+
+
 def resolve(engine: Engine, key: str | int, decision: Decision, *, actor: str, now: datetime,
             config: QueueConfig) -> dict[str, Any]:
-    """Decide one queued line; a write-off above the approval limit waits for a second person."""
+    """Decide one queued line; a write-off above the approval limit waits for a second person.
+
+    A closed_elsewhere item (a posting to an invoice the receivables system closed before importing it)
+    is answered with unapply (the money goes back to the queue), on_account (kept for the customer) or
+    confirm (the posting stands)."""
     qs = config
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
+        if item.reason == conflicts.REASON and item.status == "open":
+            choice = CLOSED_ELSEWHERE_ACTIONS.get(decision.action)
+            if choice is None:
+                raise ReconcileError(f"exception {item.id} is a posting the receivables system overtook: answer it "
+                                     "with --unapply, --on-account CUSTOMER (keep it for the customer) or --confirm")
+            return conflicts.resolve(session, item, choice, actor=actor, now=now,
+                                     business_date=qs.business_date(now), note=decision.note)
         check_open(item, line, actor, now, qs)
         plan = plan_decision(session, item, line, decision, view=OpenView(session), qs=qs)
-        return apply_plan(session, plan, actor=actor, now=now, learn=qs.learn)
+        return apply_plan(session, plan, actor=actor, now=now, business_date=qs.business_date(now),
+                          learn=qs.learn)
 
 
 def resolve_item(
@@ -475,7 +624,8 @@ def approve(engine: Engine, key: str | int, *, actor: str, now: datetime,
         check_open(item, line, actor, now, qs, approving=True)
         plan = plan_decision(session, item, line, Decision.from_json(item.proposal), view=OpenView(session), qs=qs,
                              approving=True)
-        return apply_plan(session, plan, actor=actor, now=now, learn=qs.learn, approved_by=actor)
+        return apply_plan(session, plan, actor=actor, now=now, business_date=qs.business_date(now),
+                          learn=qs.learn, approved_by=actor)
 
 
 def withdraw(engine: Engine, key: str | int, *, actor: str, now: datetime, reason: str | None = None) -> dict[str, Any]:
@@ -495,7 +645,7 @@ def withdraw(engine: Engine, key: str | int, *, actor: str, now: datetime, reaso
 
 
 def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLine, *, actor: str, now: datetime,
-              reason: str, batch: str | None = None) -> dict[str, Any]:
+              business_date: date, reason: str, batch: str | None = None) -> dict[str, Any]:
     """Undo a resolution in the caller's transaction: reverse the posting or un-skip the line; queue it again."""
     if item.status != "resolved":
         raise ReconcileError(f"exception {item.id} is {item.status}: only a resolved item can be reopened")
@@ -503,7 +653,8 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
     details = {"reopened": item.id, "resolution": item.resolution, "batch": batch}
     if line.status == "posted" and line.generation == item.generation:
         try:
-            reverse_line(session, line.id, reason=reason, then="exception", actor=actor, now=now, details=details)
+            reverse_line(session, line.id, reason=reason, then="exception", actor=actor, now=now,
+                         business_date=business_date, details=details)
         except LedgerError as exc:
             raise ReconcileError(f"exception {item.id}: {exc}") from None
         new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id, ex.c.status == "open")).scalar_one()
@@ -522,7 +673,7 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
         if moved.rowcount != 1:
             raise ReconcileError(f"exception {item.id}: its bank line changed status meanwhile")
         session.execute(update(ex).where(ex.c.id == item.id).values(
-            status="open", resolution=None, resolved_by=None, resolved_at=None, category=None,
+            status="open", resolution=None, resolved_by=None, resolved_at=None, closed_on=None, category=None,
             resolution_batch=None, learned=None))
         new_id = item.id
         session.add(tables.AuditEntry(at=now, actor=actor, action="reopen", bank_line_id=line.id, reason=reason,
@@ -535,12 +686,14 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
     return {"id": item.id, "reopened_as": new_id, "was": item.resolution, "forgotten": forgotten}
 
 
-def reopen(engine: Engine, key: str | int, *, actor: str, now: datetime, reason: str) -> dict[str, Any]:
+def reopen(engine: Engine, key: str | int, *, actor: str, now: datetime, reason: str,
+           business_date: date | None = None) -> dict[str, Any]:
     if not reason or not reason.strip():
         raise ReconcileError("a reason is required to reopen a resolved item")
     with db.transaction(engine) as session:
         item, line = find_item(session, key)
-        return reopen_in(session, item, line, actor=actor, now=now, reason=reason)
+        return reopen_in(session, item, line, actor=actor, now=now, business_date=business_date or now.date(),
+                         reason=reason)
 
 
 def add_note(engine: Engine, key: str | int, text: str, *, actor: str, now: datetime) -> dict[str, Any]:

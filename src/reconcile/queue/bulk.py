@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,8 @@ def bulk_resolve(
                 for n, p in plans
             ])
         done = [
-            {"line": number, **apply_plan(session, plan, actor=actor, now=now, batch=batch, learn=qs.learn)}
+            {"line": number, **apply_plan(session, plan, actor=actor, now=now, business_date=qs.business_date(now),
+                                          batch=batch, learn=qs.learn)}
             for number, plan in plans
         ]
         session.add(tables.AuditEntry(at=now, actor=actor, action="bulk", reason=batch, details=json.dumps(
@@ -188,7 +189,8 @@ def bulk_resolve(
         return BulkResult(batch, len(done), done)
 
 
-def undo_batch(engine: Engine, batch: str, *, actor: str, now: datetime, reason: str | None = None) -> dict[str, Any]:
+def undo_batch(engine: Engine, batch: str, *, actor: str, now: datetime, reason: str | None = None,
+               business_date: date | None = None) -> dict[str, Any]:
     """Reopen every item a batch resolved (postings reversed, skipped lines queued again), all or nothing."""
     ex, a = tables.ExceptionItem, tables.AuditEntry
     with db.transaction(engine) as session:
@@ -204,7 +206,8 @@ def undo_batch(engine: Engine, batch: str, *, actor: str, now: datetime, reason:
         results = []
         for item_id in ids:
             item, line = find_item(session, item_id)
-            results.append(reopen_in(session, item, line, actor=actor, now=now, reason=why, batch=batch))
+            results.append(reopen_in(session, item, line, actor=actor, now=now,
+                                     business_date=business_date or now.date(), reason=why, batch=batch))
         session.add(tables.AuditEntry(at=now, actor=actor, action="undo", reason=batch,
                                       details=json.dumps({"batch": batch, "why": why, "items": ids})))
         return {"batch": batch, "reopened": results}

@@ -4,6 +4,16 @@ A resolution that ties a bank line to a customer stores the line's payer name
 and account for that customer (source "learned", who and when); the next run
 reads them through repo.aliases / repo.payer_accounts. `forget` deactivates
 a learned row (never deletes it: the audit log keeps who taught what).
+
+A payer name is learned only when it would identify this customer and no other
+(`name_refusal`): not when it is too generic to tell anyone apart (fewer than
+MIN_DISTINCT_LETTERS letters in words of three or more, once legal forms are
+folded away: "J SMITH", "SMITH J.", "A & B GMBH"; or initials beside a single
+word), not when it already names another customer (its folded words, in any
+order, are another customer's name or active alias, learned ones included),
+and not when payments under it were posted to other customers before (a
+payment service, a parent, a person paying for several). The refusal is kept
+in the audit entry.
 """
 
 from __future__ import annotations
@@ -18,10 +28,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.match.normalise import name_fold
 from reconcile.store import db, repo, tables
 
 MIN_ACCOUNT_CHARS = 6   # shorter "accounts" (blank, "0", masked) identify nobody
 MIN_NAME_CHARS = 3
+MIN_DISTINCT_LETTERS = 6  # letters in the words of 3+ letters of a folded name: "smith" (5) tells nobody apart
 
 
 def norm_account(text: str | None) -> str:
@@ -87,6 +99,53 @@ def repeated_reference_tokens(session: Session, line: Any, customer: str) -> lis
     return repeated
 
 
+def folded_key(name: str | None) -> str:
+    """A payer name as the matcher compares it (normalise.name_fold), its words in sorted order."""
+    folded = pl.DataFrame({"n": [name or ""]}).select(name_fold(pl.col("n"))).item()
+    return " ".join(sorted(folded.split()))
+
+
+def _names_by_key(session: Session) -> dict[str, set[str]]:
+    """folded key -> customers whose name or active alias it is; read once per transaction."""
+    cached = session.info.get("learning_names")
+    if cached is None:
+        rows = session.execute(select(tables.Customer.customer_id, tables.Customer.name)).all()
+        rows += session.execute(select(tables.CustomerAlias.customer_id, tables.CustomerAlias.alias)
+                                .where(tables.CustomerAlias.active.is_(True))).all()
+        frame = pl.DataFrame({"c": [r[0] for r in rows], "n": [r[1] for r in rows]},
+                             schema={"c": pl.String(), "n": pl.String()})
+        frame = frame.select("c", name_fold(pl.col("n")).str.split(" ").list.sort().list.join(" ").alias("k"))
+        cached = {}
+        for customer, key in frame.iter_rows():
+            cached.setdefault(key, set()).add(customer)
+        session.info["learning_names"] = cached
+    return cached
+
+
+def name_refusal(session: Session, name: str, customer: str, line_id: int | None = None) -> str | None:
+    """Why `name` must not be learned as a payer name of `customer`, or None when it may."""
+    key = folded_key(name)
+    words = key.split()
+    long_words = [w for w in words if len(w) >= 3]
+    if sum(len(w) for w in long_words) < MIN_DISTINCT_LETTERS:
+        return "too generic: too few distinctive letters"
+    if len(long_words) == 1 and len(words) > 1:
+        return "too generic: initials and one name"
+    others = sorted(_names_by_key(session).get(key, set()) - {customer})
+    if others:
+        return f"already names customer {others[0]}"
+    bl, al = tables.BankLine, tables.Allocation
+    elsewhere = session.execute(
+        select(al.customer_id).join(bl, bl.id == al.bank_line_id)
+        .where(bl.counterparty_name == name, al.customer_id != customer, al.kind.in_(("invoice", "installment")),
+               *([bl.id != line_id] if line_id is not None else []))
+        .order_by(al.customer_id).limit(1)
+    ).scalar()
+    if elsewhere is not None:
+        return f"payments under this name were posted to customer {elsewhere}"
+    return None
+
+
 def learn_payer(session: Session, line: Any, customer: str, *, actor: str, now: datetime) -> list[dict[str, Any]]:
     """Remember the line's payer account and name for `customer`; returns what was learned (new rows only)."""
     learned: list[dict[str, Any]] = []
@@ -96,6 +155,7 @@ def learn_payer(session: Session, line: Any, customer: str, *, actor: str, now: 
         if row:
             learned.append(row)
     name = " ".join((line.counterparty_name or "").split())
+    refused = None
     if len(_name_key(name)) >= MIN_NAME_CHARS:
         known = {_name_key(n) for n in session.execute(
             select(tables.Customer.name).where(tables.Customer.customer_id == customer)).scalars()}
@@ -103,17 +163,20 @@ def learn_payer(session: Session, line: Any, customer: str, *, actor: str, now: 
             select(tables.CustomerAlias.alias).where(tables.CustomerAlias.customer_id == customer,
                                                      tables.CustomerAlias.active.is_(True))).scalars()}
         if _name_key(name) not in known:
-            row = _learn_row(session, tables.CustomerAlias, "alias", customer, name[:255], actor, now)
+            refused = name_refusal(session, line.counterparty_name or "", customer, getattr(line, "id", None))
+            row = None if refused else _learn_row(session, tables.CustomerAlias, "alias", customer, name[:255],
+                                                  actor, now)
             if row:
                 learned.append(row)
+                _names_by_key(session).setdefault(folded_key(name), set()).add(customer)
     for token in repeated_reference_tokens(session, line, customer):
         row = _learn_row(session, tables.PayerAccount, "account", customer, REFERENCE_PREFIX + token, actor, now)
         if row:
             learned.append(row)
-    if learned:
+    if learned or refused:
         session.add(tables.AuditEntry(
             at=now, actor=actor, action="learn", bank_line_id=line.id, reason=f"payer of customer {customer}",
-            details=json.dumps({"learned": learned}),
+            details=json.dumps({"learned": learned, **({"name_not_learned": f"{name}: {refused}"} if refused else {})}),
         ))
     return learned
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,7 +25,10 @@ from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_min
 from reconcile.services.exports import decimal_text
 from reconcile.store import db, repo, tables
 
-SORTS = ("oldest", "largest", "newest")
+SORTS = ("oldest", "newest", "largest", "smallest", "payer", "customer", "reason")
+# amounts beyond this many major units are no amount anyone banks (and would overflow BIGINT minor units)
+AMOUNT_LIMIT = 10**13
+SEARCH_RANGE = ("..", " to ")  # "100..200" or "100 to 200": an amount range in a search
 # how strongly each way of finding an invoice in the remittance speaks for it (lower ranks first)
 REFERENCE_STRENGTH = {"exact": 0, "core": 1, "joined": 2, "fuzzy": 3}
 
@@ -43,6 +46,8 @@ class QueueFilter:
     max_amount: str | None = None
     min_age_days: int | None = None    # booked at least this many days before as_of
     pending: bool | None = None        # only items whose write-off awaits approval (True) or only others (False)
+    customer: str | None = None        # the payer the matcher guessed (exact customer id)
+    search: str | None = None          # text (payer, customer, invoice, reference) or an amount / range
 
     def conditions(self, as_of: date) -> list[ColumnElement[bool]]:
         ex, bl = tables.ExceptionItem, tables.BankLine
@@ -73,7 +78,43 @@ class QueueFilter:
             found.append(ex.proposal.is_not(None) & (ex.status == "open"))
         elif self.pending is False:
             found.append(ex.proposal.is_(None))
+        if self.customer:
+            found.append(ex.customer_id == self.customer)
+        if self.search and self.search.strip():
+            found.append(search_condition(self.search))
         return found
+
+
+def search_condition(text: str) -> ColumnElement[bool]:
+    """One search box: an amount ("480", "480.00"), a range ("100..200") or text.
+
+    Text matches, case-insensitively and anywhere, the payer's name, the guessed customer (id or
+    name), the suggested invoice numbers, the line's reference, remittance and bank reference.
+    """
+    ex, bl, cu = tables.ExceptionItem, tables.BankLine, tables.Customer
+    query = text.strip()
+    for sep in SEARCH_RANGE:
+        low, found, high = query.partition(sep)
+        if found and _is_amount(low) and _is_amount(high):
+            return and_(_amount_condition(low, ">="), _amount_condition(high, "<="))
+    if _is_amount(query):
+        return and_(_amount_condition(query, ">="), _amount_condition(query, "<="))
+    pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    def like(column: Any) -> ColumnElement[bool]:
+        return func.lower(column).like(pattern, escape="\\")
+
+    named = select(cu.customer_id).where(like(cu.name))
+    return or_(like(bl.counterparty_name), like(ex.customer_id), ex.customer_id.in_(named),
+               like(ex.suggestions), like(bl.reference), like(bl.remittance), like(bl.source_ref))
+
+
+def _is_amount(text: str) -> bool:
+    try:
+        value = parse_decimal(text)
+    except ValueError:
+        return False
+    return abs(value) < AMOUNT_LIMIT and "e" not in text.lower()
 
 
 def _amount_condition(text: str, op: str) -> ColumnElement[bool]:
@@ -83,6 +124,8 @@ def _amount_condition(text: str, op: str) -> ColumnElement[bool]:
         value = parse_decimal(text)
     except ValueError as exc:
         raise ReconcileError(f"amount filter: {exc}") from None
+    if abs(value) >= AMOUNT_LIMIT:
+        raise ReconcileError(f"amount filter: {text!r} is beyond any amount on a statement")
     by_exponent: dict[int, list[str]] = {}
     for code, exp in _EXPONENTS.items():
         by_exponent.setdefault(exp, []).append(code)
@@ -105,6 +148,14 @@ def order_by(sort: str) -> list[Any]:
         return [bl.amount_minor.desc(), bl.booking_date, ex.id]
     if sort == "newest":
         return [bl.booking_date.desc(), ex.id.desc()]
+    if sort == "smallest":
+        return [bl.amount_minor, bl.booking_date, ex.id]
+    if sort == "payer":
+        return [bl.counterparty_name, bl.booking_date, ex.id]
+    if sort == "customer":
+        return [ex.customer_id, bl.booking_date, ex.id]
+    if sort == "reason":
+        return [ex.reason, bl.booking_date, ex.id]
     raise ReconcileError(f"unknown sort {sort!r}: use {', '.join(SORTS)}")
 
 
@@ -118,29 +169,39 @@ QUEUE_SCHEMA = {
 }
 
 
-def list_items(
-    engine: Engine, status: str | None = "open", reason: str | None = None, *,
-    filters: QueueFilter | None = None, sort: str = "oldest", as_of: date | None = None,
-    config: QueueConfig, limit: int | None = None,
-) -> pl.DataFrame:
-    """Queued lines matching `filters` (status and reason also as shortcuts), with age and SLA flag."""
-    filters = filters or QueueFilter(status=status, reason=reason)
-    as_of = as_of or datetime.now(UTC).date()
-    sla_days = config.sla_days
+def _items_query(filters: QueueFilter, as_of: date) -> Any:
     ex, bl = tables.ExceptionItem, tables.BankLine
-    query = (
+    return (
         select(ex.id, ex.reason, ex.status, bl.source_ref, bl.account, bl.booking_date, bl.amount_minor,
                bl.currency, bl.counterparty_name, bl.counterparty_account, ex.customer_id, ex.suggestions,
                ex.assignee, ex.claimed_by, ex.proposed_by, ex.resolution, ex.resolved_by, ex.resolution_batch,
                ex.created_at)
         .join(bl, bl.id == ex.bank_line_id)
         .where(*filters.conditions(as_of))
-        .order_by(*order_by(sort))
     )
+
+
+def list_items(
+    engine: Engine, status: str | None = "open", reason: str | None = None, *,
+    filters: QueueFilter | None = None, sort: str = "oldest", as_of: date | None = None,
+    config: QueueConfig, limit: int | None = None, offset: int = 0,
+) -> pl.DataFrame:
+    """Queued lines matching `filters` (status and reason also as shortcuts), with age and SLA flag."""
+    filters = filters or QueueFilter(status=status, reason=reason)
+    as_of = as_of or datetime.now(UTC).date()
+    sla_days = config.sla_days
+    query = _items_query(filters, as_of).order_by(*order_by(sort))
     if limit:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     with db.transaction(engine) as session:
         frame = repo.frame_of(session, query, QUEUE_SCHEMA)
+    return _decorate(frame, as_of, sla_days)
+
+
+def _decorate(frame: pl.DataFrame, as_of: date, sla_days: int) -> pl.DataFrame:
+    """Amount as text, age in days, past-SLA and awaiting-approval flags."""
     age = (pl.lit(as_of) - pl.col("booking_date")).dt.total_days()
     return frame.with_columns(
         decimal_text(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
@@ -150,25 +211,76 @@ def list_items(
     )
 
 
+def count_items(engine: Engine, *, filters: QueueFilter, as_of: date | None = None) -> int:
+    """How many items match `filters`: the true total a paged list shows."""
+    as_of = as_of or datetime.now(UTC).date()
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    query = select(func.count()).select_from(ex).join(bl, bl.id == ex.bank_line_id) \
+        .where(*filters.conditions(as_of))
+    with db.transaction(engine) as session:
+        return int(session.execute(query).scalar_one())
+
+
+def page_items(
+    engine: Engine, *, filters: QueueFilter, sort: str = "oldest", offset: int = 0, limit: int = 50,
+    as_of: date | None = None, config: QueueConfig,
+) -> tuple[pl.DataFrame, int]:
+    """One page of the list (sorted, `limit` rows from `offset`) and the total number matching."""
+    as_of = as_of or datetime.now(UTC).date()
+    # one read: the page's rows, each carrying the number of all matching rows (a window count)
+    query = (_items_query(filters, as_of).add_columns(func.count().over().label("total"))
+             .order_by(*order_by(sort)).limit(limit).offset(offset))
+    with db.transaction(engine) as session:
+        frame = repo.frame_of(session, query, {**QUEUE_SCHEMA, "total": pl.Int64()})
+    if frame.height:
+        total = int(frame["total"][0])
+    else:  # past the last page (or nothing matches): count on its own
+        total = count_items(engine, filters=filters, as_of=as_of)
+    return _decorate(frame.drop("total"), as_of, config.sla_days), total
+
+
+def matching_ids(engine: Engine, *, filters: QueueFilter, sort: str = "oldest",
+                 as_of: date | None = None) -> list[int]:
+    """The ids of every item matching `filters`, in list order ("select all N matching")."""
+    as_of = as_of or datetime.now(UTC).date()
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    query = select(ex.id).join(bl, bl.id == ex.bank_line_id).where(*filters.conditions(as_of)) \
+        .order_by(*order_by(sort))
+    with db.transaction(engine) as session:
+        return [int(i) for i in session.execute(query).scalars()]
+
+
 def summary(engine: Engine, *, filters: QueueFilter | None = None, as_of: date | None = None,
             config: QueueConfig) -> list[dict[str, Any]]:
-    """Counts and amounts per reason (amounts per currency), items past the SLA, the oldest booking date."""
-    frame = list_items(engine, filters=filters or QueueFilter(), as_of=as_of, config=config)
-    if frame.height == 0:
-        return []
-    by_currency = frame.group_by("reason", "currency").agg(pl.col("amount_minor").sum())
-    amounts: dict[str, dict[str, str]] = {}
-    for reason, currency, total in by_currency.sort("reason", "currency").iter_rows():
-        amounts.setdefault(reason, {})[currency] = format_minor(total, currency)
-    counts = frame.group_by("reason").agg(
-        pl.len().alias("count"), pl.col("over_sla").sum().alias("over_sla"),
-        pl.col("booking_date").min().alias("oldest"), pl.col("pending_approval").sum().alias("pending_approval"),
-    ).sort(["count", "reason"], descending=[True, False])
-    return [
-        {"reason": r["reason"], "count": r["count"], "amounts": amounts[r["reason"]],
-         "over_sla": r["over_sla"], "pending_approval": r["pending_approval"], "oldest": r["oldest"].isoformat()}
-        for r in counts.iter_rows(named=True)
-    ]
+    """Counts and amounts per reason (amounts per currency), items past the SLA, the oldest booking date.
+
+    Aggregated by the database (one GROUP BY), so a queue of any length costs one small read.
+    """
+    filters = filters or QueueFilter()
+    as_of = as_of or datetime.now(UTC).date()
+    ex, bl = tables.ExceptionItem, tables.BankLine
+    late = (bl.booking_date < as_of - timedelta(days=config.sla_days)) & (ex.status == "open")
+    pending = ex.proposed_by.is_not(None) & (ex.status == "open")
+    query = (
+        select(ex.reason, bl.currency, func.count(), func.sum(bl.amount_minor),
+               func.sum(case((late, 1), else_=0)), func.min(bl.booking_date),
+               func.sum(case((pending, 1), else_=0)))
+        .join(bl, bl.id == ex.bank_line_id).where(*filters.conditions(as_of))
+        .group_by(ex.reason, bl.currency)
+    )
+    with db.transaction(engine) as session:
+        rows = session.execute(query).all()
+    per_reason: dict[str, dict[str, Any]] = {}
+    for reason, currency, count, total, over, oldest, waiting in sorted(rows, key=lambda r: (r[0], r[1])):
+        entry = per_reason.setdefault(reason, {"reason": reason, "count": 0, "amounts": {}, "over_sla": 0,
+                                               "pending_approval": 0, "oldest": oldest})
+        entry["count"] += int(count)
+        entry["amounts"][currency] = format_minor(int(total or 0), currency)
+        entry["over_sla"] += int(over or 0)
+        entry["pending_approval"] += int(waiting or 0)
+        entry["oldest"] = min(entry["oldest"], oldest)
+    return [{**e, "oldest": e["oldest"].isoformat()}
+            for e in sorted(per_reason.values(), key=lambda e: (-e["count"], e["reason"]))]
 
 
 # --- one item --------------------------------------------------------------
@@ -251,7 +363,9 @@ def rank_suggestions(session: Session, item: tables.ExceptionItem, line: tables.
             candidates.append(([(number, None)], False))
             seen.add(((number, None),))
     opens = _open_of(session, [k for keys, _ in candidates for k in keys])
-    names = dict(session.execute(select(tables.Customer.customer_id, tables.Customer.name)).all()) if opens else {}
+    owners = sorted({o["customer_id"] for o in opens.values()})  # only the candidates' names, not every one
+    names = dict(session.execute(select(tables.Customer.customer_id, tables.Customer.name)
+                                 .where(tables.Customer.customer_id.in_(owners))).all()) if owners else {}
     ranked = []
     for index, (keys, combination) in enumerate(candidates):
         known = [k for k in keys if k in opens]

@@ -1,19 +1,24 @@
-"""Reads and validates the open receivables snapshot (CONTRACTS.md §1) into frames.
+"""Reads and validates the open receivables snapshot (CONTRACTS.md §1 and §5) into frames.
 
-customers / invoices / installments come as CSV or Parquet with the same
-column names. Every problem is collected with file, line and reason, and the
-whole snapshot is refused when there is any, so nothing is half-applied.
-Writing the frames to the database is the service layer's job.
+customers / invoices / installments come as CSV or Parquet with the same column names, plus an optional
+snapshot.toml manifest (when it was taken, full or delta, which posting batches it already includes).
+Every problem is collected with file, line and reason, and the whole snapshot is refused when there is
+any, so nothing is half-applied. A negative invoice is a credit note (its open amount is negative too).
+Writing the frames to the database is receivables/store.py's job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 
 from reconcile.core.errors import InputError
+from reconcile.core.money import format_minor
 from reconcile.core.money_expr import exponent_expr, minor_units_expr
 
 REQUIRED = {
@@ -41,6 +46,54 @@ class SnapshotError(InputError):
         return self.why
 
 
+MANIFEST = "snapshot.toml"
+KINDS = ("full", "delta")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """snapshot.toml: when the receivables system took the snapshot and what it already reflects."""
+
+    taken_at: datetime | None = None
+    kind: str = "full"                      # full: every open invoice is listed; delta: only listed rows change
+    includes_postings_through: str | None = None  # the last posting batch it had imported (None: none)
+
+    @property
+    def business_date(self) -> date | None:
+        return self.taken_at.date() if self.taken_at else None
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return Manifest()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, None, str(exc)) from None
+    unknown = set(raw) - {"taken_at", "kind", "includes_postings_through"}
+    if unknown:
+        raise InputError(path, ", ".join(sorted(unknown)),
+                         "unknown key(s); known: taken_at, kind, includes_postings_through")
+    taken = raw.get("taken_at")
+    if isinstance(taken, str):
+        try:
+            taken = datetime.fromisoformat(taken)
+        except ValueError:
+            raise InputError(path, "taken_at", f"{taken!r} is not an ISO date-time") from None
+    if taken is not None and (not isinstance(taken, datetime) or taken.tzinfo is None):
+        raise InputError(path, "taken_at", "must be a date-time with an offset, e.g. 2026-03-03T05:30:00+01:00")
+    kind = raw.get("kind", "full")
+    if kind not in KINDS:
+        raise InputError(path, "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    through = raw.get("includes_postings_through")
+    if through is not None and (not isinstance(through, str) or not through.strip()):
+        raise InputError(path, "includes_postings_through", "must be a posting batch id such as \"B000007\"")
+    return Manifest(taken_at=taken, kind=kind, includes_postings_through=through.strip() if through else None)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     customers: pl.DataFrame     # customer_id, name
@@ -49,6 +102,9 @@ class Snapshot:
     invoices: pl.DataFrame      # invoice_number, customer_id, issue_date, due_date, currency,
                                 # amount_minor, open_minor, payment_reference
     installments: pl.DataFrame  # plan_id, invoice_number, installment_no, due_date, amount_minor, paid_minor
+    manifest: Manifest = field(default_factory=Manifest)
+    content_sha256: str = ""    # of the files read: loading the same snapshot again is recognised
+    source: str = ""
 
 
 def normalise_account(expr: pl.Expr) -> pl.Expr:
@@ -114,13 +170,15 @@ def _date(frame: pl.DataFrame, column: str, path: Path, problems: _Problems) -> 
     return parsed.alias(column)
 
 
-def _money(frame: pl.DataFrame, column: str, currency: pl.Expr, path: Path, problems: _Problems) -> pl.Expr:
+def _money(frame: pl.DataFrame, column: str, currency: pl.Expr, path: Path, problems: _Problems,
+           *, signed: bool = False) -> pl.Expr:
     minor = minor_units_expr(pl.col(column), exponent_expr(currency))
     problems.where(
         frame, pl.col(column).is_not_null() & minor.is_null(), path,
         pl.format(f"{column} '{{}}' is not a decimal amount in the currency's minor unit", pl.col(column)),
     )
-    problems.where(frame, minor < 0, path, pl.format(f"{column} '{{}}' is negative", pl.col(column)))
+    if not signed:
+        problems.where(frame, minor < 0, path, pl.format(f"{column} '{{}}' is negative", pl.col(column)))
     return minor
 
 
@@ -178,12 +236,22 @@ def read_snapshot(directory: str | Path) -> Snapshot:
         _date(invoices, "issue_date", ipath, problems),
         _date(invoices, "due_date", ipath, problems),
         currency.alias("currency"),
-        _money(invoices, "amount", currency, ipath, problems).alias("amount_minor"),
-        _money(invoices, "open_amount", currency, ipath, problems).alias("open_minor"),
+        # a negative amount is a credit note: its open amount is negative too (CONTRACTS §1)
+        _money(invoices, "amount", currency, ipath, problems, signed=True).alias("amount_minor"),
+        _money(invoices, "open_amount", currency, ipath, problems, signed=True).alias("open_minor"),
         "payment_reference", "_where",
     )
+    credit_note = pl.col("amount_minor") < 0
     problems.where(
-        invoice_frame, pl.col("open_minor") > pl.col("amount_minor"), ipath,
+        invoice_frame, ~credit_note & (pl.col("open_minor") < 0), ipath,
+        "open_amount is negative on an invoice (only a credit note, with a negative amount, has one)",
+    )
+    problems.where(
+        invoice_frame, credit_note & (pl.col("open_minor") > 0), ipath,
+        "open_amount is positive on a credit note (its amount is negative: its open amount is negative or 0)",
+    )
+    problems.where(
+        invoice_frame, pl.col("open_minor").abs() > pl.col("amount_minor").abs(), ipath,
         "open_amount is larger than amount",
     )
 
@@ -223,11 +291,27 @@ def read_snapshot(directory: str | Path) -> Snapshot:
             installment_frame, pl.col("paid_minor") > pl.col("amount_minor"), spath,
             "paid_amount is larger than amount",
         )
+        # a plan divides its invoice: its installments cannot add up to more than the invoice
+        scheduled = installment_frame.group_by("plan_id", "invoice_number").agg(
+            pl.col("amount_minor").sum().alias("scheduled"), pl.col("_where").first().alias("_first"))
+        over = scheduled.join(invoice_frame.select("invoice_number", "amount_minor", "currency"),
+                              on="invoice_number", how="inner").filter(
+            pl.col("scheduled") > pl.col("amount_minor").abs())
+        for plan, number, total, where, amount, ccy in over.select(
+                "plan_id", "invoice_number", "scheduled", "_first", "amount_minor", "currency").iter_rows():
+            problems.items.append(InputError(spath, where, (
+                f"plan {plan}: installments add up to {format_minor(total, ccy)}, more than invoice "
+                f"{number} ({format_minor(amount, ccy)})")))
         installment_frame = installment_frame.drop("_where")
 
+    manifest = read_manifest(directory)
     if problems.items:
         raise SnapshotError(problems.items)
 
+    digest = hashlib.sha256()
+    for path in (directory / MANIFEST, *(p for p in paths.values() if p is not None)):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return Snapshot(
         customers=customers.select("customer_id", "name"),
         aliases=_split_list(customers, "aliases", "alias"),
@@ -236,4 +320,7 @@ def read_snapshot(directory: str | Path) -> Snapshot:
         ).unique(maintain_order=True),
         invoices=invoice_frame.drop("_where"),
         installments=installment_frame,
+        manifest=manifest,
+        content_sha256=digest.hexdigest(),
+        source=str(directory),
     )

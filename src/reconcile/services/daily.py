@@ -11,15 +11,17 @@ import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, func, select, update
 
-from reconcile.config import Config, MatchingRules
+from reconcile.config import Config, MatchingRules, QueueConfig
 from reconcile.core import frames
 from reconcile.core.errors import ReconcileError
 from reconcile.core.money import format_minor
@@ -28,16 +30,24 @@ from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
 from reconcile.ledger.reverse import apply_return
 from reconcile.match import Book, MatchResult, match_lines
+from reconcile.match import fx
+from reconcile.match.advices import awaiting, link
+from reconcile.match.fx import Rates
+from reconcile.match.advices import plan as plan_advices
 from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.parsers import parse_bytes, read_statement
 from reconcile.parsers.base import ParseOptions
 from reconcile.receivables.snapshot import read_snapshot
 from reconcile.receivables.store import LoadCounts, store_snapshot
+from reconcile.parsers.advice import parse_advice, sniff_advice
+from reconcile.statements.advices import advices_for_run, record_links, store_advices
 from reconcile.statements.ingest import IngestResult, sha256, store_parsed
 from reconcile.store import db, repo, tables
-from reconcile.store.runlock import posting_lock
+from reconcile.store.runlock import RunLock, posting_lock
 
 POST_CHUNK_LINES = 5000
+# progress(phase, done, total): "matching" (lines) and "posting" (chunks), for bars and log lines
+Progress = Callable[[str, int, int], None]
 CONNECTION_ATTEMPTS = 4       # a chunk whose connection drops is retried on a fresh one
 RETRY_PAUSE_SECONDS = 0.5
 
@@ -50,11 +60,17 @@ def init_database(engine: Engine) -> None:
     db.upgrade(engine)
 
 
-def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None) -> LoadCounts:
-    """Validate the whole snapshot first, then store it in one transaction."""
+def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None, *, actor: str = "load-ar",
+            as_of: date | None = None, closed_elsewhere: str = "queue") -> LoadCounts:
+    """Validate the whole snapshot first, then store it in one transaction (receivables/store.py).
+
+    as_of: the business day of a snapshot whose manifest has no taken_at; closed_elsewhere: config
+    [receivables] closed_elsewhere.
+    """
     snapshot = read_snapshot(directory)
     with db.transaction(engine) as session:
-        return store_snapshot(session, snapshot, now or utcnow())
+        return store_snapshot(session, snapshot, now or utcnow(), actor=actor, as_of=as_of,
+                              closed_elsewhere=closed_elsewhere)
 
 
 def ingest_file(
@@ -65,6 +81,11 @@ def ingest_file(
     profile) and store its lines; a file that fails stores nothing."""
     path = Path(path)
     data = read_statement(path)
+    if options.profile is None and sniff_advice(data[:65536], options.advice_profiles):
+        # a remittance advice, not a statement: stored to be linked to its payment (statements/advices.py)
+        advice = parse_advice(data, path, options.advice_profiles)
+        with db.transaction(engine) as session:
+            return store_advices(session, path, sha256(data), advice, now or utcnow())  # type: ignore[return-value]
     parsed = parse_bytes(data, path, options)
     with db.transaction(engine) as session:
         return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
@@ -182,9 +203,110 @@ def decide(lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: in
 
 
 def decide_run(engine: Engine, lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1,
-               mapper: Mapper = map) -> MatchResult:
-    """The run's decisions: matching, then bank returns paired with the payments they take back."""
-    return find_returns(engine, lines, decide(lines, book, rules, partitions, mapper))
+               mapper: Mapper = map, *, queue: QueueConfig | None = None, record_links: bool = False,
+               now: datetime | None = None, rates: Rates | None = None) -> MatchResult:
+    """The run's decisions: remittance advices first (the payer's own list decides the lines it explains),
+    then matching on the rest (a payment in another currency than its invoices in theirs: match/fx.py),
+    then bank returns paired with the payments they take back.
+
+    record_links: remember the advices newly linked to lines (a real run; never a dry run).
+    rates: configured exchange rates ([fx]); without them only the bank's instructed amounts convert.
+    """
+    advised = _advise(engine, lines, book, queue or QueueConfig(), record_links, now or utcnow())
+    rest = lines.filter(~pl.col("bank_line_id").is_in(advised.decided))
+    shown, conversions = fx.instructed(rest)
+    matched = decide(shown, advised.book, rules, partitions, mapper)
+    if rates is not None and rates.table:
+        matched, conversions = _at_configured_rates(rest, advised.book, matched, conversions, rules, rates)
+    tolerance = rates.tolerance if rates is not None else Decimal("0.01")
+    allocations = fx.book_back(matched.allocations, conversions, tolerance)
+    result = MatchResult(
+        allocations=pl.concat([allocations, fx.book_back(advised.allocations, {}, tolerance)
+                               .select(allocations.columns)]),
+        exceptions=pl.concat([awaiting(rest, matched.exceptions, advised.payers), advised.exceptions]),
+        skipped=matched.skipped, returns=matched.returns,
+    )
+    return find_returns(engine, lines, result)
+
+
+def _at_configured_rates(lines: pl.DataFrame, book: Book, matched: MatchResult, conversions: dict[int, fx.Conversion],
+                         rules: MatchingRules, rates: Rates) -> tuple[MatchResult, dict[int, fx.Conversion]]:
+    """Lines queued because no open item is in their currency, matched again at the day's configured rate in
+    the currencies their payer's items are in; kept only where that posts them."""
+    stuck = matched.exceptions.filter(pl.col("reason").is_in(["unknown_currency", "no_candidate"])
+                                      & ~pl.col("bank_line_id").is_in(list(conversions)))
+    if stuck.height == 0:
+        return matched, conversions
+    open_items = book.invoices.filter(pl.col("open_minor") > 0)
+    everywhere = sorted(set(open_items["currency"].to_list()))
+    by_customer = {c: sorted(set(g["currency"].to_list()))
+                   for (c,), g in open_items.group_by(["customer_id"])}
+    offered = {line_id: by_customer.get(customer, everywhere) if customer else everywhere
+               for line_id, customer in stuck.select("bank_line_id", "customer_id").iter_rows()}
+    more = fx.at_rate(lines, offered, rates)
+    if not more:
+        return matched, conversions
+    taken = _after(book, matched.allocations.with_columns(pl.lit(None, dtype=pl.Int64).alias("installment_id")))
+    again = decide(fx.present(lines.filter(pl.col("bank_line_id").is_in(list(more))), more), taken, rules)
+    posted = set(again.allocations["bank_line_id"].to_list())
+    if not posted:
+        return matched, conversions
+    keep = ~pl.col("bank_line_id").is_in(list(posted))
+    return MatchResult(
+        allocations=pl.concat([matched.allocations, again.allocations]),
+        exceptions=matched.exceptions.filter(keep), skipped=matched.skipped, returns=matched.returns,
+    ), {**conversions, **{i: c for i, c in more.items() if i in posted}}
+
+
+@dataclass(frozen=True)
+class _Advised:
+    allocations: pl.DataFrame
+    exceptions: pl.DataFrame
+    decided: list[int]          # lines the advices decided (posted or queued with the advice)
+    book: Book                  # the book after what they posted
+    payers: set[str]            # payer names known to send advices
+
+
+def _advise(engine: Engine, lines: pl.DataFrame, book: Book, queue: QueueConfig, record: bool,
+            now: datetime) -> _Advised:
+    with db.transaction(engine) as session:
+        advices, advice_lines = advices_for_run(session)
+        payers = set(session.execute(select(tables.Advice.payer_name).where(
+            tables.Advice.bank_line_id.is_not(None), tables.Advice.payer_name.is_not(None)).distinct()).scalars())
+    empty = frames.empty({**frames.ALLOCATIONS, "installment_id": pl.Int64()})
+    if advices.height == 0:
+        return _Advised(empty.drop("installment_id"), frames.empty(frames.EXCEPTIONS), [], book, payers)
+    links = link(lines, advices)
+    if record and links.height:
+        with db.transaction(engine) as session:
+            record_links(session, links, now)
+    if links.height:
+        advices = advices.join(links.rename({"bank_line_id": "new_line", "linked_by": "new_by"}), on="advice_id",
+                               how="left").with_columns(
+            pl.coalesce("bank_line_id", "new_line").alias("bank_line_id"),
+            pl.coalesce("linked_by", "new_by").alias("linked_by")).drop("new_line", "new_by")
+    in_run = advices.filter(pl.col("bank_line_id").is_in(lines["bank_line_id"].implode()))
+    currencies = set(lines["currency"].unique().to_list())
+    planned = plan_advices(lines, in_run, advice_lines, book, {c: queue.approval_limit_minor(c) for c in currencies})
+    decided = sorted(set(planned.allocations["bank_line_id"].to_list()) | set(planned.exceptions["bank_line_id"].to_list()))
+    return _Advised(planned.allocations.drop("installment_id"), planned.exceptions, decided,
+                    _after(book, planned.allocations), payers | set(in_run["payer_name"].drop_nulls().to_list()))
+
+
+def _after(book: Book, allocations: pl.DataFrame) -> Book:
+    """The book with what these allocations took from invoices and installments."""
+    settling = allocations.filter(pl.col("kind").is_in(["invoice", "installment"]))
+    if settling.height == 0:
+        return book
+    per_invoice = settling.group_by("invoice_number").agg(pl.col("amount_minor").sum().alias("taken"))
+    per_installment = settling.filter(pl.col("installment_id").is_not_null()).group_by("installment_id") \
+        .agg(pl.col("amount_minor").sum().alias("taken"))
+    invoices = book.invoices.join(per_invoice, on="invoice_number", how="left").with_columns(
+        (pl.col("open_minor") - pl.col("taken").fill_null(0)).alias("open_minor")).drop("taken")
+    plans = book.installments.join(per_installment, on="installment_id", how="left").with_columns(
+        (pl.col("open_minor") - pl.col("taken").fill_null(0)).alias("open_minor")).drop("taken") \
+        .filter(pl.col("open_minor") > 0)
+    return replace(book, invoices=invoices, installments=plans)
 
 
 def find_returns(engine: Engine, lines: pl.DataFrame, result: MatchResult) -> MatchResult:
@@ -221,6 +343,41 @@ def summarise(run_id: str, as_of: date, dry_run: bool, lines: pl.DataFrame, resu
     return summary
 
 
+def abandon_dead_runs(engine: Engine, now: datetime) -> list[dict[str, Any]]:
+    """Runs still `running` while we hold the run lock died (killed, connection lost): mark them `abandoned`,
+    with what they had committed (whole chunks stay posted; this run posts the rest)."""
+    r, a = tables.PostingRun, tables.AuditEntry
+    with db.transaction(engine) as session:
+        dead = session.execute(select(r.run_id, r.started_at).where(r.status == "running")).all()
+        found = []
+        for run_id, started in dead:
+            chunks = session.execute(select(func.count()).select_from(a).where(
+                a.run_id == run_id, a.action == "run_chunk")).scalar_one()
+            lines = session.execute(select(func.count(func.distinct(tables.Allocation.bank_line_id))).where(
+                tables.Allocation.run_id == run_id)).scalar_one()
+            report = {"run_id": run_id, "started_at": str(started), "chunks_committed": chunks,
+                      "lines_posted": lines, "abandoned_at": now.isoformat()}
+            session.execute(update(r).where(r.run_id == run_id, r.status == "running").values(
+                status="abandoned", finished_at=now, summary=json.dumps({"status": "abandoned", **report})))
+            session.add(tables.AuditEntry(at=now, actor="system", action="run_abandoned", run_id=run_id,
+                                          reason="found running by a later run: the process had died",
+                                          details=json.dumps(report)))
+            found.append(report)
+        return found
+
+
+def require_receivables(engine: Engine) -> None:
+    """A run before any snapshot would queue every payment for nothing: refuse, saying what to do."""
+    with db.transaction(engine) as session:
+        loaded = session.execute(select(func.count()).select_from(tables.Snapshot)).scalar_one()
+        if not loaded:
+            loaded = session.execute(select(func.count()).select_from(tables.Invoice)).scalar_one()
+    if not loaded:
+        raise ReconcileError(
+            "no receivables snapshot has been loaded: run `reconcile load-ar DIR` first (or set "
+            "[receivables] require_snapshot = false to queue every payment without one)")
+
+
 def begin_run(engine: Engine, run_id: str, as_of: date, actor: str, now: datetime) -> None:
     with db.transaction(engine) as session:
         session.add(tables.PostingRun(
@@ -230,9 +387,10 @@ def begin_run(engine: Engine, run_id: str, as_of: date, actor: str, now: datetim
 
 def post_result(
     engine: Engine, run_id: str, lines: pl.DataFrame, book: Book, result: MatchResult, actor: str, now: datetime,
-    chunk_lines: int = POST_CHUNK_LINES,
+    chunk_lines: int = POST_CHUNK_LINES, lock: RunLock | None = None, progress: Progress | None = None,
 ) -> None:
-    """Post decisions chunk by chunk in booking order; each chunk is one transaction."""
+    """Post decisions chunk by chunk in booking order; each chunk is one transaction. Before each
+    chunk the run lock is verified (LockLost: stop, another run may hold it now)."""
     allocations = _with_installment_ids(result.allocations, book)
     order = lines.sort("booking_date", "bank_line_id").select(
         "bank_line_id", (pl.int_range(pl.len()) // chunk_lines + 1).alias("_chunk")
@@ -251,6 +409,8 @@ def post_result(
         chunk = {name: frames_.get(number) for name, frames_ in parts.items()}
         marker = f"chunk {number} of {total}"
         for attempt in range(1, CONNECTION_ATTEMPTS + 1):
+            if lock is not None:
+                lock.verify()
             try:
                 _post_one_chunk(engine, run_id, chunk, result, actor, now, marker)
                 break
@@ -266,6 +426,8 @@ def post_result(
                         f"rolled back; run `reconcile run` again to post the rest ({type(exc.orig).__name__})"
                     ) from None
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
+        if progress is not None:
+            progress("posting", number, total)
 
 
 def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
@@ -294,13 +456,16 @@ def _post_one_chunk(
     lines = chunk["lines"]
     assert lines is not None  # every chunk has lines: chunks are cut from the lines
     with db.transaction(engine) as session:
+        # the run's business day: what it posts belongs to its as-of date, whatever the clock says
+        day = session.execute(select(tables.PostingRun.as_of).where(tables.PostingRun.run_id == run_id)).scalar_one()
         post_chunk(
             session, lines=lines, allocations=part("allocations", result.allocations),
             exceptions=part("exceptions", result.exceptions), skipped=part("skipped", result.skipped),
-            run_id=run_id, actor=actor, now=now,
+            run_id=run_id, actor=actor, now=now, business_date=day,
         )
         for debit, credit, evidence in part("returns", result.returns).iter_rows():
-            apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, run_id=run_id)
+            apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, business_date=day,
+                         run_id=run_id)
         # commits with the chunk: tells a retry after a lost connection whether the chunk is in
         session.add(tables.AuditEntry(at=now, actor=actor, action="run_chunk", run_id=run_id, reason=marker,
                                       details=json.dumps({"lines": lines.height})))
@@ -317,6 +482,7 @@ def run_posting(
     now: datetime | None = None,
     partitions: int | None = None,
     mapper: Mapper = map,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Match every unmatched credit, post what is certain, queue the rest, skip non-receivables.
 
@@ -329,18 +495,27 @@ def run_posting(
     as_of = as_of or now.date()
     run_id = run_id or new_run_id(now)
 
-    with posting_lock(engine):
+    if config.receivables.require_snapshot:
+        require_receivables(engine)
+    with posting_lock(engine) as lock:
+        if not dry_run:
+            abandon_dead_runs(engine, now)
         lines, book = run_inputs(engine)
         if partitions is None:
             partitions = config.scale.partitions
-        result = decide_run(engine, lines, book, rules, partitions, mapper)
+        if progress is not None:
+            progress("matching", 0, lines.height)
+        result = decide_run(engine, lines, book, rules, partitions, mapper, queue=config.queue,
+                            record_links=not dry_run, now=now, rates=config.fx_rates())
+        if progress is not None:
+            progress("matching", lines.height, lines.height)
         summary = summarise(run_id, as_of, dry_run, lines, result)
         if dry_run:
             return summary
         begin_run(engine, run_id, as_of, actor, now)
         try:
             post_result(engine, run_id, lines, book, result, actor, now,
-                        chunk_lines=config.posting.chunk_lines)
+                        chunk_lines=config.posting.chunk_lines, lock=lock, progress=progress)
         except Exception:
             summary.status = "failed"
             try:
@@ -369,3 +544,23 @@ def finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:
                 finished_at=utcnow(), status=summary.status, summary=json.dumps(summary.to_dict()),
             )
         )
+
+
+def snapshot_history(engine: Engine) -> list[dict[str, Any]]:
+    """Every receivables snapshot loaded, newest first (`reconcile snapshots`)."""
+    s = tables.Snapshot
+    with db.transaction(engine) as session:
+        rows = session.execute(select(s.id, s.business_date, s.kind, s.includes_through_seq, s.loaded_at,
+                                      s.loaded_by, s.taken_at, s.summary).order_by(s.id.desc())).all()
+    out = []
+    for r in rows:
+        summary = json.loads(r.summary or "{}")
+        out.append({
+            "id": r.id, "business_date": r.business_date.isoformat(), "kind": r.kind,
+            "includes": f"B{r.includes_through_seq:06d}" if r.includes_through_seq else "none",
+            "loaded_at": str(r.loaded_at), "loaded_by": r.loaded_by,
+            "taken_at": str(r.taken_at) if r.taken_at else None,
+            "summary": ", ".join(f"{k} {v}" for k, v in summary.items()
+                                 if k.startswith(("invoices_", "closed")) and v) or "-",
+        })
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 from sqlalchemy import Engine, or_, select
@@ -35,7 +35,7 @@ def find_line(session, source_ref: str, account: str | None) -> tables.BankLine:
 
 def unapply(
     engine: Engine, source_ref: str, *, reason: str, actor: str, now: datetime,
-    account: str | None = None, rematch: bool = False,
+    account: str | None = None, rematch: bool = False, business_date: date | None = None,
 ) -> dict:
     """Reverse a posted line's allocations; it goes back to the queue (or, with rematch, to the next run)."""
     if not reason.strip():
@@ -47,6 +47,7 @@ def unapply(
         try:
             reversed_rows = reverse_line(
                 session, line.id, reason=reason, then="unmatched" if rematch else "exception", actor=actor, now=now,
+                business_date=business_date or now.date(),
             )
         except LedgerError as exc:
             raise ReconcileError(str(exc)) from None

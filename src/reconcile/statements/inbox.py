@@ -205,7 +205,7 @@ def preview_posting(
         stored, book = service.run_inputs(engine)
         new = _unstored_lines(engine, paths, config.parse_options())
         lines = pl.concat([stored, new.select(stored.columns).cast(stored.schema)]) if new.height else stored
-        result = service.decide_run(engine, lines, book, rules)
+        result = service.decide_run(engine, lines, book, rules, queue=config.queue, rates=config.fx_rates())
     return service.summarise(service.new_run_id(now), as_of, True, lines, result)
 
 

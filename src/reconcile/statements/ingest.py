@@ -2,7 +2,10 @@
 
 The unique (account, source_ref) on bank_lines makes a re-import, or two
 overlapping statements, a no-op for lines already stored; the caller's
-transaction makes one file all-or-nothing.
+transaction makes one file all-or-nothing. A CAMT/MT940 statement whose
+opening balance is not the closing balance of the account's previous stored
+statement is reported (a missing day?), never refused. Parsing and the
+identity of lines are the parsers' (parsers/base.py).
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from reconcile.parsers.base import ParsedFile
+from reconcile.core.money import format_minor
+from reconcile.parsers.base import ParsedFile, Statement
 from reconcile.store import repo, tables
+
+# Formats whose statements carry an opening balance that continues the previous statement's closing one.
+CONTINUED_BALANCES = ("camt053", "mt940")
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,14 @@ def store_parsed(
     bl = tables.BankLine
     for statement in parsed.statements:
         account = account_override or statement.account
-        warnings.extend(f"{account}: {w}" for w in statement.warnings)
+        gap = _balance_gap(session, account, statement) if parsed.format in CONTINUED_BALANCES else None
+        statement_warnings = [*statement.warnings, *([gap] if gap else [])]
+        warnings.extend(f"{account}: {w}" for w in statement_warnings)
         stmt_row = tables.Statement(
             file_id=file_row.id, account=account, currency=statement.currency,
             statement_ref=statement.statement_id, period_start=statement.period_start,
             period_end=statement.period_end, opening_minor=statement.opening_minor,
-            closing_minor=statement.closing_minor, warnings="\n".join(statement.warnings) or None,
+            closing_minor=statement.closing_minor, warnings="\n".join(statement_warnings) or None,
         )
         session.add(stmt_row)
         session.flush()
@@ -82,3 +91,30 @@ def store_parsed(
     return IngestResult(
         str(path), parsed.format, len(parsed.statements), parsed.line_count, new_total, False, tuple(warnings)
     )
+
+
+def _balance_gap(session: Session, account: str, statement: Statement) -> str | None:
+    """Why `statement` does not continue the account's previous stored statement (by period), or None.
+
+    The previous statement is the stored one of the account that ends latest on or before this one
+    starts (and ends before this one ends: a statement sent again is not its own predecessor).
+    """
+    if statement.opening_minor is None or statement.period_start is None:
+        return None
+    st = tables.Statement
+    end = statement.period_end or statement.period_start
+    previous = session.execute(
+        select(st.closing_minor, st.currency, st.period_end)
+        .where(st.account == account, st.closing_minor.is_not(None), st.period_end.is_not(None),
+               st.period_end <= statement.period_start, st.period_end < end)
+        .order_by(st.period_end.desc(), st.period_start.desc(), st.id.desc())
+        .limit(1)
+    ).first()
+    if previous is None or previous.closing_minor == statement.opening_minor:
+        return None
+    if previous.currency and statement.currency and previous.currency != statement.currency:
+        return None
+    code = statement.currency or previous.currency or "XXX"
+    return (f"opening {format_minor(statement.opening_minor, code)} differs from the closing "
+            f"{format_minor(previous.closing_minor, code)} of the statement of {previous.period_end.isoformat()}: "
+            "a missing day?")

@@ -159,3 +159,19 @@ def posted_credits(session: Session, accounts: Sequence[str], amounts: Sequence[
         for part in chunks(list(amounts), 900)
     ]
     return pl.concat(found) if found else frames.empty(schema)
+
+
+def settled_amount(allocation: Any = None) -> Any:
+    """SQL: what an allocation row settles on its item, in the item's currency (a payment in another
+    currency carries settled_amount_minor; otherwise the row's own amount)."""
+    from sqlalchemy import func
+
+    al = allocation if allocation is not None else tables.Allocation
+    return func.coalesce(al.settled_amount_minor, al.amount_minor)
+
+
+def settled_currency(allocation: Any = None) -> Any:
+    from sqlalchemy import func
+
+    al = allocation if allocation is not None else tables.Allocation
+    return func.coalesce(al.settled_currency, al.currency)

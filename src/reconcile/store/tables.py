@@ -85,11 +85,26 @@ class PayerAccount(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+# An invoice's open amount has the sign of its amount: positive for an invoice, negative (or zero) for a
+# credit note. Never beyond zero: a posting that would over-apply an item is refused by the database.
+SAME_SIGN = "(amount_minor >= 0 AND {0} >= 0) OR (amount_minor < 0 AND {0} <= 0)"
+
+
 class Invoice(Base):
+    """An open item of the receivables system: an invoice, or a credit note (negative amount).
+
+    open = snapshot_open - what reconcile posted that the snapshot does not include yet (batches after
+    basis_seq, or in no batch), kept within [0, snapshot side]: when the receivables system leaves less
+    open than reconcile's own postings take (it closed the item some other way), open stays at zero and
+    the difference is `excess_minor` (open - excess = snapshot_open - not-included postings, always),
+    shown to a person as `closed_elsewhere`.
+    """
+
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint("open_amount_minor >= 0", name="open_not_negative"),
-        CheckConstraint("snapshot_open_minor >= 0", name="snapshot_open_not_negative"),
+        CheckConstraint(SAME_SIGN.format("open_amount_minor"), name="open_sign"),
+        CheckConstraint(SAME_SIGN.format("snapshot_open_minor"), name="snapshot_open_sign"),
+        CheckConstraint("excess_minor = 0 OR open_amount_minor = 0", name="excess_only_when_settled"),
     )
 
     invoice_number: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -104,6 +119,14 @@ class Invoice(Base):
     open_amount_minor: Mapped[int] = mapped_column(Money)
     payment_reference: Mapped[str | None] = mapped_column(String(64), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the last posting batch the receivables system had imported when its snapshot gave snapshot_open
+    basis_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # what reconcile's not-yet-included postings take beyond the snapshot's open amount (see above)
+    excess_minor: Mapped[int] = mapped_column(Money, default=0, server_default="0")
+    # open | closed: closed when a full snapshot no longer lists it (paid, cancelled or credited there)
+    erp_status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    snapshot_id: Mapped[int | None] = mapped_column(Integer)  # the snapshot load that last set this row
 
 
 class PaymentPlan(Base):
@@ -119,6 +142,7 @@ class Installment(Base):
         UniqueConstraint("plan_id", "installment_no", name="uq_installments_plan_no"),
         CheckConstraint("open_amount_minor >= 0", name="open_not_negative"),
         CheckConstraint("installment_no >= 1", name="number_positive"),
+        CheckConstraint("excess_minor = 0 OR open_amount_minor = 0", name="excess_only_when_settled"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -129,6 +153,8 @@ class Installment(Base):
     amount_minor: Mapped[int] = mapped_column(Money)
     snapshot_paid_minor: Mapped[int] = mapped_column(Money, default=0)
     open_amount_minor: Mapped[int] = mapped_column(Money)
+    basis_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    excess_minor: Mapped[int] = mapped_column(Money, default=0, server_default="0")
 
 
 # --- bank side -------------------------------------------------------------
@@ -234,7 +260,7 @@ class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
         CheckConstraint(
-            "kind in ('invoice', 'installment', 'on_account', 'write_off', 'reversal')",
+            "kind in ('invoice', 'installment', 'on_account', 'write_off', 'reversal', 'fx')",
             name="kind_known",
         ),
         Index("ix_allocations_invoice", "invoice_number"),
@@ -258,6 +284,14 @@ class Allocation(Base):
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
     reason: Mapped[str | None] = mapped_column(String(64))  # write-off / reversal reason code
     posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the business day the row belongs to: the run's as-of date, or the day a person decided
+    business_date: Mapped[date | None] = mapped_column(Date, index=True)
+    # the posting batch (posting_batches.seq) the row was handed to the receivables system in; null: not yet
+    batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)
+    # a payment in another currency than the invoice: what the row settles on the item, in the item's
+    # currency (amount_minor stays in the bank line's currency, so a line's rows still add up to it)
+    settled_amount_minor: Mapped[int | None] = mapped_column(Money)
+    settled_currency: Mapped[str | None] = mapped_column(String(3))
 
 
 # --- manual review ---------------------------------------------------------
@@ -266,7 +300,8 @@ class Allocation(Base):
 class ExceptionItem(Base):
     __tablename__ = "exception_items"
     __table_args__ = (
-        UniqueConstraint("bank_line_id", "generation", name="uq_exception_items_line_generation"),
+        # one item per line, generation and reason: a posted line may also be queued as closed_elsewhere
+        UniqueConstraint("bank_line_id", "generation", "reason", name="uq_exception_items_line_generation"),
         Index("ix_exception_items_status_reason", "status", "reason"),
     )
 
@@ -296,6 +331,9 @@ class ExceptionItem(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     # payer aliases / accounts this resolution taught the matcher (JSON), deactivated when it is undone
     learned: Mapped[str | None] = mapped_column(Text)
+    # business days it was queued and settled on (balances as of a past day count it while it was open)
+    opened_on: Mapped[date | None] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date)
 
 
 class ExceptionNote(Base):
@@ -324,6 +362,128 @@ class AuditEntry(Base):
     details: Mapped[str | None] = mapped_column(Text)  # JSON: amounts, rule, evidence
 
 
+# --- the daily loop with the receivables system (CONTRACTS section 5) ---------------------------
+
+
+class PostingBatch(Base):
+    """A numbered file of postings handed to the receivables system; once written it never changes."""
+
+    __tablename__ = "posting_batches"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    batch_id: Mapped[str] = mapped_column(String(16), unique=True)  # B000001: sorts in the order made
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file's bytes, so a lost file is rewritten identically
+
+
+class Snapshot(Base):
+    """One load of the receivables snapshot, kept: balances as of a past day use the snapshot of that day."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_by: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    business_date: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # full | delta
+    includes_through_seq: Mapped[int] = mapped_column(Integer)  # 0: none of reconcile's postings
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)  # JSON: counts
+
+
+class InvoiceVersion(Base):
+    """What a snapshot said of an invoice, stored when it changed (new, changed, closed)."""
+
+    __tablename__ = "invoice_versions"
+    __table_args__ = (Index("ix_invoice_versions_number_snapshot", "invoice_number", "snapshot_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(Money)
+    snapshot_open_minor: Mapped[int] = mapped_column(Money)
+    basis_seq: Mapped[int] = mapped_column(Integer)
+    erp_status: Mapped[str] = mapped_column(String(16))
+
+
+class InstallmentVersion(Base):
+    """What a snapshot said of a plan installment, stored when it changed."""
+
+    __tablename__ = "installment_versions"
+    __table_args__ = (Index("ix_installment_versions_key", "plan_id", "installment_no", "snapshot_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    installment_no: Mapped[int] = mapped_column(Integer)
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(Money)
+    snapshot_paid_minor: Mapped[int] = mapped_column(Money)
+    basis_seq: Mapped[int] = mapped_column(Integer)
+
+
+# --- remittance advices (CONTRACTS section 2) ---------------------------------------------------
+
+
+class Advice(Base):
+    """A payer's list of what one payment pays, received apart from the payment; linked to its bank line."""
+
+    __tablename__ = "advices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    advice_ref: Mapped[str] = mapped_column(String(255), unique=True)  # stable across re-imports
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    payer_name: Mapped[str | None] = mapped_column(String(255))
+    payer_id: Mapped[str | None] = mapped_column(String(140))
+    payee_name: Mapped[str | None] = mapped_column(String(255))
+    payment_method: Mapped[str | None] = mapped_column(String(32))
+    payment_amount_minor: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_date: Mapped[date | None] = mapped_column(Date)
+    trace_number: Mapped[str | None] = mapped_column(String(140), index=True)
+    end_to_end_id: Mapped[str | None] = mapped_column(String(140), index=True)
+    remittance: Mapped[str | None] = mapped_column(Text)
+    balanced: Mapped[bool] = mapped_column(Boolean)
+    location: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the bank line it explains; null while no payment has been found for it
+    bank_line_id: Mapped[int | None] = mapped_column(ForeignKey("bank_lines.id"), index=True)
+    linked_by: Mapped[str | None] = mapped_column(String(64))   # trace | end_to_end | amount_payer | a person
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AdviceLine(Base):
+    """One remitted document (or an advice-level adjustment) of an advice."""
+
+    __tablename__ = "advice_lines"
+    __table_args__ = (UniqueConstraint("advice_id", "line_no", name="uq_advice_lines_advice_line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    advice_id: Mapped[int] = mapped_column(ForeignKey("advices.id"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    line_kind: Mapped[str] = mapped_column(String(16))  # item | adjustment
+    reference_qualifier: Mapped[str | None] = mapped_column(String(16))
+    invoice_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    document_date: Mapped[date | None] = mapped_column(Date)
+    amount_paid_minor: Mapped[int | None] = mapped_column(Money)
+    invoice_total_minor: Mapped[int | None] = mapped_column(Money)
+    discount_minor: Mapped[int | None] = mapped_column(Money)
+    adjustment_minor: Mapped[int | None] = mapped_column(Money)
+    adjustment_reasons: Mapped[str | None] = mapped_column(String(255))  # codes, "|"-separated
+    description: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+
+
 class User(Base):
     """A person who signs in to the web workspace (reconcile.web): the role decides what they may do."""
 
@@ -334,3 +494,40 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # accountant | approver | collector | admin
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, never the password
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- the web workspace's sessions and sign-in attempts (reconcile.web) -------------------------
+
+
+class WebSession(Base):
+    """A signed-in browser session: the cookie carries only a random token, stored here as its hash.
+
+    Revoked at sign-out, on a password change and when the user is removed; a request with a revoked,
+    idle or too old session is sent to sign in again ([web] session_idle_minutes / _absolute_hours).
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie token
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_why: Mapped[str | None] = mapped_column(String(32))  # logout | password | removed
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """One sign-in attempt (right or wrong password), counted per account and per address to throttle."""
+
+    __tablename__ = "web_login_attempts"
+    __table_args__ = (
+        Index("ix_web_login_attempts_name_at", "name", "at"),
+        Index("ix_web_login_attempts_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)

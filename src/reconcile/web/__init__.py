@@ -1,4 +1,4 @@
-"""The web workspace (`reconcile web`): the exception queue, balances, runs and the report in a browser."""
+"""The web workspace (`reconcile web`): the queue, balances, runs and the report in a browser."""
 
 from reconcile.web.app import create_app
 

@@ -1,13 +1,17 @@
-"""People who sign in to the web workspace: roles, argon2 password hashes, what each role may do."""
+"""People who sign in to the web workspace: roles, argon2 password hashes, what each role may do.
+
+Hashing is slow on purpose: the web layer calls authenticate() in a worker thread, never on the
+event loop. Sessions and sign-in throttling live in sessions.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.store import db, tables
@@ -49,10 +53,29 @@ def add_user(engine: Engine, name: str, role: str, password: str, *, now: dateti
     return WebUser(name, role)
 
 
-def remove_user(engine: Engine, name: str) -> None:
+def remove_user(engine: Engine, name: str, *, now: datetime | None = None) -> None:
+    """Remove a user; their sessions are revoked at once."""
+    from reconcile.web.sessions import revoke_user
+
     with db.transaction(engine) as session:
         if session.execute(delete(tables.User).where(tables.User.name == name)).rowcount != 1:
             raise NotFoundError(f"no user {name}")
+    revoke_user(engine, name, now=now or datetime.now(UTC), why="removed")
+
+
+def set_password(engine: Engine, name: str, password: str, *, now: datetime) -> int:
+    """A new password for a user: every session of theirs is revoked; returns how many were live."""
+    from reconcile.web.sessions import revoke_user
+
+    if len(password or "") < 8:
+        raise ReconcileError("a password needs at least 8 characters")
+    with db.transaction(engine) as session:
+        done = session.execute(update(tables.User).where(tables.User.name == name)
+                               .values(password_hash=_hasher.hash(password)))
+        if done.rowcount != 1:
+            raise NotFoundError(f"no user {name}")
+        session.add(tables.AuditEntry(at=now, actor=name, action="password_changed"))
+    return revoke_user(engine, name, now=now, why="password")
 
 
 def list_users(engine: Engine) -> list[WebUser]:
