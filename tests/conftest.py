@@ -108,3 +108,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # In CI the PostgreSQL tests must run, never skip silently.
     if os.environ.get("CI") and not PG_URL:
         raise pytest.UsageError("CI is set but RECONCILE_TEST_PG_URL is not: PostgreSQL tests would be skipped")
+
+
+TIERS = {"unit": "unit", "parsers": "unit", "integration": "integration", "e2e": "e2e", "flows": "e2e",
+         "web": "e2e", "static": "static"}
+SLOW_TIERS = {"e2e", "static"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test carries its tier (the folder it lives in): `pytest -m unit` runs the fast tier alone,
+    `pytest -m "not slow"` everything but the processes, browsers and static checks; CI runs them all."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        tier = TIERS.get(parts[0]) if len(parts) > 1 else None
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
+        if tier in SLOW_TIERS:
+            item.add_marker(pytest.mark.slow)

@@ -488,6 +488,8 @@ class World:
         if kind == "truncated":
             lead = rng.choice(["Invoice ", "Rechnung Nr. ", "Facture no "])
             keep = len(number) - rng.choice([1, 2])
+            if number[:keep] in self.number_index:  # cut off, it is another invoice's number: nobody can tell
+                return None
             text = (lead + number)[: len(lead) + keep]
             return [text]
         raise ValueError(kind)
@@ -810,12 +812,13 @@ class World:
         theirs = [self.inv_open[j] for j in self.open_items(c.twin) + self.credit_notes(c.twin)]
         if len(theirs) > 30:
             return False
-        if both:  # the same amount open at each of the twins, once
-            pairs = [(i, j) for i in mine for j in self.open_items(c.twin)
-                     if not self.used[j] and self.inv_open[j] == self.inv_open[i]]
-            if not pairs:
+        if both:  # the same amount open at each of the twins: one of the other twin's invoices is made so
+            theirs_free = [j for j in self.open_items(c.twin) if not self.used[j] and not self.inv_discount[j]
+                           and self.inv_amount[j] == self.inv_open[j]]
+            if not mine or not theirs_free:
                 return False
-            i, j = pairs[0]
+            i, j = rng.choice(mine), rng.choice(theirs_free)
+            self.inv_amount[j] = self.inv_open[j] = self.inv_open[i]
             self.used[i] = self.used[j] = True
             line = self.add(c, "namesake", "fits_both", self.inv_open[i], c.currency, fold(c.core), "",
                             rng.choice(NO_REF_TEXTS), [])

@@ -18,11 +18,11 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconcile.core.errors import ConfigError
 from reconcile.core.money import to_minor
@@ -427,7 +427,11 @@ def team_profiles(directory: Path) -> tuple[Profile, ...]:
 
 def advice_profiles(directory: Path) -> tuple[Any, ...]:
     """The CSV advice layouts: built-in, and the team's DIR/advice_profiles (same name replaces)."""
-    from reconcile.parsers.advice_csv import builtin_advice_profile_dir, builtin_advice_profiles, load_advice_profile_dir
+    from reconcile.parsers.advice_csv import (
+        builtin_advice_profile_dir,
+        builtin_advice_profiles,
+        load_advice_profile_dir,
+    )
     from reconcile.parsers.csv_profiles import merge_profiles
 
     shipped = builtin_advice_profiles()

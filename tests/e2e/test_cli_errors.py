@@ -64,7 +64,7 @@ def test_multi_file_ingest_reports_each_file_and_goes_on(tmp_path: Path) -> None
     status = {f["file"]: f["status"] for f in report["files"]}
     assert status == {Path(first).name: "stored", "broken.xml": "refused", Path(second).name: "stored",
                       "missing.ofx": "refused"}
-    assert (report["stored"], report["already imported"], report["refused"]) == (2, 0, 2)
+    assert (report["stored"], report["already_imported"], report["refused"]) == (2, 0, 2)
     assert all(f["reason"] for f in report["files"] if f["status"] == "refused")
     line = done.stderr.strip().splitlines()
     assert len(line) == 1 and "2 of 4 file(s) refused" in line[0] and "broken.xml" in line[0]

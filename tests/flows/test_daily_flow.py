@@ -197,7 +197,7 @@ def test_a_run_whose_ledger_check_fails_ends_failed_with_its_summary(
     demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     day = _day(demo, tmp_path)
-    monkeypatch.setattr(service, "check_ledger_now", lambda engine: ["invoice INV-1: open amount below zero"])
+    monkeypatch.setattr(service, "check_ledger_now", lambda *_: ["invoice INV-1: open amount below zero"])
     state = day.run()
 
     assert state.is_failed() and "open amount below zero" in state.message

@@ -85,10 +85,7 @@ CASES = {
     "mt940": ("day.sta", mt940("S1"), mt940("S2", ":61:2603030303C9,99NTRFNONREF//B0303A\n:86:INV-1003\n"),
               "B0302A"),
     "bai2": ("day.bai", bai2("1"), bai2("2", [("16,195,999,,BREF2,,INV-1003/", 999)]), "BREF1"),
-    "csv": pytest.param("day.csv", csv(), csv("TX-10,2026-03-03,,9.99,EUR,ACME,,INV-1003\n"), "TX-9",
-                        marks=pytest.mark.xfail(strict=True, reason=(
-                            "parsers/csvprofile.py refuses a repeated id column value before the registry's "
-                            "rule (base.distinct_source_refs) can tell the lines apart"))),
+    "csv": ("day.csv", csv(), csv("TX-10,2026-03-03,,9.99,EUR,ACME,,INV-1003\n"), "TX-9"),
 }
 
 

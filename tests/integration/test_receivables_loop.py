@@ -304,3 +304,19 @@ def test_a_manual_decision_that_breaks_the_due_order_is_refused_before_it_is_pos
     assert [(r["installment_no"], r["amount"]) for r in done["allocations"]] == [(2, "1000.00"), (3, "500.00")]
     assert ledger.check(engine) == []
     assert _run(engine, DAY2).status == "completed"     # the next run is not failed by a person's decision
+
+
+def test_a_runs_own_check_covers_what_it_touched_and_reconcile_check_everything(
+        engine: Engine, tmp_path: Path) -> None:
+    other = {"invoice_number": "INV-9", "customer_id": "C2", "amount": "70.00"}
+    service.load_ar(engine, _snapshot(tmp_path / "d1", [INV1, INV2, other], day=DAY1))
+    with engine.begin() as c:      # damage outside what the next run touches
+        c.execute(text("UPDATE invoices SET open_amount_minor = 1 WHERE invoice_number = 'INV-9'"))
+    ingest_lines(engine, [bank_line("P1", "300.00", name="Acme", remittance="INV-1", booking_date="2026-03-02")])
+    assert service.run_posting(engine, config=CONFIG, as_of=DAY1, now=_now(DAY1)).status == "completed"
+    assert [v.subject for v in ledger.check(engine)] == ["invoice INV-9", "customer C2 (EUR)"]
+    with engine.begin() as c:      # damage inside it: the run after that is failed
+        c.execute(text("UPDATE invoices SET open_amount_minor = 2 WHERE invoice_number = 'INV-2'"))
+    ingest_lines(engine, [bank_line("P2", "100.00", name="Acme", remittance="INV-2", booking_date="2026-03-02")])
+    failed = service.run_posting(engine, config=CONFIG, as_of=DAY1, now=_now(DAY1))
+    assert failed.status == "failed" and any("INV-2" in v for v in failed.violations)

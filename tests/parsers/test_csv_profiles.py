@@ -87,7 +87,6 @@ def test_generic_layout_with_optional_account_and_reference() -> None:
         (b"1,2026-11-23,,12.345,EUR,A,,x\n", "line 2, column amount", "'12.345' is not an amount"),
         (b"1,23/11/2026,,1.00,EUR,A,,x\n", "line 2, column booking_date", "is not a date"),
         (b"1,2026-11-23,,1.00,EURO,A,,x\n", "line 2, column currency", "'EURO' is not a currency code"),
-        (b"1,2026-11-23,,1.00,EUR,A,,x\n1,2026-11-24,,2.00,EUR,B,,y\n", "line 3", "id '1' appears more than once"),
     ],
 )
 def test_generic_bad_rows(row: bytes, where: str, why: str) -> None:
@@ -95,6 +94,15 @@ def test_generic_bad_rows(row: bytes, where: str, why: str) -> None:
         parse_bytes(GENERIC_HEADER + row, Path("bank.csv"))
     assert (caught.value.where, caught.value.path) == (where, "bank.csv")
     assert why in caught.value.why
+
+
+def test_an_id_the_export_repeats_keeps_both_transactions() -> None:
+    parsed = parse_bytes(GENERIC_HEADER + b"1,2026-11-23,,1.00,EUR,A,,x\n1,2026-11-24,,2.00,EUR,B,,y\n",
+                         Path("bank.csv"))
+    statement = parsed.statements[0]
+    refs = statement.lines["source_ref"].to_list()
+    assert refs[0] == "1" and refs[1].startswith("1#") and len(set(refs)) == 2
+    assert any("reference repeated in the file" in w for w in statement.warnings)
 
 
 VALID = GENERIC_HEADER + b"1,2026-11-23,2026-11-23,100.00,EUR,Acme BV,NL91ABNA0417164300,INV-1\n2,2026-11-24,,-3.5,EUR,,,fee\n"

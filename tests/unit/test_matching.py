@@ -377,3 +377,11 @@ def test_a_line_queued_as_ambiguous_is_decided_again_after_a_later_line_took_one
     posted, queued, _, result = run(b, first, second)
     assert posted == {1: [("invoice", "INV-40013", None, 2000)], 2: [("invoice", "INV-40057", None, 2000)]}, queued
     assert result.exceptions.height == 0
+
+
+def test_leading_zeros_dropped_from_a_short_number_count_beside_its_own_letters() -> None:
+    b = book([("FA26/00072", "C1", "79.93"), ("CN-26-00072", "C2", "-5.00"), ("FA26/00073", "C1", "12.00")])
+    posted, _, _, result = run(b, line("79.93", "Règlement facture FA26/72"), line("12.00", "26/73", line_id=2))
+    assert posted[1] == [("invoice", "FA26/00072", None, 7993)]
+    assert result.allocations["rule"][0] == "fuzzy_reference"
+    assert 2 not in posted  # four digits without the series' letters name nothing

@@ -140,7 +140,7 @@ def ingest(
             progress("ingest", number, len(files))
     refused = [o for o in outcomes if o["status"] == "refused"]
     if as_json:
-        print_json({"files": outcomes, **{k: sum(o["status"] == k for o in outcomes)
+        print_json({"files": outcomes, **{k.replace(" ", "_"): sum(o["status"] == k for o in outcomes)
                                           for k in ("stored", "already imported", "refused")}})
     else:
         print_table("ingested", ["file", "status", "format", "statements", "lines", "new", "note"], [
@@ -204,8 +204,9 @@ def run(
                  "without Prefect, recorded in the ledger's posting runs; --flow starts a temporary one", err=True)
     if not flow and not dask:
         try:
-            summary = inbox_lib.run_day(engine, config, inbox=inbox, as_of=day, dry_run=dry_run,
-                                        actor=actor).to_dict()
+            with Reporter() as progress:
+                summary = inbox_lib.run_day(engine, config, inbox=inbox, as_of=day, dry_run=dry_run,
+                                            actor=actor, progress=progress).to_dict()
         except ReconcileError as exc:
             _notify_no_flow(config, str(exc), None)
             raise

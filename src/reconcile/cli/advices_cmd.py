@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from reconcile.cli.common import DbOption, JsonOption, console, engine_for, handles_errors, print_json, print_table
+from reconcile.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    engine_for,
+    handles_errors,
+    print_json,
+    print_table,
+)
 
 app = typer.Typer(help="Remittance advices (X12 820, remt.001, CSV) and the payments they explain.",
                   no_args_is_help=True)

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from reconcile.cli.common import DbOption, JsonOption, console, engine_for, handles_errors, print_json, print_table
+from reconcile.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    engine_for,
+    handles_errors,
+    print_json,
+    print_table,
+)
 from reconcile.cli.daily_loop import parse_day
 from reconcile.config import load_config
 
@@ -22,8 +30,8 @@ def replay(
 ) -> None:
     """Re-decide the bank lines of past runs under another configuration, without writing anything: per line
     whose decision would change, what was posted or queued then and what would be now, and a summary."""
-    from reconcile.services.replay import replay as run_replay
     from reconcile.services.exports import write_csv
+    from reconcile.services.replay import replay as run_replay
 
     diff, summary = run_replay(engine_for(db_url), load_config(config_dir), start=parse_day(start), end=parse_day(end))
     if output is not None:

@@ -31,8 +31,9 @@ from sqlalchemy import Engine, Select, case, func, select, text
 from sqlalchemy.orm import Session
 
 from reconcile.config import Config
-from reconcile.core.allocation import clamp_open_expr
 from reconcile.core import frames
+from reconcile.core.allocation import clamp_open_expr
+from reconcile.core.codes import ItemStatus, Kind, Reason
 from reconcile.store import db, repo, tables
 
 PLAN_STATUSES = ("completed", "on track", "late", "broken")  # in order of concern
@@ -114,7 +115,7 @@ ORIGINAL = tables.Allocation.__table__.alias("reversed_original")
 def base_kind() -> Any:
     """An allocation's kind, or for a reversal row the kind of the row it takes back (join ORIGINAL)."""
     al = tables.Allocation
-    return case((al.kind == "reversal", ORIGINAL.c.kind), else_=al.kind)
+    return case((al.kind == Kind.REVERSAL, ORIGINAL.c.kind), else_=al.kind)
 
 
 def with_original(query: Select) -> Select:
@@ -160,7 +161,7 @@ def _settling_rows(session: Session, key: Any, as_of: date, keys: Any | None) ->
     """Settling rows (invoice / installment rows and their reversals) of business days up to `as_of`."""
     al = tables.Allocation
     query = with_original(select(key, repo.settled_amount(al), al.batch_seq).select_from(al)).where(
-        key.is_not(None), base_kind().in_(("invoice", "installment")), al.business_date <= as_of)
+        key.is_not(None), base_kind().in_((Kind.INVOICE, Kind.INSTALLMENT)), al.business_date <= as_of)
     if keys is not None:
         query = query.where(key.in_(keys))
     return read_frame(session, query, {"key": pl.String() if key is tables.Allocation.invoice_number else pl.Int64(),
@@ -263,7 +264,7 @@ def credit_on_account(session: Session, as_of: date, customer: str | None = None
     al = tables.Allocation
     query = with_original(
         select(al.customer_id, al.currency, func.sum(al.amount_minor)).select_from(al)
-    ).where(al.business_date <= as_of, base_kind() == "on_account").group_by(al.customer_id, al.currency)
+    ).where(al.business_date <= as_of, base_kind() == Kind.ON_ACCOUNT).group_by(al.customer_id, al.currency)
     if customer is not None:
         query = query.where(al.customer_id == customer)
     frame = read_frame(session, query, {"customer_id": pl.String(), "currency": pl.String(), "on_account": pl.Int64()})
@@ -273,7 +274,7 @@ def credit_on_account(session: Session, as_of: date, customer: str | None = None
 def queue_open_on(as_of: date) -> Any:
     """Exception items that were open at the end of business day `as_of`."""
     ex = tables.ExceptionItem
-    return (ex.opened_on <= as_of) & (((ex.status == "open") & ex.closed_on.is_(None)) | (ex.closed_on > as_of))
+    return (ex.opened_on <= as_of) & (((ex.status == ItemStatus.OPEN) & ex.closed_on.is_(None)) | (ex.closed_on > as_of))
 
 
 def pending_cash(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
@@ -284,7 +285,7 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
     ex, bl = tables.ExceptionItem, tables.BankLine
     query = (
         select(ex.customer_id, bl.currency,
-               func.sum(case(((bl.amount_minor > 0) & (ex.reason != "closed_elsewhere"), bl.amount_minor), else_=0)),
+               func.sum(case(((bl.amount_minor > 0) & (ex.reason != Reason.CLOSED_ELSEWHERE), bl.amount_minor), else_=0)),
                func.count())
         .join(bl, bl.id == ex.bank_line_id)
         .where(queue_open_on(as_of), ex.customer_id.is_not(None))
@@ -296,7 +297,7 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
         "customer_id": pl.String(), "currency": pl.String(), "pending_application": pl.Int64(),
         "open_exceptions": pl.Int64(),
     })
-    overtaken = select(ex.customer_id, ex.evidence).where(queue_open_on(as_of), ex.reason == "closed_elsewhere")
+    overtaken = select(ex.customer_id, ex.evidence).where(queue_open_on(as_of), ex.reason == Reason.CLOSED_ELSEWHERE)
     if customer is not None:
         overtaken = overtaken.where(ex.customer_id == customer)
     extra: dict[tuple[str, str], int] = {}

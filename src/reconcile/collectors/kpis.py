@@ -30,6 +30,7 @@ from reconcile.collectors.balances import (
     read_frame,
     utc_naive,
 )
+from reconcile.core.codes import Kind
 from reconcile.store import repo, tables
 
 DSO_FORMULA = "DSO = open receivables at the end of the period / amount invoiced in the period x days in the period"
@@ -99,7 +100,7 @@ def _days_to_pay(session: Session, start: date, as_of: date) -> pl.DataFrame:
         .join(bl, bl.id == al.bank_line_id)
         .join(inv, inv.invoice_number == al.invoice_number)
         .outerjoin(ins, ins.id == al.installment_id)
-        .where(al.kind.in_(("invoice", "installment")), al.business_date >= start, al.business_date <= as_of,
+        .where(al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)), al.business_date >= start, al.business_date <= as_of,
                # not taken back by the as-of date (NOT IN, not a correlated EXISTS: reverses_id has no index)
                al.id.not_in(select(undone.reverses_id).where(undone.reverses_id.is_not(None),
                                                              undone.business_date <= as_of)))

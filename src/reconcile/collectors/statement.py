@@ -29,6 +29,7 @@ from reconcile.collectors.balances import (
     read_frame,
     with_original,
 )
+from reconcile.core.codes import Kind
 from reconcile.core.errors import NotFoundError
 from reconcile.services.exports import decimal_text
 from reconcile.store import repo, tables
@@ -86,10 +87,10 @@ def _part_text() -> pl.Expr:
     amount = decimal_text(pl.col("amount_minor").abs(), pl.col("currency"))
     kind = pl.col("base_kind")
     return (
-        pl.when(kind == "on_account").then(pl.concat_str([pl.lit("on account "), amount]))
+        pl.when(kind == Kind.ON_ACCOUNT).then(pl.concat_str([pl.lit("on account "), amount]))
         .when(kind == "write_off").then(pl.concat_str([pl.lit("written off "), amount, pl.lit(" on "),
                                                        pl.col("invoice_number")]))
-        .when(kind == "installment").then(pl.concat_str([
+        .when(kind == Kind.INSTALLMENT).then(pl.concat_str([
             pl.col("invoice_number"), pl.lit(" #"), pl.col("installment_no").cast(pl.String), pl.lit(" "), amount]))
         .otherwise(pl.concat_str([pl.col("invoice_number"), pl.lit(" "), amount]))
     )
@@ -156,7 +157,7 @@ def statement_of_account(engine: Engine, customer_id: str, as_of: date,
             repo.settled_amount(al), repo.settled_currency(al), al.reason, func.coalesce(al.reason, ORIGINAL.c.reason),
             al.business_date, bl.booking_date, bl.source_ref, al.batch_seq,
         ).select_from(al).join(bl, bl.id == al.bank_line_id)).where(
-            al.customer_id == customer_id, al.business_date <= as_of, base_kind() != "fx",
+            al.customer_id == customer_id, al.business_date <= as_of, base_kind() != Kind.FX,
         ), {
             "id": pl.Int64(), "posting_id": pl.Int64(), "kind": pl.String(), "base_kind": pl.String(),
             "invoice_number": pl.String(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
@@ -164,7 +165,7 @@ def statement_of_account(engine: Engine, customer_id: str, as_of: date,
             "business_date": pl.Date(), "booking_date": pl.Date(), "source_ref": pl.String(), "batch_seq": pl.Int64(),
         })
         # reconcile's postings each invoice's snapshot already includes (in a batch up to its basis)
-        settling = rows.filter(pl.col("base_kind").is_in(["invoice", "installment"])).join(
+        settling = rows.filter(pl.col("base_kind").is_in([Kind.INVOICE, Kind.INSTALLMENT])).join(
             invoices.select("invoice_number", "basis_seq"), on="invoice_number", how="inner")
         included = settling.filter(pl.col("batch_seq").is_not_null() & (pl.col("batch_seq") <= pl.col("basis_seq"))) \
             .group_by("invoice_number").agg(pl.col("amount_minor").sum().alias("included"))

@@ -16,8 +16,36 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reconcile.core.allocation import clamp_open_expr, order_violations
+from reconcile.core.codes import ItemStatus, Kind, Reason
 from reconcile.core.money import format_minor
 from reconcile.store import repo, tables
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a check looks at: everything (run_id None), or what one posting run touched — its lines, the
+    invoices it posted to and their customers — so a run's own check costs what the day costs, not the
+    history (`reconcile check` looks at everything)."""
+
+    run_id: str | None = None
+
+    def lines(self) -> Any:
+        al, ex = tables.Allocation, tables.ExceptionItem
+        return select(al.bank_line_id).where(al.run_id == self.run_id).union(
+            select(ex.bank_line_id).where(ex.run_id == self.run_id))
+
+    def invoices(self) -> Any:
+        al = tables.Allocation
+        return select(al.invoice_number).where(al.run_id == self.run_id, al.invoice_number.is_not(None))
+
+    def customers(self) -> Any:
+        al, inv = tables.Allocation, tables.Invoice
+        return select(al.customer_id).where(al.run_id == self.run_id, al.customer_id.is_not(None)).union(
+            select(inv.customer_id).where(inv.invoice_number.in_(self.invoices())))
+
+    @property
+    def everything(self) -> bool:
+        return self.run_id is None
 
 
 @dataclass(frozen=True)
@@ -34,7 +62,7 @@ def _money(amount: int | None, currency: str | None) -> str:
     return format_minor(amount or 0, currency or "XXX")
 
 
-def _lines(session: Session) -> pl.DataFrame:
+def _lines(session: Session, scope: Scope) -> pl.DataFrame:
     bl, al = tables.BankLine, tables.Allocation
     allocated = (
         select(al.bank_line_id, func.sum(al.amount_minor).label("allocated"), func.count().label("rows"))
@@ -49,8 +77,8 @@ def _lines(session: Session) -> pl.DataFrame:
     # a posted line may also carry an open closed_elsewhere question; the rest of the queue is for unposted lines
     open_items = (
         select(ex.bank_line_id, func.count().label("open_items"),
-               func.sum(case((ex.reason == "closed_elsewhere", 1), else_=0)).label("closed_elsewhere"))
-        .where(ex.status == "open").group_by(ex.bank_line_id).subquery()
+               func.sum(case((ex.reason == Reason.CLOSED_ELSEWHERE, 1), else_=0)).label("closed_elsewhere"))
+        .where(ex.status == ItemStatus.OPEN).group_by(ex.bank_line_id).subquery()
     )
     query = (
         select(
@@ -64,6 +92,8 @@ def _lines(session: Session) -> pl.DataFrame:
         .outerjoin(active, active.c.bank_line_id == bl.id)
         .outerjoin(open_items, open_items.c.bank_line_id == bl.id)
     )
+    if not scope.everything:
+        query = query.where(bl.id.in_(scope.lines()))
     return repo.frame_of(session, query, {
         "id": pl.Int64(), "account": pl.String(), "source_ref": pl.String(), "amount_minor": pl.Int64(),
         "currency": pl.String(), "status": pl.String(), "allocated": pl.Int64(), "rows": pl.Int64(),
@@ -102,7 +132,7 @@ def _settles_items():  # type: ignore[no-untyped-def]
     al = tables.Allocation
     original = tables.Allocation.__table__.alias("settled_original")
     reversed_kind = select(original.c.kind).where(original.c.id == al.reverses_id).scalar_subquery()
-    return al.kind.in_(("invoice", "installment")) | ((al.kind == "reversal") & reversed_kind.in_(("invoice", "installment")))
+    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | ((al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
 
 
 def _applied(key: Any, basis: Any) -> Any:
@@ -113,17 +143,24 @@ def _applied(key: Any, basis: Any) -> Any:
     return (key, func.sum(settled).label("applied"), func.sum(pending).label("pending"))
 
 
-def _invoice_frame(session: Session) -> pl.DataFrame:
+def _invoice_frame(session: Session, scope: Scope) -> pl.DataFrame:
+    """Every invoice (in scope: every invoice of the customers the run touched) with what was applied to it."""
     inv, al = tables.Invoice, tables.Allocation
-    applied = (
+    applied_query = (
         select(*_applied(al.invoice_number, inv.basis_seq)).join(inv, inv.invoice_number == al.invoice_number)
-        .where(al.invoice_number.is_not(None), _settles_items()).group_by(al.invoice_number).subquery()
+        .where(al.invoice_number.is_not(None), _settles_items())
     )
-    return repo.frame_of(session, select(
+    if not scope.everything:
+        applied_query = applied_query.where(inv.customer_id.in_(scope.customers()))
+    applied = applied_query.group_by(al.invoice_number).subquery()
+    query = select(
         inv.invoice_number, inv.customer_id, inv.currency, inv.amount_minor, inv.snapshot_open_minor,
         inv.open_amount_minor, inv.excess_minor, func.coalesce(applied.c.applied, 0),
         func.coalesce(applied.c.pending, 0),
-    ).outerjoin(applied, applied.c.invoice_number == inv.invoice_number), {
+    ).outerjoin(applied, applied.c.invoice_number == inv.invoice_number)
+    if not scope.everything:
+        query = query.where(inv.customer_id.in_(scope.customers()))
+    return repo.frame_of(session, query, {
         "invoice_number": pl.String(), "customer_id": pl.String(), "currency": pl.String(), "amount": pl.Int64(),
         "snapshot_open": pl.Int64(), "open": pl.Int64(), "excess": pl.Int64(), "applied": pl.Int64(),
         "pending": pl.Int64(),
@@ -155,20 +192,23 @@ def _invoice_violations(frame: pl.DataFrame) -> list[Violation]:
     return found
 
 
-def _installment_violations(session: Session) -> list[Violation]:
+def _installment_violations(session: Session, scope: Scope) -> list[Violation]:
     ins, al = tables.Installment, tables.Allocation
     applied = (
         select(
             *_applied(al.installment_id, ins.basis_seq),
-            func.sum(case((al.kind == "reversal", 1), else_=0)).label("reversals"),
+            func.sum(case((al.kind == Kind.REVERSAL, 1), else_=0)).label("reversals"),
         ).join(ins, ins.id == al.installment_id)
         .where(al.installment_id.is_not(None), _settles_items()).group_by(al.installment_id).subquery()
     )
-    frame = repo.frame_of(session, select(
+    query = select(
         ins.plan_id, ins.installment_no, ins.due_date, ins.amount_minor, ins.snapshot_paid_minor,
         ins.open_amount_minor, ins.excess_minor, func.coalesce(applied.c.applied, 0),
         func.coalesce(applied.c.pending, 0), func.coalesce(applied.c.reversals, 0),
-    ).outerjoin(applied, applied.c.installment_id == ins.id), {
+    ).outerjoin(applied, applied.c.installment_id == ins.id)
+    if not scope.everything:
+        query = query.where(ins.invoice_number.in_(scope.invoices()))
+    frame = repo.frame_of(session, query, {
         "plan_id": pl.String(), "no": pl.Int64(), "due_date": pl.Date(), "amount": pl.Int64(), "paid": pl.Int64(),
         "open": pl.Int64(), "excess": pl.Int64(), "applied": pl.Int64(), "pending": pl.Int64(),
         "reversals": pl.Int64(),
@@ -192,24 +232,29 @@ def _installment_violations(session: Session) -> list[Violation]:
     return found
 
 
-def _attribution_violations(session: Session, invoices: pl.DataFrame) -> list[Violation]:
+def _attribution_violations(session: Session, invoices: pl.DataFrame, scope: Scope) -> list[Violation]:
     """Rows on an invoice carry its customer and currency; a customer's statement of account ends at its
     open items less its credit on account (the figures balances shows)."""
     al, inv = tables.Allocation, tables.Invoice
     found = []
     settled_ccy = repo.settled_currency(al)
-    wrong = session.execute(
+    owner_query = (
         select(al.id, al.invoice_number, al.customer_id, settled_ccy, inv.customer_id, inv.currency)
         .join(inv, inv.invoice_number == al.invoice_number)
         .where((al.customer_id != inv.customer_id) | (settled_ccy != inv.currency))
-    ).all()
+    )
+    if not scope.everything:
+        owner_query = owner_query.where(al.run_id == scope.run_id)
+    wrong = session.execute(owner_query).all()
     for r in wrong[:1000]:
         found.append(Violation("allocation_owner", f"allocation {r[0]}",
                                f"on invoice {r[1]} of {r[4]} ({r[5]}), but booked for {r[2]} ({r[3]})"))
     # statement of account: issued + settled by the receivables system - reconcile's payments + excess
-    paid = repo.frame_of(session, select(al.customer_id, settled_ccy, func.sum(repo.settled_amount(al)))
-                         .where(al.invoice_number.is_not(None), _settles_items())
-                         .group_by(al.customer_id, settled_ccy),
+    paid_query = select(al.customer_id, settled_ccy, func.sum(repo.settled_amount(al))) \
+        .where(al.invoice_number.is_not(None), _settles_items())
+    if not scope.everything:
+        paid_query = paid_query.where(al.customer_id.in_(scope.customers()))
+    paid = repo.frame_of(session, paid_query.group_by(al.customer_id, settled_ccy),
                          {"customer_id": pl.String(), "currency": pl.String(), "paid": pl.Int64()})
     keyed = ["customer_id", "currency"]
     per_customer = invoices.group_by(keyed).agg(
@@ -227,17 +272,19 @@ def _attribution_violations(session: Session, invoices: pl.DataFrame) -> list[Vi
     return found
 
 
-def _allocation_violations(session: Session) -> list[Violation]:
+def _allocation_violations(session: Session, scope: Scope) -> list[Violation]:
     al, p = tables.Allocation, tables.Posting
     found = []
+    mine = (al.run_id == scope.run_id) if not scope.everything else (al.id == al.id)
     rows = session.execute(
         select(al.id, al.kind, al.amount_minor, al.currency, al.reverses_id, al.invoice_number, al.customer_id)
-        .where((al.kind.in_(("invoice", "installment", "on_account")) & (repo.settled_amount(al) == 0))
-               | ((al.kind == "fx") & al.invoice_number.is_not(None))
-               | ((al.kind == "installment") & (al.amount_minor < 0))
+        .where((al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT, Kind.ON_ACCOUNT)) & (repo.settled_amount(al) == 0))
+               | ((al.kind == Kind.FX) & al.invoice_number.is_not(None))
+               | ((al.kind == Kind.INSTALLMENT) & (al.amount_minor < 0))
                | ((al.kind == "write_off") & (al.amount_minor >= 0))
-               | ((al.kind == "reversal") & (al.reverses_id.is_(None)))
+               | ((al.kind == Kind.REVERSAL) & (al.reverses_id.is_(None)))
                | ((al.kind.in_(("invoice", "installment", "write_off"))) & al.invoice_number.is_(None)))
+        .where(mine)
     ).all()
     for r in rows:
         found.append(Violation("allocation_shape", f"allocation {r.id}",
@@ -247,7 +294,7 @@ def _allocation_violations(session: Session) -> list[Violation]:
     original = al.__table__.alias("original")
     bad = session.execute(
         select(al.id, al.amount_minor, original.c.amount_minor)
-        .join(original, original.c.id == al.reverses_id)
+        .join(original, original.c.id == al.reverses_id).where(mine)
         .where((al.amount_minor != -original.c.amount_minor)
                | (func.coalesce(al.settled_amount_minor, 0) != -func.coalesce(original.c.settled_amount_minor, 0))
                | (func.coalesce(al.invoice_number, "") != func.coalesce(original.c.invoice_number, "")))
@@ -257,26 +304,29 @@ def _allocation_violations(session: Session) -> list[Violation]:
                                f"reverses a row of {r[2]} minor units with {r[1]}"))
     twice = session.execute(
         select(al.reverses_id, func.count()).where(al.reverses_id.is_not(None))
+        .where(al.reverses_id.in_(select(al.reverses_id).where(mine)) if not scope.everything else mine)
         .group_by(al.reverses_id).having(func.count() > 1)
     ).all()
     for reversed_id, count in twice:
         found.append(Violation("reversed_twice", f"allocation {reversed_id}", f"reversed {count} times"))
-    empty = session.execute(
-        select(p.id, p.bank_line_id).where(~select(al.id).where(al.posting_id == p.id).exists())
-    ).all()
+    postings = select(p.id, p.bank_line_id).where(~select(al.id).where(al.posting_id == p.id).exists())
+    if not scope.everything:
+        postings = postings.where(p.bank_line_id.in_(scope.lines()))
+    empty = session.execute(postings).all()
     for posting_id, line_id in empty:
         found.append(Violation("orphan_posting", f"posting {posting_id}", f"of bank line {line_id} has no allocations"))
     return found
 
 
-def _on_account_violations(session: Session) -> list[Violation]:
+def _on_account_violations(session: Session, scope: Scope) -> list[Violation]:
     """Credit on account is applied to invoices (negative on_account rows) only as far as it exists."""
     al = tables.Allocation
     original = tables.Allocation.__table__.alias("credit_original")
-    base = case((al.kind == "reversal", original.c.kind), else_=al.kind)
+    base = case((al.kind == Kind.REVERSAL, original.c.kind), else_=al.kind)
     rows = session.execute(
         select(al.customer_id, al.currency, func.sum(al.amount_minor))
-        .outerjoin(original, original.c.id == al.reverses_id).where(base == "on_account")
+        .outerjoin(original, original.c.id == al.reverses_id).where(base == Kind.ON_ACCOUNT)
+        .where(al.customer_id.in_(scope.customers()) if not scope.everything else base == Kind.ON_ACCOUNT)
         .group_by(al.customer_id, al.currency).having(func.sum(al.amount_minor) < 0)
     ).all()
     return [Violation("on_account_negative", f"customer {c} ({ccy})",
@@ -284,14 +334,15 @@ def _on_account_violations(session: Session) -> list[Violation]:
             for c, ccy, total in rows]
 
 
-def check_ledger(session: Session) -> list[Violation]:
-    """Every invariant violation in the ledger, or [] when it is consistent."""
-    invoices = _invoice_frame(session)
+def check_ledger(session: Session, scope: Scope | None = None) -> list[Violation]:
+    """Every invariant violation in the ledger (or in what one run touched), or [] when it is consistent."""
+    scope = scope or Scope()
+    invoices = _invoice_frame(session, scope)
     return [
-        *_line_violations(_lines(session)),
+        *_line_violations(_lines(session, scope)),
         *_invoice_violations(invoices),
-        *_installment_violations(session),
-        *_allocation_violations(session),
-        *_attribution_violations(session, invoices),
-        *_on_account_violations(session),
+        *_installment_violations(session, scope),
+        *_allocation_violations(session, scope),
+        *_attribution_violations(session, invoices, scope),
+        *_on_account_violations(session, scope),
     ]

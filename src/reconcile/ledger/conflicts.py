@@ -19,6 +19,7 @@ import polars as pl
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from reconcile.core.codes import ItemStatus, Kind, LineStatus
 from reconcile.core.errors import ReconcileError
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.reverse import reverse_line
@@ -32,8 +33,8 @@ def _conflicting_lines(session: Session, numbers: list[str]) -> pl.DataFrame:
     """Per posted bank line and invoice in excess: what the line's not-included postings take from it."""
     inv, al, bl = tables.Invoice, tables.Allocation, tables.BankLine
     original = tables.Allocation.__table__.alias("conflict_original")
-    settles = al.kind.in_(("invoice", "installment")) | (
-        (al.kind == "reversal") & original.c.kind.in_(("invoice", "installment")))
+    settles = al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | (
+        (al.kind == Kind.REVERSAL) & original.c.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
     frames = []
     for part in repo.chunks(numbers, 900):
         frames.append(repo.frame_of(session, select(
@@ -73,13 +74,13 @@ def _queue(session: Session, found: pl.DataFrame, snapshot_id: int | None, now: 
                                       "posted to them in postings it has not imported yet"})
         suggestions = "|".join(i["invoice_number"] for i in invoices)
         existing = session.execute(select(ex.c.id).where(
-            ex.c.bank_line_id == line_id, ex.c.reason == REASON, ex.c.status == "open")).scalar()
+            ex.c.bank_line_id == line_id, ex.c.reason == REASON, ex.c.status == ItemStatus.OPEN)).scalar()
         if existing is not None:
             session.execute(update(ex).where(ex.c.id == existing).values(evidence=evidence, suggestions=suggestions))
             continue
         session.execute(ex.insert().values(
             bank_line_id=line_id, generation=generation, reason=REASON, suggestions=suggestions,
-            customer_id=rows["customer_id"][0], evidence=evidence, status="open", created_at=now, opened_on=day,
+            customer_id=rows["customer_id"][0], evidence=evidence, status=ItemStatus.OPEN, created_at=now, opened_on=day,
         ))
         count += 1
     return count
@@ -99,7 +100,7 @@ def settle_conflicts(session: Session, numbers: list[str], *, policy: str, snaps
         amounts = {r["invoice_number"]: min(r["excess"], r["posted_not_included"])
                    for r in rows.iter_rows(named=True)}
         if policy == "unapply":
-            reverse_line(session, int(line_id), reason=REASON, then="exception", actor=actor, now=now,
+            reverse_line(session, int(line_id), reason=REASON, then=LineStatus.EXCEPTION, actor=actor, now=now,
                          business_date=business_date, details={"closed_elsewhere": sorted(amounts)})
         else:
             keep_on_account(session, int(line_id), amounts, actor=actor, now=now, business_date=business_date,
@@ -112,7 +113,7 @@ def _active_rows(session: Session, line_id: int) -> pl.DataFrame:
     return repo.frame_of(session, select(
         al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no, al.amount_minor,
         al.currency, al.rule, al.reason,
-    ).join(p, p.id == al.posting_id).where(al.bank_line_id == line_id, p.reversed_at.is_(None), al.kind != "reversal")
+    ).join(p, p.id == al.posting_id).where(al.bank_line_id == line_id, p.reversed_at.is_(None), al.kind != Kind.REVERSAL)
         .order_by(al.id), {
         "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(), "installment_id": pl.Int64(),
         "installment_no": pl.Int64(), "amount_minor": pl.Int64(), "currency": pl.String(), "rule": pl.String(),
@@ -126,12 +127,12 @@ def _moved_to_account(rows: list[dict[str, Any]], invoice: str, amount: int) -> 
     A write-off beside the invoice only made sense with the invoice settled: then all the cash that went
     to the invoice (its rows and the write-off) moves."""
     mine = [r for r in rows if r["invoice_number"] == invoice]
-    settled = sum(r["amount_minor"] for r in mine if r["kind"] in ("invoice", "installment"))
+    settled = sum(r["amount_minor"] for r in mine if r["kind"] in (Kind.INVOICE, Kind.INSTALLMENT))
     if any(r["kind"] == "write_off" for r in mine) or amount >= settled:
         return [r for r in rows if r["invoice_number"] != invoice], sum(r["amount_minor"] for r in mine)
     kept, left = [], amount
     for r in reversed(rows):  # the last rows of the invoice give way first (later installments)
-        if left and r["invoice_number"] == invoice and r["kind"] in ("invoice", "installment"):
+        if left and r["invoice_number"] == invoice and r["kind"] in (Kind.INVOICE, Kind.INSTALLMENT):
             cut = min(left, r["amount_minor"])
             left -= cut
             if r["amount_minor"] - cut:
@@ -152,11 +153,11 @@ def keep_on_account(session: Session, line_id: int, amounts: dict[str, int], *, 
     for invoice, amount in amounts.items():
         rows, cash = _moved_to_account(rows, invoice, amount)
         moved += cash
-    rows.append({"kind": "on_account", "customer_id": customer, "invoice_number": None, "installment_id": None,
+    rows.append({"kind": Kind.ON_ACCOUNT, "customer_id": customer, "invoice_number": None, "installment_id": None,
                  "installment_no": None, "amount_minor": moved, "currency": None, "rule": REASON, "reason": None})
     line = session.execute(select(tables.BankLine).where(tables.BankLine.id == line_id)).scalar_one()
     currency = line.currency
-    reverse_line(session, line_id, reason=REASON, then="unmatched", actor=actor, now=now, business_date=business_date,
+    reverse_line(session, line_id, reason=REASON, then=LineStatus.UNMATCHED, actor=actor, now=now, business_date=business_date,
                  details={"kept_on_account": {k: v for k, v in amounts.items()}, "why": reason})
     evidence = json.dumps({"closed_elsewhere": sorted(amounts), "kept_on_account": True, "by": actor,
                            "why": reason})
@@ -198,7 +199,7 @@ def resolve(session: Session, item: tables.ExceptionItem, choice: str, *, actor:
     if item.reason != REASON or item.status != "open":
         raise ReconcileError(f"exception {item.id} is not an open closed_elsewhere item")
     line = session.execute(select(tables.BankLine).where(tables.BankLine.id == item.bank_line_id)).scalar_one()
-    if line.status != "posted" or line.generation != item.generation:
+    if line.status != LineStatus.POSTED or line.generation != item.generation:
         raise ReconcileError(f"exception {item.id}: its posting changed meanwhile (the line is {line.status})")
     evidence = json.loads(item.evidence or "{}")
     amounts = {i["invoice_number"]: min(i["excess_minor"], i["posted_not_included_minor"])
@@ -206,13 +207,13 @@ def resolve(session: Session, item: tables.ExceptionItem, choice: str, *, actor:
     ex = tables.ExceptionItem.__table__
     why = note or f"closed elsewhere: {choice}"
     if choice == "unapply":
-        reverse_line(session, line.id, reason=why, then="exception", actor=actor, now=now,
+        reverse_line(session, line.id, reason=why, then=LineStatus.EXCEPTION, actor=actor, now=now,
                      business_date=business_date, details={"closed_elsewhere": sorted(amounts)})
     elif choice == "on_account":
         keep_on_account(session, line.id, amounts, actor=actor, now=now, business_date=business_date, reason=why)
     # reversing settled the item already ("unapplied"); record the person's answer either way
     session.execute(update(ex).where(ex.c.id == item.id).values(
-        status="resolved", resolution=choice, resolved_by=actor, resolved_at=now, closed_on=business_date))
+        status=ItemStatus.RESOLVED, resolution=choice, resolved_by=actor, resolved_at=now, closed_on=business_date))
     session.add(tables.AuditEntry(at=now, actor=actor, action="resolve", bank_line_id=line.id, reason=why,
                                   invoice_number=next(iter(amounts), None),
                                   details=json.dumps({"exception_id": item.id, "closed_elsewhere": choice,

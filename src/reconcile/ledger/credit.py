@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from reconcile.core import frames
 from reconcile.core.allocation import Installment, take_in_due_order
+from reconcile.core.codes import Kind
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import format_minor, parse_decimal, to_minor
 from reconcile.ledger.post import post_adjustment
@@ -30,7 +31,7 @@ def _pools(session: Any, customer: str, currency: str | None = None) -> list[tup
     query = (
         select(al.bank_line_id, bl.source_ref, al.currency, bl.booking_date, func.sum(al.amount_minor))
         .join(p, p.id == al.posting_id).join(bl, bl.id == al.bank_line_id)
-        .where(al.customer_id == customer, al.kind == "on_account", p.reversed_at.is_(None))
+        .where(al.customer_id == customer, al.kind == Kind.ON_ACCOUNT, p.reversed_at.is_(None))
         .group_by(al.bank_line_id, bl.source_ref, al.currency, bl.booking_date)
         .having(func.sum(al.amount_minor) > 0)
         .order_by(bl.booking_date, al.bank_line_id)
@@ -47,7 +48,7 @@ def credit_available(engine: Engine, customer: str | None = None) -> list[dict[s
         query = (
             select(al.customer_id, al.currency, bl.source_ref, func.sum(al.amount_minor))
             .join(p, p.id == al.posting_id).join(bl, bl.id == al.bank_line_id)
-            .where(al.kind == "on_account", p.reversed_at.is_(None))
+            .where(al.kind == Kind.ON_ACCOUNT, p.reversed_at.is_(None))
             .group_by(al.customer_id, al.currency, bl.source_ref).having(func.sum(al.amount_minor) > 0)
             .order_by(al.customer_id, al.currency, bl.source_ref)
         )
@@ -128,16 +129,16 @@ def apply_credit(engine: Engine, customer: str, invoices: list[str], *, amount: 
                 while credit <= 0:
                     line_id, ref, _, _, credit = next(pool_iter)
                 take = min(part, credit)
-                rows = [{"kind": "on_account", "invoice_number": None, "installment_no": None, "installment_id": None,
+                rows = [{"kind": Kind.ON_ACCOUNT, "invoice_number": None, "installment_no": None, "installment_id": None,
                          "amount_minor": -take}]
                 through_plan = take_in_due_order(plan, take)
                 for no, piece in through_plan:
-                    rows.append({"kind": "installment", "invoice_number": number, "installment_no": no,
+                    rows.append({"kind": Kind.INSTALLMENT, "invoice_number": number, "installment_no": no,
                                  "installment_id": ids[no], "amount_minor": piece})
                     plan = [Installment(i.no, i.due_date, i.open_minor - (piece if i.no == no else 0)) for i in plan]
                 rest = take - sum(piece for _, piece in through_plan)
                 if rest:
-                    rows.append({"kind": "invoice", "invoice_number": number, "installment_no": None,
+                    rows.append({"kind": Kind.INVOICE, "invoice_number": number, "installment_no": None,
                                  "installment_id": None, "amount_minor": rest})
                 frame = frames.from_records([
                     {**r, "bank_line_id": line_id, "customer_id": customer, "currency": currency,

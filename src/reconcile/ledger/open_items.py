@@ -16,10 +16,11 @@ from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.allocation import OverApplied, clamp_open, move
+from reconcile.core.codes import Kind
 from reconcile.core.errors import LedgerError
 from reconcile.store import repo, tables
 
-SETTLING = ("invoice", "installment")  # kinds that move open amounts (a write_off is an expense beside them)
+SETTLING = (Kind.INVOICE, Kind.INSTALLMENT)  # kinds that move open amounts (a write_off is an expense beside them)
 
 
 def _current(session: Session, table: Table, key: str, keys: Sequence[Any], sign_column: str) -> dict[Any, tuple]:

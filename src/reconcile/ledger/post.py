@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BigInteger, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from reconcile.core.codes import ItemStatus, LineStatus, Reason
 from reconcile.core.errors import LedgerError
 from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
@@ -47,9 +49,13 @@ def check_balanced(allocations: pl.DataFrame, lines: pl.DataFrame) -> None:
 def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_statuses: tuple[str, ...]) -> None:
     """Move lines to new_status; fail the chunk if any was taken by someone else meanwhile."""
     bl = tables.BankLine.__table__
-    for part in repo.chunks(line_ids, 900):
+    # one statement per chunk on PostgreSQL (an array), a few hundred ids at a time elsewhere
+    size = len(line_ids) if session.get_bind().dialect.name == "postgresql" else 900
+    for part in repo.chunks(line_ids, max(size, 1)):
+        condition = (bl.c.id == any_(bindparam("ids", value=list(part), type_=ARRAY(BigInteger)))
+                     if size > 900 else bl.c.id.in_(part))
         result = session.execute(
-            update(bl).where(bl.c.id.in_(part), bl.c.status.in_(from_statuses)).values(status=new_status)
+            update(bl).where(condition, bl.c.status.in_(from_statuses)).values(status=new_status)
         )
         if result.rowcount != len(part):
             raise LedgerError(
@@ -84,10 +90,10 @@ def post_chunk(
     check_balanced(allocations, lines)
     generation = dict(lines.select("bank_line_id", "generation").iter_rows())
     posted_ids = allocations["bank_line_id"].unique().sort().to_list()
-    open_statuses = ("unmatched", "exception")
+    open_statuses = (LineStatus.UNMATCHED, LineStatus.EXCEPTION)
 
     if posted_ids:
-        _claim_lines(session, posted_ids, "posted", open_statuses)
+        _claim_lines(session, posted_ids, LineStatus.POSTED, open_statuses)
         repo.insert_rows(session, tables.Posting.__table__, [
             {"bank_line_id": i, "generation": generation[i], "run_id": run_id, "posted_at": now, "posted_by": actor}
             for i in posted_ids
@@ -112,8 +118,8 @@ def post_chunk(
         ex = tables.ExceptionItem.__table__
         for part in repo.chunks(posted_ids, 900):
             session.execute(
-                update(ex).where(ex.c.bank_line_id.in_(part), ex.c.status == "open")
-                .values(status="resolved", resolved_by=actor, resolved_at=now, resolution="auto_posted",
+                update(ex).where(ex.c.bank_line_id.in_(part), ex.c.status == ItemStatus.OPEN)
+                .values(status=ItemStatus.RESOLVED, resolved_by=actor, resolved_at=now, resolution="auto_posted",
                         closed_on=business_date)
             )
         per_line = allocations.group_by("bank_line_id", maintain_order=True).agg(
@@ -130,7 +136,7 @@ def post_chunk(
 
     if exceptions.height:
         ids = exceptions["bank_line_id"].to_list()
-        _claim_lines(session, ids, "exception", open_statuses)
+        _claim_lines(session, ids, LineStatus.EXCEPTION, open_statuses)
         queue_lines(session, exceptions, generation, run_id=run_id, now=now, business_date=business_date)
 
     if skipped.height:
@@ -156,8 +162,8 @@ def queue_lines(session: Session, exceptions: pl.DataFrame, generation: dict[int
     open_items: dict[int, int] = {}
     for part in repo.chunks([r["bank_line_id"] for r in rows], 900):
         open_items.update(session.execute(
-            select(ex.c.bank_line_id, ex.c.id).where(ex.c.bank_line_id.in_(part), ex.c.status == "open",
-                                                     ex.c.reason != "closed_elsewhere")).all())
+            select(ex.c.bank_line_id, ex.c.id).where(ex.c.bank_line_id.in_(part), ex.c.status == ItemStatus.OPEN,
+                                                     ex.c.reason != Reason.CLOSED_ELSEWHERE)).all())
     fresh = [r for r in rows if r["bank_line_id"] not in open_items]
     repo.insert_rows(session, ex, [
         {**r, "generation": generation[r["bank_line_id"]], "run_id": run_id, "status": "open", "created_at": now,

@@ -16,6 +16,7 @@ import polars as pl
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from reconcile.core.codes import ItemStatus, Kind, LineStatus, Reason
 from reconcile.core.errors import LedgerError
 from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
@@ -33,7 +34,7 @@ def _allocation_rows(session: Session, posting_id: int) -> pl.DataFrame:
     return repo.frame_of(session, select(
         al.id, al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no,
         al.amount_minor, al.currency, al.settled_amount_minor, al.settled_currency,
-    ).where(al.posting_id == posting_id, al.kind != "reversal"), {
+    ).where(al.posting_id == posting_id, al.kind != Kind.REVERSAL), {
         "id": pl.Int64(), "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(),
         "installment_id": pl.Int64(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
         "currency": pl.String(), "settled_amount_minor": pl.Int64(), "settled_currency": pl.String(),
@@ -53,7 +54,7 @@ def reverse_line(
     bl, p = tables.BankLine.__table__, tables.Posting.__table__
     line = session.execute(select(bl).where(bl.c.id == line_id)).one()
     moved = session.execute(
-        update(bl).where(bl.c.id == line_id, bl.c.status == "posted", bl.c.generation == line.generation)
+        update(bl).where(bl.c.id == line_id, bl.c.status == LineStatus.POSTED, bl.c.generation == line.generation)
         .values(status=then, generation=line.generation + 1)
     )
     if moved.rowcount != 1:
@@ -66,7 +67,7 @@ def reverse_line(
     originals = _allocation_rows(session, posting_id)
     repo.insert_rows(session, tables.Allocation.__table__, [
         {
-            "posting_id": posting_id, "bank_line_id": line_id, "run_id": run_id, "kind": "reversal",
+            "posting_id": posting_id, "bank_line_id": line_id, "run_id": run_id, "kind": Kind.REVERSAL,
             "customer_id": r["customer_id"], "invoice_number": r["invoice_number"],
             "installment_id": r["installment_id"], "installment_no": r["installment_no"],
             "amount_minor": -r["amount_minor"], "currency": r["currency"], "rule": "reversal",
@@ -82,17 +83,17 @@ def reverse_line(
               giving_back=True)
     # a closed-elsewhere question about this posting is answered by taking the posting back
     ex = tables.ExceptionItem.__table__
-    session.execute(update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open",
-                                     ex.c.reason == "closed_elsewhere").values(
-        status="resolved", resolution="unapplied", resolved_by=actor, resolved_at=now, closed_on=business_date))
+    session.execute(update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN,
+                                     ex.c.reason == Reason.CLOSED_ELSEWHERE).values(
+        status=ItemStatus.RESOLVED, resolution="unapplied", resolved_by=actor, resolved_at=now, closed_on=business_date))
 
     if then == "exception":
         invoices = originals.filter(pl.col("invoice_number").is_not_null())["invoice_number"].unique(maintain_order=True)
         session.execute(tables.ExceptionItem.__table__.insert().values(
-            bank_line_id=line_id, generation=line.generation + 1, run_id=run_id, reason="unapplied",
+            bank_line_id=line_id, generation=line.generation + 1, run_id=run_id, reason=Reason.UNAPPLIED,
             suggestions="|".join(invoices.to_list()) or None,
             customer_id=originals["customer_id"].drop_nulls().first() if originals.height else None,
-            evidence=json.dumps({"unapplied": reason, "by": actor}), status="open", created_at=now,
+            evidence=json.dumps({"unapplied": reason, "by": actor}), status=ItemStatus.OPEN, created_at=now,
             opened_on=business_date,
         ))
     session.add(tables.AuditEntry(
@@ -109,13 +110,13 @@ def _close_unposted(session: Session, line_id: int, status: str, resolution: str
     """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
     moved = session.execute(
-        update(bl).where(bl.c.id == line_id, bl.c.status.in_(("unmatched", "exception"))).values(status=status)
+        update(bl).where(bl.c.id == line_id, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))).values(status=status)
     )
     if moved.rowcount != 1:
         raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
     session.execute(
-        update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == "open")
-        .values(status="resolved", resolution=resolution, resolved_by=actor, resolved_at=now, closed_on=business_date)
+        update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN)
+        .values(status=ItemStatus.RESOLVED, resolution=resolution, resolved_by=actor, resolved_at=now, closed_on=business_date)
     )
 
 
@@ -128,7 +129,7 @@ def apply_return(
     details = {"return_line_id": debit_id, "evidence": evidence}
     status = session.execute(select(bl.c.status).where(bl.c.id == credit_id)).scalar_one()
     if status == "posted":
-        reverse_line(session, credit_id, reason="bank_return", then="returned", actor=actor, now=now,
+        reverse_line(session, credit_id, reason="bank_return", then=LineStatus.RETURNED, actor=actor, now=now,
                      business_date=business_date, run_id=run_id, details=details)
     else:
         _close_unposted(session, credit_id, "returned", "returned", actor, now, business_date)

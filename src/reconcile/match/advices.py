@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 
 from reconcile.core import frames
 from reconcile.core.allocation import Installment, take_in_due_order
+from reconcile.core.codes import Kind, Reason
 from reconcile.core.money import format_minor
 from reconcile.match.book import Book
 
@@ -123,7 +124,7 @@ def plan(lines: pl.DataFrame, advices: pl.DataFrame, advice_lines: pl.DataFrame,
             continue
         for r in outcome:
             number = r["invoice_number"]
-            if r["kind"] == "invoice" and number in schedule and r["amount_minor"] > 0:
+            if r["kind"] == Kind.INVOICE and number in schedule and r["amount_minor"] > 0:
                 rows.extend(_through_plan(r, schedule, installment_ids))
             else:
                 rows.append(r)
@@ -138,7 +139,7 @@ def _through_plan(row: dict[str, Any], schedule: dict[str, list[Installment]],
     parts = take_in_due_order(schedule[number], row["amount_minor"])
     schedule[number] = [Installment(i.no, i.due_date, i.open_minor - sum(p for n, p in parts if n == i.no))
                         for i in schedule[number]]
-    out = [{**row, "kind": "installment", "installment_no": no, "installment_id": ids[(number, no)],
+    out = [{**row, "kind": Kind.INSTALLMENT, "installment_no": no, "installment_id": ids[(number, no)],
             "amount_minor": part} for no, part in parts]
     rest = row["amount_minor"] - sum(p for _, p in parts)
     if rest:
@@ -194,12 +195,12 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
     for adjustment in adjustments:
         # an advice-level deduction (no document): a write-off beside the last invoice it pays
         amount = adjustment["amount_paid_minor"] or 0
-        host = next((r for r in reversed(rows) if r["kind"] == "invoice"), None)
+        host = next((r for r in reversed(rows) if r["kind"] == Kind.INVOICE), None)
         if host is None or amount >= 0:
             problems.append(f"an adjustment of {format_minor(amount, ccy)} with no invoice to book it against")
             continue
         rows.append({**host, "kind": "write_off", "amount_minor": amount,
-                     "rule": (adjustment["adjustment_reasons"] or "").split("|")[0] or "advice_deduction"})
+                     "rule": (adjustment["adjustment_reasons"] or "").split("|")[0] or Reason.ADVICE_DEDUCTION})
         write_off_total += -amount
     if len(customers) > 1:
         problems.append("the advice pays invoices of several customers: " + ", ".join(sorted(customers)))
@@ -210,7 +211,7 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
             if r["kind"] == "invoice":
                 taken[r["invoice_number"]] -= r["amount_minor"] if r["amount_minor"] else 0
         evidence["differences"] = problems
-        return {"bank_line_id": line["bank_line_id"], "reason": "advice_mismatch", "suggestions": suggestions,
+        return {"bank_line_id": line["bank_line_id"], "reason": Reason.ADVICE_MISMATCH, "suggestions": suggestions,
                 "customer_id": guess, "evidence": json.dumps(evidence)}
     evidence["write_off"] = format_minor(write_off_total, ccy)
     if write_off_total > limit:
@@ -224,7 +225,7 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
         for r in rows:
             if r["kind"] == "invoice":
                 taken[r["invoice_number"]] -= r["amount_minor"]
-        return {"bank_line_id": line["bank_line_id"], "reason": "advice_deduction", "suggestions": suggestions,
+        return {"bank_line_id": line["bank_line_id"], "reason": Reason.ADVICE_DEDUCTION, "suggestions": suggestions,
                 "customer_id": guess, "evidence": json.dumps(evidence)}
     return [{**r, "evidence": json.dumps(evidence)} for r in rows]
 
@@ -257,6 +258,6 @@ def awaiting(lines: pl.DataFrame, exceptions: pl.DataFrame, advice_payers: set[s
         for e, reason, wait in exceptions.select("evidence", "reason", waiting.alias("w")).iter_rows()
     ]
     return exceptions.with_columns(
-        pl.when(waiting).then(pl.lit("awaiting_advice")).otherwise(pl.col("reason")).alias("reason"),
+        pl.when(waiting).then(pl.lit(Reason.AWAITING_ADVICE)).otherwise(pl.col("reason")).alias("reason"),
         pl.Series("evidence", evidence, dtype=pl.String),
     )

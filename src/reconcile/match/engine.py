@@ -64,6 +64,7 @@ class OpenBook:
     plan: dict[str, list[list[Any]]]                 # invoice -> [[installment_no, open, due], ...] in due order
     by_customer: dict[tuple[str, str], list[str]]    # (customer, currency) -> items, oldest due first
     currencies: set[str] = field(default_factory=set)
+    cache: dict[tuple[str, str], tuple] = field(default_factory=dict)  # items() until one of them changes
 
     @classmethod
     def of(cls, book: Book) -> OpenBook:
@@ -90,6 +91,9 @@ class OpenBook:
 
     def items(self, customer: str, currency: str) -> tuple[list[tuple[Key, int]], list[list[tuple[Key, int]]]]:
         """(open items without a plan, credit notes included; each plan's open installments in due order)."""
+        cached = self.cache.get((customer, currency))
+        if cached is not None:
+            return cached
         singles, runs = [], []
         for number in self.by_customer.get((customer, currency), ()):
             if self.open[number] == 0:
@@ -99,11 +103,17 @@ class OpenBook:
                 runs.append([((number, no), o) for no, o in installments])
             else:
                 singles.append(((number, None), self.open[number]))
+        self.cache[(customer, currency)] = singles, runs
         return singles, runs
+
+    def changed(self, number: str) -> None:
+        """An item's open amount changed: its customer's items are read afresh."""
+        self.cache.pop((self.customer[number], self.currency[number]), None)
 
     def take(self, number: str, amount: int) -> list[tuple[Key, int]]:
         """Allocate up to `amount` to an invoice (through its plan's installments in due order); a credit
         note is always taken whole."""
+        self.changed(number)
         if self.open[number] < 0:
             taken_note = [((number, None), self.open[number])]
             self.open[number] = 0
@@ -128,6 +138,7 @@ class OpenBook:
         number, no = key
         if no is None:
             return self.take(number, amount)
+        self.changed(number)
         for entry in self.plan[number]:
             if entry[0] == no:
                 entry[1] -= amount
@@ -263,6 +274,7 @@ class Matcher:
             number, how = named[0]
             if b.open[number] == amount and b.currency[number] == currency and not b.plan.get(number):
                 b.open[number] = 0
+                b.changed(number)
                 return Decision([((number, None), amount, "invoice")], b.customer[number], "reference",
                                 self.s.confidence[how], evidence={"references": {number: how}})
         how = max((h for _, h in named), key=STRENGTH.__getitem__)
@@ -705,6 +717,7 @@ def _undo(book: OpenBook, decision: Decision) -> None:
     for (number, no), amount, kind in decision.rows:
         if kind in ("on_account", "write_off"):
             continue
+        book.changed(number)
         book.open[number] += amount
         if no is not None:
             for entry in book.plan[number]:

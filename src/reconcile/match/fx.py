@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from reconcile.core import frames
+from reconcile.core.codes import Kind
 from reconcile.core.money import exponent
 
 SETTLING = ("invoice", "installment")
@@ -174,7 +175,7 @@ def _booked(records: list[dict[str, Any]], c: Conversion, tolerance: Decimal) ->
                 for r, v in zip(settling, value, strict=True)]
         fx = c.bank_amount - sum(value)
         if fx:
-            rows.append({**settling[-1], "kind": "fx", "invoice_number": None, "installment_no": None,
+            rows.append({**settling[-1], "kind": Kind.FX, "invoice_number": None, "installment_no": None,
                          "amount_minor": fx, "currency": c.bank_currency, "rule": "fx_difference",
                          "settled_amount_minor": None, "settled_currency": None,
                          "evidence": _with(settling[-1]["evidence"], evidence)})

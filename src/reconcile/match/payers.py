@@ -21,9 +21,9 @@ CANDIDATES: dict[str, pl.DataType] = {
     "bank_line_id": pl.Int64(), "customer_id": pl.String(), "by": pl.String(), "score": pl.Float64(),
     "matched_name": pl.String(),
 }
-COMMON_WORD_CUSTOMERS = 40   # a block shared by more customers than this blocks nothing ("trading", "services")
-CROWDED_BLOCK = 2000         # a payer with only common blocks: those shared by at most this many count
-CROWDED_KEEP = 40            # ... and the names sharing the most of them are compared
+BLOCK_BUDGET = 300           # names a payer's blocks may bring, the rarest blocks first
+BIGGEST_BLOCK = 1000         # a block shared by more customers than this brings none ("trading", "services")
+COMPARED = 40                # names scored per payer at most: those that share the most blocks with it
 KEEP_PER_LINE = 10           # best-scoring customers kept per line
 MAX_WORDS = 8                # words of a name used for blocking (a 70-character name has about 8)
 # banks cut payer names to their field's width (OFX 32, SWIFT 35, SEPA 70; a trailing blank may go too)
@@ -150,23 +150,24 @@ def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame)
     name_blocks = _block_keys(names, "name_id")
     sizes = name_blocks.join(names.select("name_id", "customer_id"), on="name_id").group_by("block").agg(
         pl.col("customer_id").n_unique().alias("n"))
-    line_blocks = _block_keys(payers, "bank_line_id", payer=True).join(sizes, on="block").with_columns(
-        pl.col("n").min().over("bank_line_id").alias("rarest"))
-    found = line_blocks.filter(pl.col("n") <= COMMON_WORD_CUSTOMERS).join(name_blocks, on="block").select(
-        "bank_line_id", "name_id")
-    # A payer whose every block is common ("Impianti Milano Firenze" among 20,000 customers): the names
-    # that share the most of its blocks ("impianti+milano" and "milano+firenze" and "g~impianti" ...).
-    crowded = (
-        line_blocks.filter((pl.col("rarest") > COMMON_WORD_CUSTOMERS) & (pl.col("n") <= CROWDED_BLOCK))
+    # Each payer's blocks, the rarest first, while they bring fewer than BLOCK_BUDGET names (the block that
+    # crosses it still counts; one shared by more than BIGGEST_BLOCK customers never does); of those names,
+    # the COMPARED that share the most blocks with it. A name of rare words meets few names; one made of
+    # common words ("Impianti Milano Firenze" among 100,000 customers) still meets its customers; and the
+    # work per payer is bounded at any size.
+    compared = (
+        _block_keys(payers, "bank_line_id", payer=True).join(sizes, on="block")
+        .filter(pl.col("n") <= BIGGEST_BLOCK)
+        .sort("bank_line_id", "n", "block")
+        .filter((pl.col("n").cum_sum().over("bank_line_id") - pl.col("n")) < BLOCK_BUDGET)
         .join(name_blocks, on="block")
         .group_by("bank_line_id", "name_id").len("shared")
         .sort(["bank_line_id", "shared", "name_id"], descending=[False, True, False])
-        .filter(pl.int_range(pl.len()).over("bank_line_id") < CROWDED_KEEP)
+        .filter(pl.int_range(pl.len()).over("bank_line_id") < COMPARED)
         .select("bank_line_id", "name_id")
     )
     pairs = (
-        pl.concat([found, crowded]).unique()
-        .join(payers, on="bank_line_id")
+        compared.join(payers, on="bank_line_id")
         .join(names.select("name_id", "customer_id", "by", pl.col("folded").alias("known"),
                            pl.col("plain").alias("plain_known"), "raw"), on="name_id")
         .sort("bank_line_id", "name_id")
@@ -180,6 +181,15 @@ def by_name(lines: pl.DataFrame, customers: pl.DataFrame, aliases: pl.DataFrame)
         pl.when((lead.str.len_chars() == 1) & (known_lead.str.len_chars() > 1) & known_lead.str.starts_with(lead))
         .then(known_lead + pl.col("folded").str.slice(1)).otherwise(pl.col("folded")).alias("payer"))
     scores = _score(pairs["payer"].to_list(), pairs["known"].to_list(), *_as_cut(pairs))
+    # where short forms were used, the names as written too: a typo in a word of trade ("MANUUFACTURING")
+    # must not count against a name that spells it out
+    spelt = pairs.with_row_index("i").filter((pl.col("folded") != pl.col("plain"))
+                                             | (pl.col("known") != pl.col("plain_known")))
+    if spelt.height:
+        written = _score(spelt["plain"].to_list(), spelt["plain_known"].to_list(), spelt["plain"].to_list(),
+                         spelt["plain_known"].to_list())
+        index = spelt["i"].to_numpy()
+        scores[index] = np.maximum(scores[index], written)
     return (
         pairs.with_columns(pl.Series("score", scores))
         .sort(["bank_line_id", "score", "by", "raw", "customer_id"], descending=[False, True, False, False, False])

@@ -127,10 +127,12 @@ def _strong(tokens: pl.DataFrame, exact_keys: pl.DataFrame, core_keys: pl.DataFr
 
 def _group_keys(invoices: pl.DataFrame) -> pl.DataFrame:
     """group_core -> invoice: zeros dropped inside the number ("2026-004512" -> "20264512"). Weak: a truncated
-    "2026-004" gives the key of "2026-0004" too, so these pairs count only when the amount agrees (fuzzy)."""
+    "2026-004" gives the key of "2026-0004" too, so these pairs count only when the amount agrees (fuzzy).
+    Shorter keys ("FA26/72" for FA26/00072) count only beside the invoice's own letters (`lead`)."""
     return (
-        invoices.select("invoice_number", ref_group_core(pl.col("invoice_number")).alias("group_core"))
-        .filter(pl.col("group_core").str.len_chars() >= MIN_CORE)
+        invoices.select("invoice_number", ref_group_core(pl.col("invoice_number")).alias("group_core"),
+                        ref_norm(pl.col("invoice_number")).str.extract(r"^([A-Z]*)", 1).alias("lead_inv"))
+        .filter(pl.col("group_core").str.len_chars() >= MIN_CORE - 1)
         .unique()
         .filter(pl.len().over("group_core") <= MAX_TRUNCATED_CANDIDATES)
     )
@@ -221,8 +223,14 @@ def reference_pairs(lines: pl.DataFrame, invoices: pl.DataFrame) -> pl.DataFrame
         "bank_line_id", "invoice_number", "found_by")
     named = strong.select("bank_line_id").unique()
     weak = tokens.join(named, on="bank_line_id", how="anti")
-    grouped = weak.filter(pl.col("group_core").is_not_null()).join(_group_keys(invoices), on="group_core").select(
-        "bank_line_id", "invoice_number", pl.lit("fuzzy").alias("found_by"))
+    grouped = (
+        weak.filter(pl.col("group_core").is_not_null())
+        .with_columns(pl.col("norm").str.extract(r"^([A-Z]*)", 1).alias("lead"))
+        .join(_group_keys(invoices), on="group_core")
+        .filter((pl.col("group_core").str.len_chars() >= MIN_CORE)
+                | ((pl.col("lead") != "") & (pl.col("lead") == pl.col("lead_inv"))))
+        .select("bank_line_id", "invoice_number", pl.lit("fuzzy").alias("found_by"))
+    )
     numbers = invoices.select("invoice_number", ref_norm(pl.col("invoice_number")).alias("norm"))
     fuzzy = pl.concat([_fuzzy(weak, core_keys, numbers), grouped])
     pairs = pl.concat([strong, fuzzy])

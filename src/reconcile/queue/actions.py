@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -24,14 +24,15 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from reconcile.config import FxConfig, QueueConfig
-from reconcile.core.allocation import Installment, check_installment_take, take_in_due_order
 from reconcile.core import frames
+from reconcile.core.allocation import Installment, check_installment_take, take_in_due_order
+from reconcile.core.codes import ItemStatus, LineStatus
 from reconcile.core.errors import LedgerError, NotFoundError, ReconcileError
 from reconcile.core.money import exponent, format_minor, parse_decimal, to_minor
-from reconcile.match import fx
 from reconcile.ledger import conflicts
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.reverse import reverse_line
+from reconcile.match import fx
 from reconcile.queue.learning import learn_payer, unlearn
 from reconcile.queue.views import (
     QueueFilter,
@@ -513,7 +514,7 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
     """
     ex = tables.ExceptionItem.__table__
     if plan.kind == "pending":
-        done = session.execute(update(ex).where(ex.c.id == plan.item_id, ex.c.status == "open", ex.c.proposal.is_(None))
+        done = session.execute(update(ex).where(ex.c.id == plan.item_id, ex.c.status == ItemStatus.OPEN, ex.c.proposal.is_(None))
                                .values(proposal=plan.decision.to_json(), proposed_by=actor, proposed_at=now,
                                        claimed_by=actor, claimed_at=now))
         if done.rowcount != 1:
@@ -526,8 +527,8 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
         return {"id": plan.item_id, "status": "pending_approval", "resolution": None, **plan.details, "allocations": []}
     if plan.kind == "skip":
         bl = tables.BankLine.__table__
-        moved = session.execute(update(bl).where(bl.c.id == plan.line_id, bl.c.status == "exception",
-                                                 bl.c.generation == plan.generation).values(status="skipped"))
+        moved = session.execute(update(bl).where(bl.c.id == plan.line_id, bl.c.status == LineStatus.EXCEPTION,
+                                                 bl.c.generation == plan.generation).values(status=LineStatus.SKIPPED))
         if moved.rowcount != 1:
             raise ReconcileError(f"exception {plan.item_id}: its bank line changed status meanwhile; nothing was changed")
     else:
@@ -549,8 +550,8 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
               "learned": json.dumps(learned) if learned else None, "approved_by": approved_by}
     # posting already settled the item (status resolved); a skipped line's item is settled here
     done = session.execute(update(ex).where(
-        ex.c.id == plan.item_id, or_(ex.c.status == "open", ex.c.resolution == "auto_posted") if plan.kind == "post"
-        else ex.c.status == "open").values(**values))
+        ex.c.id == plan.item_id, or_(ex.c.status == ItemStatus.OPEN, ex.c.resolution == "auto_posted") if plan.kind == "post"
+        else ex.c.status == ItemStatus.OPEN).values(**values))
     if done.rowcount != 1:
         raise ReconcileError(f"exception {plan.item_id} was decided by someone else meanwhile; nothing was changed")
     session.add(tables.AuditEntry(
@@ -651,13 +652,13 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
         raise ReconcileError(f"exception {item.id} is {item.status}: only a resolved item can be reopened")
     ex = tables.ExceptionItem.__table__
     details = {"reopened": item.id, "resolution": item.resolution, "batch": batch}
-    if line.status == "posted" and line.generation == item.generation:
+    if line.status == LineStatus.POSTED and line.generation == item.generation:
         try:
-            reverse_line(session, line.id, reason=reason, then="exception", actor=actor, now=now,
+            reverse_line(session, line.id, reason=reason, then=LineStatus.EXCEPTION, actor=actor, now=now,
                          business_date=business_date, details=details)
         except LedgerError as exc:
             raise ReconcileError(f"exception {item.id}: {exc}") from None
-        new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id, ex.c.status == "open")).scalar_one()
+        new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id, ex.c.status == ItemStatus.OPEN)).scalar_one()
         evidence = json.loads(item.evidence) if item.evidence else {}
         session.execute(update(ex).where(ex.c.id == new_id).values(
             suggestions=item.suggestions, customer_id=item.customer_id, assignee=item.assignee,
@@ -666,14 +667,14 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
         ))
         session.add(tables.AuditEntry(at=now, actor=actor, action="reopen", bank_line_id=line.id, reason=reason,
                                       details=json.dumps({**details, "new_exception_id": new_id})))
-    elif line.status == "skipped" and item.resolution in ("not_receivable", "refund"):
+    elif line.status == LineStatus.SKIPPED and item.resolution in ("not_receivable", "refund"):
         moved = session.execute(update(tables.BankLine.__table__).where(
-            tables.BankLine.__table__.c.id == line.id, tables.BankLine.__table__.c.status == "skipped",
-        ).values(status="exception"))
+            tables.BankLine.__table__.c.id == line.id, tables.BankLine.__table__.c.status == LineStatus.SKIPPED,
+        ).values(status=LineStatus.EXCEPTION))
         if moved.rowcount != 1:
             raise ReconcileError(f"exception {item.id}: its bank line changed status meanwhile")
         session.execute(update(ex).where(ex.c.id == item.id).values(
-            status="open", resolution=None, resolved_by=None, resolved_at=None, closed_on=None, category=None,
+            status=ItemStatus.OPEN, resolution=None, resolved_by=None, resolved_at=None, closed_on=None, category=None,
             resolution_batch=None, learned=None))
         new_id = item.id
         session.add(tables.AuditEntry(at=now, actor=actor, action="reopen", bank_line_id=line.id, reason=reason,
@@ -747,7 +748,7 @@ def claim(engine: Engine, key: str | int, *, actor: str, now: datetime,
         if item.status != "open":
             raise ReconcileError(f"exception {item.id} is {item.status}: nothing to claim")
         done = session.execute(update(ex).where(
-            ex.c.id == item.id, ex.c.status == "open",
+            ex.c.id == item.id, ex.c.status == ItemStatus.OPEN,
             or_(ex.c.claimed_by.is_(None), ex.c.claimed_by == actor, ex.c.claimed_at < qs.claim_cutoff(now)),
         ).values(claimed_by=actor, claimed_at=now))
         if done.rowcount != 1:
@@ -776,7 +777,7 @@ def claim_next(
     ex, bl = tables.ExceptionItem, tables.BankLine
     free = (
         select(ex.id).join(bl, bl.id == ex.bank_line_id)
-        .where(ex.status == "open", ex.proposal.is_(None),
+        .where(ex.status == ItemStatus.OPEN, ex.proposal.is_(None),
                or_(ex.claimed_by.is_(None), ex.claimed_at < qs.claim_cutoff(now)),
                or_(ex.assignee.is_(None), ex.assignee == actor),
                *QueueFilter(**{**asdict(filters), "status": "open"}).conditions(now.date()))

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from reconcile.config import QueueConfig
+from reconcile.core.codes import ItemStatus
 from reconcile.core.errors import InputError, NotFoundError, ReconcileError
 from reconcile.queue.actions import (
     ACTIONS,
@@ -199,7 +200,7 @@ def undo_batch(engine: Engine, batch: str, *, actor: str, now: datetime, reason:
         if undone:
             raise ReconcileError(f"batch {batch} was already undone")
         ids = session.execute(
-            select(ex.id).where(ex.resolution_batch == batch, ex.status == "resolved").order_by(ex.id)).scalars().all()
+            select(ex.id).where(ex.resolution_batch == batch, ex.status == ItemStatus.RESOLVED).order_by(ex.id)).scalars().all()
         if not ids:
             raise NotFoundError(f"no resolved items in batch {batch}")
         why = reason or f"undo {batch}"

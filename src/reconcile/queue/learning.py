@@ -27,6 +27,7 @@ import polars as pl
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from reconcile.core.codes import Kind
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.match.normalise import name_fold
 from reconcile.store import db, repo, tables
@@ -90,7 +91,7 @@ def repeated_reference_tokens(session: Session, line: Any, customer: str) -> lis
     for key, raw in sorted(tokens.items()):
         earlier = session.execute(
             select(bl.id).join(al, al.bank_line_id == bl.id)
-            .where(al.customer_id == customer, al.kind != "reversal", bl.id != line.id,
+            .where(al.customer_id == customer, al.kind != Kind.REVERSAL, bl.id != line.id,
                    bl.remittance.icontains(raw, autoescape=True))
             .limit(1)
         ).first()
@@ -137,7 +138,7 @@ def name_refusal(session: Session, name: str, customer: str, line_id: int | None
     bl, al = tables.BankLine, tables.Allocation
     elsewhere = session.execute(
         select(al.customer_id).join(bl, bl.id == al.bank_line_id)
-        .where(bl.counterparty_name == name, al.customer_id != customer, al.kind.in_(("invoice", "installment")),
+        .where(bl.counterparty_name == name, al.customer_id != customer, al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)),
                *([bl.id != line_id] if line_id is not None else []))
         .order_by(al.customer_id).limit(1)
     ).scalar()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from reconcile.config import QueueConfig
+from reconcile.core.codes import ItemStatus
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_minor
 from reconcile.services.exports import decimal_text
@@ -75,7 +76,7 @@ class QueueFilter:
                 raise ReconcileError("an age in days cannot be negative")
             found.append(bl.booking_date <= as_of - timedelta(days=self.min_age_days))
         if self.pending is True:
-            found.append(ex.proposal.is_not(None) & (ex.status == "open"))
+            found.append(ex.proposal.is_not(None) & (ex.status == ItemStatus.OPEN))
         elif self.pending is False:
             found.append(ex.proposal.is_(None))
         if self.customer:
@@ -259,8 +260,8 @@ def summary(engine: Engine, *, filters: QueueFilter | None = None, as_of: date |
     filters = filters or QueueFilter()
     as_of = as_of or datetime.now(UTC).date()
     ex, bl = tables.ExceptionItem, tables.BankLine
-    late = (bl.booking_date < as_of - timedelta(days=config.sla_days)) & (ex.status == "open")
-    pending = ex.proposed_by.is_not(None) & (ex.status == "open")
+    late = (bl.booking_date < as_of - timedelta(days=config.sla_days)) & (ex.status == ItemStatus.OPEN)
+    pending = ex.proposed_by.is_not(None) & (ex.status == ItemStatus.OPEN)
     query = (
         select(ex.reason, bl.currency, func.count(), func.sum(bl.amount_minor),
                func.sum(case((late, 1), else_=0)), func.min(bl.booking_date),
@@ -458,7 +459,7 @@ def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
     return {
         "id": item.id, "reason": item.reason, "status": item.status, "line_status": line.status,
         "assignee": item.assignee, "claimed_by": item.claimed_by, "claimed_at": _iso(item.claimed_at),
-        "created_at": _iso(item.created_at), "age_days": age, "over_sla": item.status == "open" and age > sla_days,
+        "created_at": _iso(item.created_at), "age_days": age, "over_sla": item.status == ItemStatus.OPEN and age > sla_days,
         "source_ref": line.source_ref, "account": line.account, "statement_file": statement_file,
         "booking_date": line.booking_date.isoformat(),
         "value_date": line.value_date.isoformat() if line.value_date else None,

@@ -22,6 +22,7 @@ import polars as pl
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from reconcile.core.codes import Kind
 from reconcile.core.errors import InputError
 from reconcile.ledger.batches import batch_id, batch_seq
 from reconcile.ledger.conflicts import settle_conflicts
@@ -100,7 +101,7 @@ def _settling(al: Any) -> Any:
     """Allocation rows that move an item's open amount: invoice and installment rows and their reversals."""
     original = tables.Allocation.__table__.alias("settled_original")
     reversed_kind = select(original.c.kind).where(original.c.id == al.reverses_id).scalar_subquery()
-    return al.kind.in_(("invoice", "installment")) | ((al.kind == "reversal") & reversed_kind.in_(("invoice", "installment")))
+    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | ((al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
 
 
 def not_included(session: Session, key: Any, seq: int, dtype: pl.DataType) -> pl.DataFrame:
@@ -118,7 +119,7 @@ def _with_postings(session: Session, numbers: list[str]) -> set[str]:
     """Invoices (of these) that carry reconcile's postings: settling or write-off rows not fully reversed."""
     al = tables.Allocation
     original = tables.Allocation.__table__.alias("posted_original")
-    base = case((al.kind == "reversal", original.c.kind), else_=al.kind)
+    base = case((al.kind == Kind.REVERSAL, original.c.kind), else_=al.kind)
     found: set[str] = set()
     for part in repo.chunks(numbers, 900):
         rows = session.execute(

@@ -25,21 +25,20 @@ from reconcile.config import Config, MatchingRules, QueueConfig
 from reconcile.core import frames
 from reconcile.core.errors import ReconcileError
 from reconcile.core.money import format_minor
-from reconcile.ledger.check import check_ledger
+from reconcile.ledger.check import Scope, check_ledger
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
 from reconcile.ledger.reverse import apply_return
-from reconcile.match import Book, MatchResult, match_lines
-from reconcile.match import fx
+from reconcile.match import Book, MatchResult, fx, match_lines
 from reconcile.match.advices import awaiting, link
-from reconcile.match.fx import Rates
 from reconcile.match.advices import plan as plan_advices
+from reconcile.match.fx import Rates
 from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.parsers import parse_bytes, read_statement
+from reconcile.parsers.advice import parse_advice, sniff_advice
 from reconcile.parsers.base import ParseOptions
 from reconcile.receivables.snapshot import read_snapshot
 from reconcile.receivables.store import LoadCounts, store_snapshot
-from reconcile.parsers.advice import parse_advice, sniff_advice
 from reconcile.statements.advices import advices_for_run, record_links, store_advices
 from reconcile.statements.ingest import IngestResult, sha256, store_parsed
 from reconcile.store import db, repo, tables
@@ -188,9 +187,11 @@ def new_run_id(now: datetime) -> str:
     return f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def run_inputs(engine: Engine) -> tuple[pl.DataFrame, Book]:
-    """What a run works on: the lines to match (with their generation) and the open book."""
-    return _lines_for_run(engine), load_book(engine)
+def run_inputs(engine: Engine, *, always_book: bool = False) -> tuple[pl.DataFrame, Book]:
+    """What a run works on: the lines to match (with their generation) and the open book; with no line to
+    match the book is not read (a run's cost follows the day, not the history)."""
+    lines = _lines_for_run(engine)
+    return lines, load_book(engine) if lines.height or always_book else Book.empty()
 
 
 def decide(lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1, mapper: Mapper = map) -> MatchResult:
@@ -524,17 +525,17 @@ def run_posting(
                 if not db.lost_connection(exc):
                     raise
             raise
-        summary.violations = [str(v) for v in check_ledger_now(engine)]
+        summary.violations = [str(v) for v in check_ledger_now(engine, run_id)]
         if summary.violations:
             summary.status = "failed"
         finish_run(engine, run_id, summary)
     return summary
 
 
-def check_ledger_now(engine: Engine) -> list:
-    """The ledger's invariants after a run (ledger_check.py): [] when all hold."""
+def check_ledger_now(engine: Engine, run_id: str | None = None) -> list:
+    """The ledger's invariants (ledger/check.py): of what run `run_id` touched, or everywhere; [] when all hold."""
     with db.transaction(engine) as session:
-        return check_ledger(session)
+        return check_ledger(session, Scope(run_id))
 
 
 def finish_run(engine: Engine, run_id: str, summary: RunSummary) -> None:

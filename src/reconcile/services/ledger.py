@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 from sqlalchemy import Engine, or_, select
 
+from reconcile.core.codes import LineStatus
 from reconcile.core.errors import LedgerError, NotFoundError, ReconcileError
 from reconcile.core.money import format_minor
 from reconcile.ledger.check import Violation, check_ledger
@@ -46,7 +47,7 @@ def unapply(
             raise ReconcileError(f"bank line {line.account}/{source_ref} is {line.status}, not posted: nothing to unapply")
         try:
             reversed_rows = reverse_line(
-                session, line.id, reason=reason, then="unmatched" if rematch else "exception", actor=actor, now=now,
+                session, line.id, reason=reason, then=LineStatus.UNMATCHED if rematch else LineStatus.EXCEPTION, actor=actor, now=now,
                 business_date=business_date or now.date(),
             )
         except LedgerError as exc:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select
 from reconcile.collectors.balances import installments, invoice_state, one_snapshot, read_frame
 from reconcile.config import Config
 from reconcile.core import frames
+from reconcile.core.codes import Kind, RunStatus
 from reconcile.core.money import format_minor
 from reconcile.match import Book, MatchResult
 from reconcile.services.daily import decide
@@ -55,7 +56,7 @@ class ReplaySummary:
 
 def _runs(session: Any, start: date | None, end: date | None) -> list[tuple[str, date]]:
     r = tables.PostingRun
-    query = select(r.run_id, r.as_of).where(r.dry_run.is_(False), r.status.in_(("completed", "failed", "abandoned")))
+    query = select(r.run_id, r.as_of).where(r.dry_run.is_(False), r.status.in_((RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABANDONED)))
     if start:
         query = query.where(r.as_of >= start)
     if end:
@@ -68,7 +69,7 @@ def _then(session: Any, run_id: str) -> pl.DataFrame:
     al, ex = tables.Allocation, tables.ExceptionItem
     posted = read_frame(session, select(al.bank_line_id, al.kind, al.invoice_number, al.installment_no,
                                         al.amount_minor, al.currency, al.rule, al.confidence)
-                        .where(al.run_id == run_id, al.kind != "reversal").order_by(al.id), {
+                        .where(al.run_id == run_id, al.kind != Kind.REVERSAL).order_by(al.id), {
         "bank_line_id": pl.Int64(), "kind": pl.String(), "invoice_number": pl.String(),
         "installment_no": pl.Int64(), "amount_minor": pl.Int64(), "currency": pl.String(), "rule": pl.String(),
         "confidence": pl.Float64(),
@@ -88,7 +89,7 @@ def _outcomes(allocations: pl.DataFrame, outcome: str) -> pl.DataFrame:
     if allocations.height == 0:
         return pl.DataFrame(schema={"bank_line_id": pl.Int64(), "outcome": pl.String(), "rule": pl.String(),
                                     "items": pl.String(), "confidence": pl.Float64()})
-    target = (pl.when(pl.col("kind") == "on_account").then(pl.lit("on_account"))
+    target = (pl.when(pl.col("kind") == Kind.ON_ACCOUNT).then(pl.lit(Kind.ON_ACCOUNT))
               .when(pl.col("kind") == "write_off").then(pl.concat_str([pl.lit("write_off:"), pl.col("invoice_number")]))
               .when(pl.col("installment_no").is_not_null())
               .then(pl.concat_str([pl.col("invoice_number"), pl.lit("#"), pl.col("installment_no").cast(pl.String)]))

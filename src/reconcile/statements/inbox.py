@@ -202,7 +202,7 @@ def preview_posting(
     """What a run would post if these files were stored now: stored lines plus theirs; nothing is written."""
     rules = config.matching
     with posting_lock(engine):
-        stored, book = service.run_inputs(engine)
+        stored, book = service.run_inputs(engine, always_book=True)
         new = _unstored_lines(engine, paths, config.parse_options())
         lines = pl.concat([stored, new.select(stored.columns).cast(stored.schema)]) if new.height else stored
         result = service.decide_run(engine, lines, book, rules, queue=config.queue, rates=config.fx_rates())
@@ -246,6 +246,7 @@ def run_day(
     dry_run: bool = False,
     actor: str = "system",
     now: datetime | None = None,
+    progress: service.Progress | None = None,
 ) -> DayReport:
     """The daily posting run as plain calls: ingest each inbox file (bad ones to quarantine), post, archive.
 
@@ -264,8 +265,12 @@ def run_day(
         good = [box.path / o.file for o in outcomes if not o.is_bad]
         summary = preview_posting(engine, config, good, day, now)
     else:
-        outcomes = [ingest_one(engine, p, box.quarantine, options, now) for p in paths]
-        summary = service.run_posting(engine, config=config, as_of=day, actor=actor, now=now)
+        outcomes = []
+        for number, p in enumerate(paths, 1):  # progress(phase, done, total): the CLI's bars
+            outcomes.append(ingest_one(engine, p, box.quarantine, options, now))
+            if progress is not None:
+                progress("ingest", number, len(paths))
+        summary = service.run_posting(engine, config=config, as_of=day, actor=actor, now=now, progress=progress)
         if summary.status == "completed":
             outcomes = archive_outcomes(outcomes, box.path, box.archive, day)
     return DayReport(summary, str(box.path), outcomes, time.perf_counter() - started)

@@ -10,6 +10,7 @@ reconcile/migrations mirror this module.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -39,6 +41,8 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # every model here maps one Table (SQLAlchemy types it as the wider FromClause)
+    __table__: ClassVar[Table]  # type: ignore[misc]
 
 
 Money = BigInteger  # integer minor units of the row's currency
