@@ -36,7 +36,7 @@ from reconcile.statements import inbox as inbox_lib
 from reconcile.store import db
 
 RETRIES = 3
-RETRY_DELAYS = [2, 10, 30]  # seconds: a share or database coming back after a blip
+RETRY_DELAYS: list[float] = [2, 10, 30]  # seconds: a share or database coming back after a blip
 
 
 @lru_cache(maxsize=8)
@@ -264,7 +264,7 @@ def posting_run_flow(
                      "Committed chunks stay posted; the inbox files were not archived. Run again to post the rest.",
             key="posting-run-summary",
         )
-        raise error
+        raise error if isinstance(error, BaseException) else RuntimeError(str(error))
     summary = posting.result()
     if not dry_run and summary["status"] == "completed":
         files = archive_statements(files, str(box.path), str(box.archive), day)

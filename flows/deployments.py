@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -103,7 +103,8 @@ def build_deployments(
         tags=["reconcile"],
         entrypoint_type=module,
     )
-    return [posting, load_ar, reports]
+    # to_deployment is sync here (the flows are sync); its union with a coroutine is Prefect's typing
+    return [cast(RunnerDeployment, d) for d in (posting, load_ar, reports)]
 
 
 def next_runs(schedule: Any, count: int = 3, after: datetime | None = None) -> list[str]:
@@ -114,8 +115,8 @@ def next_runs(schedule: Any, count: int = 3, after: datetime | None = None) -> l
     kind = server.CronSchedule if getattr(schedule, "cron", None) else server.IntervalSchedule
     dates = kind(**schedule.model_dump()).get_dates(count, start=after or datetime.now(UTC))
     if inspect.isawaitable(dates):  # the interval schedule's is a coroutine, the cron one's is not
-        dates = asyncio.run(dates)
-    return [d.isoformat() for d in dates]
+        dates = asyncio.run(dates)  # type: ignore[arg-type]
+    return [d.isoformat() for d in dates]  # type: ignore[attr-defined]
 
 
 def _schedule(s: Any) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def describe(deployments: list[RunnerDeployment]) -> list[dict[str, Any]]:
             "flow": d.flow_name,
             "entrypoint": d.entrypoint,
             "schedules": [_schedule(s.schedule) for s in d.schedules or []],
-            "triggers": [sorted(t.expect) for t in d.triggers or []],
+            "triggers": [sorted(getattr(t, "expect", ())) for t in d.triggers or []],
             "concurrency_limit": getattr(limit, "limit", limit),
             "collision_strategy": getattr(getattr(d.concurrency_options, "collision_strategy", None), "value", None),
             "parameters": d.parameters,

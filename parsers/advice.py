@@ -205,7 +205,8 @@ def parse_advice(data: bytes, path: Path, profiles: tuple[Any, ...] | None = Non
         raise InputError(
             path, None, f"ambiguous advice format: claimed by {', '.join(n for n, _ in claims)}"
         )
-    return claims[0][1](data, path)
+    parsed: ParsedAdvice = claims[0][1](data, path)
+    return parsed
 
 
 def _claims(head: bytes, path: Path, profiles: tuple[Any, ...] | None) -> list[tuple[str, Any]]:

@@ -94,7 +94,7 @@ class ParseOptions:
         return cls(csv_profiles=builtin_profiles())
 
 
-def lines_frame(records: list[dict]) -> pl.DataFrame:
+def lines_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
     """Bank-lines frame from per-line dicts (row-wise parsers: CAMT, OFX, MT940, BAI2)."""
     return frames.from_records(records, frames.BANK_LINES)
 
@@ -113,7 +113,7 @@ AMOUNT_COLUMNS = (("amount_minor", "currency"), ("instructed_amount_minor", "ins
 
 def amount_limit(currency: str | None) -> int:
     """The smallest |minor units| the ledger cannot hold in `currency` (10**15 major units, within Int64)."""
-    return min(LEDGER_LIMIT_MAJOR * 10 ** exponent(currency or "XXX"), INT64_MAX)
+    return min(LEDGER_LIMIT_MAJOR * int(10 ** exponent(currency or "XXX")), INT64_MAX)
 
 
 def amount_problem(minor: int, currency: str | None) -> str | None:
@@ -148,7 +148,7 @@ def decimal_minor(text: str, currency: str) -> int:
         raise ValueError(f"{shown} has more decimals than {currency} allows")
     if len(whole) > LEDGER_DIGITS:
         raise ValueError(f"{shown} {currency} is beyond what the ledger holds (amounts below 10^15 {currency})")
-    minor = int(whole or "0") * 10 ** places + int(fraction.ljust(places, "0") or "0")
+    minor = int(whole or "0") * int(10 ** places) + int(fraction.ljust(places, "0") or "0")
     return -minor if sign == "-" else minor
 
 

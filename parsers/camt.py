@@ -21,6 +21,7 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 from threading import Thread
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -325,16 +326,16 @@ class CamtParser:
             elif code == "CLBD":
                 closing = minor
 
-        records: list[dict] = []
+        records: list[dict[str, Any]] = []
         booked_total = 0
         default_day = _text(element, "CreDtTm") or message_day
         entries = element.findall("Ntry") if cut is None else []
         pieces: list[pl.DataFrame] = []
         fast = cut.entries.slice(first, count) if cut is not None else None
-        flags = fast["fast"] if fast is not None else pl.Series([False] * len(entries))
+        flag_column = fast["fast"] if fast is not None else pl.Series([False] * len(entries))
         # where each run of fast entries ends (a run is booked in one go)
-        run_ends = {} if fast is None else _run_ends(flags)
-        flags = flags.to_list()
+        run_ends = {} if fast is None else _run_ends(flag_column)
+        flags = flag_column.to_list()
         n = 0
         while n < len(flags):
             if flags[n]:
@@ -344,7 +345,7 @@ class CamtParser:
                     if records:
                         pieces.append(lines_frame(records))
                         records = []
-                    booked_total += run["amount_minor"].sum()
+                    booked_total += int(run["amount_minor"].sum())
                     currency = currency or run["currency"][0]
                     pieces.append(run)
                 n = end
@@ -372,11 +373,13 @@ class CamtParser:
                 f"(minor units of {currency}); the statement does not add up"
             )
         dates = lines["booking_date"].drop_nulls()
-        start = self._period_day(element, "FrDtTm", where, path, zone) or (dates.min() if dates.len() else None)
-        end = self._period_day(element, "ToDtTm", where, path, zone) or (dates.max() if dates.len() else None)
+        earliest: Any = dates.min() if dates.len() else None
+        latest: Any = dates.max() if dates.len() else None
+        first_day = self._period_day(element, "FrDtTm", where, path, zone) or earliest
+        last_day = self._period_day(element, "ToDtTm", where, path, zone) or latest
         return Statement(
             account=account, currency=currency, lines=lines, opening_minor=opening, closing_minor=closing,
-            period_start=start, period_end=end, statement_id=_text(element, "Id"), location=where,
+            period_start=first_day, period_end=last_day, statement_id=_text(element, "Id"), location=where,
             warnings=tuple(warnings),
         )
 
@@ -397,7 +400,7 @@ class CamtParser:
             raise InputError(path, f"{where}/FrToDt/{tag}", f"'{raw}' is not a date-time") from None
 
     def _entry_lines(self, entry: etree._Element, where: str, signed_entry: int, currency: str,
-                     path: Path, default_day: str | None, zone: ZoneInfo | None = None) -> list[dict]:
+                     path: Path, default_day: str | None, zone: ZoneInfo | None = None) -> list[dict[str, Any]]:
         # Notifications may carry no booking date: value date, then the message's creation day.
         booking = _day(entry.find("BookgDt"), f"{where}/BookgDt", path, zone) \
             or _day(entry.find("ValDt"), f"{where}/ValDt", path, zone)
@@ -442,7 +445,7 @@ class CamtParser:
         ]
 
     def _merged_line(self, entry: etree._Element, where: str, amount: int, currency: str, booking: date,
-                     value: date | None, details: list[etree._Element], path: Path) -> dict:
+                     value: date | None, details: list[etree._Element], path: Path) -> dict[str, Any]:
         line = self._line(entry, details[0], where, amount, currency, booking, value, None, path)
         texts = [t for t in (_remittance(d)[0] for d in details) if t]
         line["remittance"] = " ".join(dict.fromkeys(texts)) or None
@@ -451,7 +454,7 @@ class CamtParser:
         return line
 
     def _line(self, entry: etree._Element, detail: etree._Element | None, where: str, amount: int,
-              currency: str, booking: date, value: date | None, number: int | None, path: Path) -> dict:
+              currency: str, booking: date, value: date | None, number: int | None, path: Path) -> dict[str, Any]:
         """One bank line; `number` is the detail's position in a batch (None for a single line)."""
         role = "Dbtr" if amount > 0 else "Cdtr"
         flat_entry = Flat(entry, skip="NtryDtls")

@@ -14,6 +14,7 @@ import io
 import re
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -445,7 +446,7 @@ def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = N
                 lines=frames.conform(group, frames.BANK_LINES),
                 opening_minor=opening,
                 closing_minor=closing,
-                period_start=group["booking_date"].min(),
+                period_start=group["booking_date"].min(),  # type: ignore[arg-type]
                 period_end=group["booking_date"].max(),  # type: ignore[arg-type]
                 warnings=tuple(warnings),
             )
@@ -547,6 +548,10 @@ def _implied(ordered: pl.DataFrame, profile: Profile) -> pl.DataFrame:
         (pl.col("_balance") - running).alias("opening"),
         (pl.col("_balance") + total - running).alias("closing"),
     ).filter(pl.col("_balance").is_not_null())
+
+
+def _or_null(expr: pl.Expr | None) -> pl.Expr:
+    return expr if expr is not None else pl.lit(None, dtype=pl.String)
 
 
 def _column(raw: pl.DataFrame, profile: Profile, field: str, path: Path) -> pl.Expr | None:
@@ -808,7 +813,7 @@ def _dates(raw: pl.DataFrame, source: str, formats: list[str], path: Path, requi
             if required:
                 _first_bad(raw, cells.is_null(), source, path, "date is empty")
             return first
-    parsers = [text.str.strptime(pl.Date, f, strict=False) for f in formats]
+    parsers: list[pl.Series | pl.Expr] = [text.str.strptime(pl.Date, f, strict=False) for f in formats]
     yearless = list(profile.yearless_date_formats) if profile is not None else []
     if yearless:
         assert profile is not None
@@ -826,7 +831,7 @@ def _dates(raw: pl.DataFrame, source: str, formats: list[str], path: Path, requi
     return parsed
 
 
-def _constant(value: object, length: int, dtype: pl.DataType) -> pl.Series:
+def _constant(value: Any, length: int, dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
     """A column of one value (built by polars: a Python list of a million items is slow)."""
     return pl.select(pl.repeat(value, length, dtype=dtype)).to_series()
 
@@ -893,8 +898,8 @@ def _lines(raw: pl.DataFrame, profile: Profile, path: Path, account: str | None,
     balance = (_running_balance(with_currency, profile, exponent, path)
                if profile.balance_column else _constant(None, raw.height, pl.Int64))
     lines = raw.select(
-        (text["id"] if text["id"] is not None else pl.lit(None, dtype=pl.String)).alias("source_ref"),
-        *[(text[f] if text[f] is not None else pl.lit(None, dtype=pl.String)).alias(f)
+        _or_null(text["id"]).alias("source_ref"),
+        *[_or_null(text[f]).alias(f)
           for f in ("counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id")],
         account_expr.alias("_account"),
         pl.format("line {}", pl.col("_line")).alias("location"),

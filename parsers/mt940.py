@@ -317,7 +317,7 @@ def _german(text: str, start: re.Match[str]) -> dict[str, Any]:
     parts = SUBFIELDS[separator].split(body)
     subfields = list(zip(parts[1::2], parts[2::2]))
 
-    def joined(codes: set[str]) -> str:
+    def joined(codes: frozenset[str] | set[str]) -> str:
         # a full subfield (27 characters) was cut mid-text; a shorter one ended on purpose
         out, full = "", True
         for code, value in subfields:

@@ -56,7 +56,7 @@ class _Reader:
         self.path = path
 
     def where(self, element: etree._Element) -> str:
-        return self.tree.getpath(element)
+        return str(self.tree.getpath(element))
 
     def text(self, element: etree._Element | None, child: str) -> str | None:
         if element is None:

@@ -8,7 +8,7 @@ modules (exceptions, export, profiles); this module wires them together.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -157,7 +157,7 @@ def ingest(
 def ingest_outcome(engine: Any, path: Path, options: Any, account: str | None) -> dict[str, Any]:
     """One file's fate for `ingest`: stored, already imported, or refused with the reason (a bad
     file is reported and the next one is read; a database error still stops the command)."""
-    base = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0, "new_lines": 0,
+    base: dict[str, Any] = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0, "new_lines": 0,
             "warnings": [], "reason": None}
     try:
         result = service.ingest_file(engine, path, options, account=account)
@@ -230,7 +230,7 @@ def run(
                     as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, dask=dask,
                     return_state=True,
                 )
-        result = final.result(raise_on_failure=False)
+        result = cast(Any, final).result(raise_on_failure=False)
         if isinstance(result, inbox_lib.RunFailed):
             summary = result.report
         elif isinstance(result, BaseException):

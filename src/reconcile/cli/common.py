@@ -191,14 +191,14 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
                 right: Sequence[str] = ()) -> None:
     """A table of data: every cell cleaned and shown literally (never read as markup). Columns in
     `right` (amounts, counts) are right-aligned and never cut or folded; text columns fold."""
-    rows = [[clean(v) for v in row] for row in rows]
-    if len(rows) > STREAM_ROWS:
-        stream_table(title, columns, rows, right)
+    cells: list[list[str]] = [[clean(v) for v in row] for row in rows]
+    if len(cells) > STREAM_ROWS:
+        stream_table(title, columns, cells, right)
         return
     table = Table(title=Text(clean(title)) if title else None, title_justify="left", header_style="bold")
     needed = 1
     for i, column in enumerate(columns):
-        longest = max([len(column), *(len(r[i]) for r in rows)])
+        longest = max([len(column), *(len(r[i]) for r in cells)])
         if column in right:  # whole, on one line: the table grows past the terminal rather than cut one
             table.add_column(column, justify="right", no_wrap=True, overflow="ignore", min_width=longest)
             needed += longest + 3
@@ -207,7 +207,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
             needed += min(longest, TEXT_MIN) + 3
     if needed > console.width:
         table.width = needed
-    for row in rows:
+    for row in cells:
         table.add_row(*[Text(v) for v in row])
     console.print(table, crop=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from reconcile.cli.common import console, print_table, quiet_prefect
 from reconcile.cli.summary import print_run_summary
@@ -44,7 +45,7 @@ def run_demo(directory: Path, use_flow: bool = True) -> None:
                                    as_of=files.as_of.isoformat())
     else:
         summary = service.run_posting(engine, config=config, as_of=files.as_of).to_dict()
-    print_run_summary(summary)
+    print_run_summary(cast(dict[str, Any], summary))
 
     again = service.run_posting(engine, config=config, as_of=files.as_of)
     console.print(f"re-running the same day posts {again.lines_posted} more line(s): nothing is posted twice")

@@ -19,7 +19,7 @@ is taken, no team folder).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.markup import escape
@@ -139,7 +139,7 @@ def new(
             )
         if report["claimed_by"]:
             fail(
-                f"{file} is already claimed by {', '.join(report['claimed_by'])}: "
+                f"{file} is already claimed by {', '.join(str(p) for p in cast(list, report['claimed_by']))}: "
                 "a second profile would make it "
                 "ambiguous (see `reconcile profiles check`)"
             )

@@ -90,7 +90,7 @@ def serve_deployments(deployments: list[Any], stopper: Stopper) -> None:
     for deployment in deployments:
         runner.add_deployment(deployment)
     stopper.runner = runner
-    runner.handle_sigterm = stopper  # Runner.start installs it for SIGTERM
+    setattr(runner, "handle_sigterm", stopper)  # noqa: B010 - Runner.start installs it for SIGTERM
     asyncio.run(runner.start())
 
 

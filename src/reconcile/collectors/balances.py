@@ -184,6 +184,7 @@ def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
     started from: that morning's snapshot, the postings of the days before).
     """
     inv = tables.Invoice
+    query: Any
     if postings_through is None and _is_current(session, as_of):
         query = select(inv.invoice_number, inv.customer_id, inv.issue_date, inv.due_date, inv.currency,
                        inv.amount_minor, inv.snapshot_open_minor, inv.erp_status, inv.open_amount_minor,
@@ -227,6 +228,7 @@ def installments(session: Session, as_of: date, customer: str | None = None, *,
     schema = {"plan_id": pl.String(), "installment_no": pl.Int64(), "invoice_number": pl.String(),
               "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(),
               "amount_minor": pl.Int64(), "open_minor": pl.Int64()}
+    query: Any
     if postings_through is None and _is_current(session, as_of):
         query = (select(ins.plan_id, ins.installment_no, ins.invoice_number, inv.customer_id, inv.currency,
                         ins.due_date, ins.amount_minor, ins.open_amount_minor)
@@ -300,7 +302,7 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
     overtaken = select(ex.customer_id, ex.evidence).where(queue_open_on(as_of), ex.reason == Reason.CLOSED_ELSEWHERE)
     if customer is not None:
         overtaken = overtaken.where(ex.customer_id == customer)
-    extra: dict[tuple[str, str], int] = {}
+    extra: dict[tuple[str | None, str], int] = {}
     for who, evidence in session.execute(overtaken).all():
         for item in json.loads(evidence or "{}").get("closed_elsewhere", []):
             key = (who, item["currency"])
@@ -360,7 +362,7 @@ def days_past_due(as_of: date) -> pl.Expr:
 def bucket_expr(as_of: date, edges: Sequence[int]) -> pl.Expr:
     labels = bucket_labels(edges)
     days = days_past_due(as_of)
-    bucket = pl.when(days <= edges[0]).then(pl.lit(labels[0]))
+    bucket: Any = pl.when(days <= edges[0]).then(pl.lit(labels[0]))
     for low, high, label in zip(edges, edges[1:], labels[1:]):
         bucket = bucket.when((days > low) & (days <= high)).then(pl.lit(label))
     return bucket.otherwise(pl.lit(labels[-1]))

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, Integer, cast, func, select
@@ -167,7 +168,7 @@ def _runs(session: Session, as_of: date) -> pl.DataFrame:
 
 
 def age_label(days: pl.Expr) -> pl.Expr:
-    expr = pl.when(days <= AGE_EDGES[0]).then(pl.lit(f"0-{AGE_EDGES[0]} days"))
+    expr: Any = pl.when(days <= AGE_EDGES[0]).then(pl.lit(f"0-{AGE_EDGES[0]} days"))
     for low, high in itertools.pairwise(AGE_EDGES):
         expr = expr.when(days <= high).then(pl.lit(f"{low + 1}-{high} days"))
     return expr.otherwise(pl.lit(f"over {AGE_EDGES[-1]} days"))

@@ -149,7 +149,7 @@ def stacked_hbars(rows: list[str], segments: list[str], counts: list[list[int]],
     height = legend_h + row * len(rows) + 6
     high = max(max(sum(c) for c in counts), 1)
     body = []
-    x = name_w
+    x: float = name_w
     for colour, name in zip(AGE_COLOURS, segments):
         body.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{colour}"/>')
         body.append(_text(x + 16, 14, name))
@@ -191,7 +191,7 @@ section{border:none;border-top:1px solid #ccd;border-radius:0;padding:8px 0}
 """
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: list[str] | None = None,
+def _table(headers: list[str], rows: list[list[str]], numeric: frozenset[int] | set[int] = frozenset(), attrs: list[str] | None = None,
            ident: str = "") -> str:
     head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(headers))

@@ -79,7 +79,7 @@ def format_amount(minor: int, currency: str, style: str = "en") -> str:
     thousands, point = NUMBER_STYLES.get(style, NUMBER_STYLES["en"])
     text = format_minor(abs(minor), currency)
     whole, _, frac = text.partition(".")
-    groups = []
+    groups: list[str] = []
     while len(whole) > 3:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]

@@ -104,7 +104,7 @@ def export_postings(engine: Engine, directory: str | Path, *, actor: str, now: d
             _lock(session)
             seq = (session.execute(select(func.max(tables.PostingBatch.seq))).scalar() or 0) + 1
             a = tables.Allocation.__table__
-            taken = session.execute(update(a).where(a.c.batch_seq.is_(None)).values(batch_seq=seq)).rowcount
+            taken = repo.changed(session, update(a).where(a.c.batch_seq.is_(None)).values(batch_seq=seq))
             if not taken:
                 return BatchResult(None, 0)
             name = batch_id(seq)

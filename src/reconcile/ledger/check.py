@@ -264,11 +264,11 @@ def _attribution_violations(session: Session, invoices: pl.DataFrame, scope: Sco
         pl.col("excess").sum().alias("excess"),
     ).join(paid, on=keyed, how="full", coalesce=True).fill_null(0).with_columns(
         (pl.col("erp_side") - pl.col("paid") + pl.col("excess")).alias("statement"))
-    for r in per_customer.filter(pl.col("statement") != pl.col("open")).sort(keyed).iter_rows(named=True):
+    for c in per_customer.filter(pl.col("statement") != pl.col("open")).sort(keyed).iter_rows(named=True):
         found.append(Violation(
-            "statement_of_account", f"customer {r['customer_id']} ({r['currency']})",
-            f"statement of account ends at {_money(r['statement'], r['currency'])}, its open items at "
-            f"{_money(r['open'], r['currency'])}"))
+            "statement_of_account", f"customer {c['customer_id']} ({c['currency']})",
+            f"statement of account ends at {_money(c['statement'], c['currency'])}, its open items at "
+            f"{_money(c['open'], c['currency'])}"))
     return found
 
 

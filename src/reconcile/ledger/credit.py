@@ -55,7 +55,7 @@ def credit_available(engine: Engine, customer: str | None = None) -> list[dict[s
         if customer is not None:
             query = query.where(al.customer_id == customer)
         rows = session.execute(query).all()
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+    out: dict[tuple[Any, Any], dict[str, Any]] = {}
     for who, currency, ref, amount in rows:
         entry = out.setdefault((who, currency), {"customer_id": who, "currency": currency, "credit_minor": 0,
                                                  "source_refs": []})
@@ -129,7 +129,7 @@ def apply_credit(engine: Engine, customer: str, invoices: list[str], *, amount: 
                 while credit <= 0:
                     line_id, ref, _, _, credit = next(pool_iter)
                 take = min(part, credit)
-                rows = [{"kind": Kind.ON_ACCOUNT, "invoice_number": None, "installment_no": None, "installment_id": None,
+                rows: list[dict[str, Any]] = [{"kind": Kind.ON_ACCOUNT, "invoice_number": None, "installment_no": None, "installment_id": None,
                          "amount_minor": -take}]
                 through_plan = take_in_due_order(plan, take)
                 for no, piece in through_plan:

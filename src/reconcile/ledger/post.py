@@ -54,12 +54,12 @@ def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_st
     for part in repo.chunks(line_ids, max(size, 1)):
         condition = (bl.c.id == any_(bindparam("ids", value=list(part), type_=ARRAY(BigInteger)))
                      if size > 900 else bl.c.id.in_(part))
-        result = session.execute(
+        result = repo.changed(session, 
             update(bl).where(condition, bl.c.status.in_(from_statuses)).values(status=new_status)
         )
-        if result.rowcount != len(part):
+        if result != len(part):
             raise LedgerError(
-                f"{len(part) - result.rowcount} bank line(s) changed status while this run was posting; "
+                f"{len(part) - result} bank line(s) changed status while this run was posting; "
                 "nothing from this chunk was applied"
             )
 

@@ -53,11 +53,11 @@ def reverse_line(
         raise ValueError(f"unknown status after reversal: {then}")
     bl, p = tables.BankLine.__table__, tables.Posting.__table__
     line = session.execute(select(bl).where(bl.c.id == line_id)).one()
-    moved = session.execute(
+    moved = repo.changed(session, 
         update(bl).where(bl.c.id == line_id, bl.c.status == LineStatus.POSTED, bl.c.generation == line.generation)
         .values(status=then, generation=line.generation + 1)
     )
-    if moved.rowcount != 1:
+    if moved != 1:
         raise LedgerError(f"bank line {line.account}/{line.source_ref} is {line.status}, not posted: nothing to reverse")
     posting_id = session.execute(
         select(p.c.id).where(p.c.bank_line_id == line_id, p.c.reversed_at.is_(None))
@@ -109,10 +109,10 @@ def _close_unposted(session: Session, line_id: int, status: str, resolution: str
                     business_date: date) -> None:
     """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
-    moved = session.execute(
+    moved = repo.changed(session, 
         update(bl).where(bl.c.id == line_id, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))).values(status=status)
     )
-    if moved.rowcount != 1:
+    if moved != 1:
         raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
     session.execute(
         update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN)

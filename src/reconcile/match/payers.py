@@ -2,10 +2,13 @@
 
 Accounts are exact (normalised IBAN / account number against the customer's
 known and learned accounts). Names are fuzzy, but only on blocked pairs: a
-line is compared with the customers that share a distinctive word (or the
-first letters) of their folded name or an alias, never with every customer.
-Scores (0-100) come from rapidfuzz over the folded names, the best of
-token-set, token-sort and a prefix comparison for names the bank truncated.
+line is compared with the customers that share its rarest blocks (words,
+pairs of words or of their stems, first letters, an initial with a word) of
+their folded name or an alias, within a budget per line, never with every
+customer. Scores (0-100) come from rapidfuzz over the folded names, the best
+of token-set, token-sort and a prefix comparison for names the bank cut off.
+Every sort that feeds a cut is total, so the same input gives the same
+candidates whatever the order of its rows.
 """
 
 from __future__ import annotations

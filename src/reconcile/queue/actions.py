@@ -41,7 +41,7 @@ from reconcile.queue.views import (
     parse_key,
     rank_suggestions,
 )
-from reconcile.store import db, tables
+from reconcile.store import db, repo, tables
 
 ACTIONS = ("accept", "allocate", "on_account", "write_off", "not_receivable", "refund", "unapply", "confirm")
 CATEGORIES = ("interest", "refund", "transfer", "fee", "other")
@@ -386,7 +386,8 @@ def _in_due_order(targets: list[tuple[str, str | None]], view: OpenView) -> list
         first = next(i for i, (t, _) in enumerate(targets) if parse_key(t)[0] == number)
         if no is None:
             return first, date.min, 0
-        plan = {e["no"]: e["due"] for e in (view.invoice(number) and view.plans[number])}
+        view.invoice(number)   # reads the invoice and its plan
+        plan = {e["no"]: e["due"] for e in view.plans[number]}
         return first, plan.get(no, date.min), no
     return sorted(targets, key=lambda part: position(part[0]))
 
@@ -514,10 +515,10 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
     """
     ex = tables.ExceptionItem.__table__
     if plan.kind == "pending":
-        done = session.execute(update(ex).where(ex.c.id == plan.item_id, ex.c.status == ItemStatus.OPEN, ex.c.proposal.is_(None))
+        done = repo.changed(session, update(ex).where(ex.c.id == plan.item_id, ex.c.status == ItemStatus.OPEN, ex.c.proposal.is_(None))
                                .values(proposal=plan.decision.to_json(), proposed_by=actor, proposed_at=now,
                                        claimed_by=actor, claimed_at=now))
-        if done.rowcount != 1:
+        if done != 1:
             raise ReconcileError(f"exception {plan.item_id} changed while the write-off was being proposed")
         session.add(tables.AuditEntry(
             at=now, actor=actor, action="write_off_proposed", bank_line_id=plan.line_id,
@@ -527,9 +528,9 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
         return {"id": plan.item_id, "status": "pending_approval", "resolution": None, **plan.details, "allocations": []}
     if plan.kind == "skip":
         bl = tables.BankLine.__table__
-        moved = session.execute(update(bl).where(bl.c.id == plan.line_id, bl.c.status == LineStatus.EXCEPTION,
+        moved = repo.changed(session, update(bl).where(bl.c.id == plan.line_id, bl.c.status == LineStatus.EXCEPTION,
                                                  bl.c.generation == plan.generation).values(status=LineStatus.SKIPPED))
-        if moved.rowcount != 1:
+        if moved != 1:
             raise ReconcileError(f"exception {plan.item_id}: its bank line changed status meanwhile; nothing was changed")
     else:
         lines = pl.DataFrame({"bank_line_id": [plan.line_id], "amount_minor": [plan.amount_minor],
@@ -549,10 +550,10 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
               "resolved_by": resolved_by, "resolved_at": now, "closed_on": business_date, "resolution_batch": batch,
               "learned": json.dumps(learned) if learned else None, "approved_by": approved_by}
     # posting already settled the item (status resolved); a skipped line's item is settled here
-    done = session.execute(update(ex).where(
+    done = repo.changed(session, update(ex).where(
         ex.c.id == plan.item_id, or_(ex.c.status == ItemStatus.OPEN, ex.c.resolution == "auto_posted") if plan.kind == "post"
         else ex.c.status == ItemStatus.OPEN).values(**values))
-    if done.rowcount != 1:
+    if done != 1:
         raise ReconcileError(f"exception {plan.item_id} was decided by someone else meanwhile; nothing was changed")
     session.add(tables.AuditEntry(
         at=now, actor=actor, action="write_off" if plan.resolution == "write_off" else "resolve",
@@ -668,10 +669,10 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
         session.add(tables.AuditEntry(at=now, actor=actor, action="reopen", bank_line_id=line.id, reason=reason,
                                       details=json.dumps({**details, "new_exception_id": new_id})))
     elif line.status == LineStatus.SKIPPED and item.resolution in ("not_receivable", "refund"):
-        moved = session.execute(update(tables.BankLine.__table__).where(
+        moved = repo.changed(session, update(tables.BankLine.__table__).where(
             tables.BankLine.__table__.c.id == line.id, tables.BankLine.__table__.c.status == LineStatus.SKIPPED,
         ).values(status=LineStatus.EXCEPTION))
-        if moved.rowcount != 1:
+        if moved != 1:
             raise ReconcileError(f"exception {item.id}: its bank line changed status meanwhile")
         session.execute(update(ex).where(ex.c.id == item.id).values(
             status=ItemStatus.OPEN, resolution=None, resolved_by=None, resolved_at=None, closed_on=None, category=None,
@@ -729,9 +730,9 @@ def release(engine: Engine, key: str | int, *, actor: str, now: datetime) -> dic
         item, line = find_item(session, key)
         if not item.claimed_by:
             raise ReconcileError(f"exception {item.id} is not claimed")
-        done = session.execute(update(ex).where(ex.c.id == item.id, ex.c.claimed_by == actor)
+        done = repo.changed(session, update(ex).where(ex.c.id == item.id, ex.c.claimed_by == actor)
                                .values(claimed_by=None, claimed_at=None))
-        if done.rowcount != 1:
+        if done != 1:
             raise ReconcileError(f"exception {item.id} is claimed by {item.claimed_by}, not {actor}")
         session.add(tables.AuditEntry(at=now, actor=actor, action="release", bank_line_id=line.id,
                                       details=json.dumps({"exception_id": item.id})))
@@ -747,11 +748,11 @@ def claim(engine: Engine, key: str | int, *, actor: str, now: datetime,
         item, line = find_item(session, key)
         if item.status != "open":
             raise ReconcileError(f"exception {item.id} is {item.status}: nothing to claim")
-        done = session.execute(update(ex).where(
+        done = repo.changed(session, update(ex).where(
             ex.c.id == item.id, ex.c.status == ItemStatus.OPEN,
             or_(ex.c.claimed_by.is_(None), ex.c.claimed_by == actor, ex.c.claimed_at < qs.claim_cutoff(now)),
         ).values(claimed_by=actor, claimed_at=now))
-        if done.rowcount != 1:
+        if done != 1:
             raise ReconcileError(f"exception {item.id} is claimed by {item.claimed_by} since {item.claimed_at}")
         session.add(tables.AuditEntry(at=now, actor=actor, action="claim", bank_line_id=line.id,
                                       details=json.dumps({"exception_id": item.id})))

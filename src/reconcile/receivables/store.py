@@ -127,7 +127,7 @@ def _with_postings(session: Session, numbers: list[str]) -> set[str]:
             .where(al.invoice_number.in_(part), base.in_(("invoice", "installment", "write_off")))
             .group_by(al.invoice_number, base).having(func.sum(repo.settled_amount(al)) != 0)
         ).scalars().all()
-        found.update(rows)
+        found.update(r for r in rows if r is not None)
     return found
 
 

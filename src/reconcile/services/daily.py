@@ -272,8 +272,8 @@ def _advise(engine: Engine, lines: pl.DataFrame, book: Book, queue: QueueConfig,
             now: datetime) -> _Advised:
     with db.transaction(engine) as session:
         advices, advice_lines = advices_for_run(session)
-        payers = set(session.execute(select(tables.Advice.payer_name).where(
-            tables.Advice.bank_line_id.is_not(None), tables.Advice.payer_name.is_not(None)).distinct()).scalars())
+        payers = {str(p) for p in session.execute(select(tables.Advice.payer_name).where(
+            tables.Advice.bank_line_id.is_not(None), tables.Advice.payer_name.is_not(None)).distinct()).scalars()}
     empty = frames.empty({**frames.ALLOCATIONS, "installment_id": pl.Int64()})
     if advices.height == 0:
         return _Advised(empty.drop("installment_id"), frames.empty(frames.EXCEPTIONS), [], book, payers)
@@ -291,7 +291,7 @@ def _advise(engine: Engine, lines: pl.DataFrame, book: Book, queue: QueueConfig,
     planned = plan_advices(lines, in_run, advice_lines, book, {c: queue.approval_limit_minor(c) for c in currencies})
     decided = sorted(set(planned.allocations["bank_line_id"].to_list()) | set(planned.exceptions["bank_line_id"].to_list()))
     return _Advised(planned.allocations.drop("installment_id"), planned.exceptions, decided,
-                    _after(book, planned.allocations), payers | set(in_run["payer_name"].drop_nulls().to_list()))
+                    _after(book, planned.allocations), payers | {str(p) for p in in_run["payer_name"].drop_nulls().to_list()})
 
 
 def _after(book: Book, allocations: pl.DataFrame) -> Book:
@@ -424,7 +424,7 @@ def post_result(
                     raise ReconcileError(
                         f"database connection lost while posting chunk {number} of {total} "
                         f"({CONNECTION_ATTEMPTS} attempts): the chunks before it are committed, this one was "
-                        f"rolled back; run `reconcile run` again to post the rest ({type(exc.orig).__name__})"
+                        f"rolled back; run `reconcile run` again to post the rest ({type(getattr(exc, 'orig', exc)).__name__})"
                     ) from None
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
         if progress is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 ACCOUNT = "NL91ABNA0417164300"
@@ -50,7 +51,9 @@ def write_demo_data(directory: Path, today: date = date(2026, 11, 24)) -> DemoFi
     rng = random.Random(20261124)
     snapshot = directory / "snapshot"
     snapshot.mkdir(parents=True, exist_ok=True)
-    customers, invoices, installments = [], [], []
+    customers: list[dict[str, Any]] = []
+    invoices: list[dict[str, Any]] = []
+    installments: list[dict[str, Any]] = []
     for index, (name, alias) in enumerate(COMPANIES, start=1):
         cid = f"C{index:04d}"
         iban = f"DE{10 + index:02d}5001051700{index:08d}"

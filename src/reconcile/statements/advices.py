@@ -64,7 +64,7 @@ def store_advices(session: Session, path: Path, digest: str, parsed: ParsedAdvic
     session.add(file_row)
     session.flush()
     a = tables.Advice
-    existing = set()
+    existing: set[str] = set()
     for part in repo.chunks(parsed.advices["advice_ref"].to_list(), 900):
         existing.update(session.execute(select(a.advice_ref).where(a.advice_ref.in_(part))).scalars().all())
     fresh = parsed.advices.filter(~pl.col("advice_ref").is_in(list(existing)))
@@ -118,8 +118,8 @@ def record_links(session: Session, links: pl.DataFrame, now: datetime) -> int:
     a = tables.Advice.__table__
     done = 0
     for advice_id, line_id, how in links.select("advice_id", "bank_line_id", "linked_by").iter_rows():
-        done += session.execute(update(a).where(a.c.id == advice_id, a.c.bank_line_id.is_(None)).values(
-            bank_line_id=line_id, linked_by=how, linked_at=now)).rowcount
+        done += repo.changed(session, update(a).where(a.c.id == advice_id, a.c.bank_line_id.is_(None)).values(
+            bank_line_id=line_id, linked_by=how, linked_at=now))
     return done
 
 

@@ -193,7 +193,8 @@ def _unstored_lines(engine: Engine, paths: list[Path], options: ParseOptions) ->
     return lines.with_columns(
         (-pl.int_range(1, lines.height + 1, dtype=pl.Int64)).alias("bank_line_id"),
         pl.lit(0, dtype=pl.Int64).alias("generation"),
-    ).select("bank_line_id", *columns, "generation").cast({**frames.MATCH_LINES, "generation": pl.Int64()})
+    ).select("bank_line_id", *columns, "generation").cast(
+        {**frames.MATCH_LINES, "generation": pl.Int64()})  # type: ignore[dict-item]
 
 
 def preview_posting(

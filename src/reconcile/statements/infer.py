@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from reconcile.core.errors import ConfigError, InputError
 from reconcile.core.money import _EXPONENTS, format_minor
@@ -564,8 +565,8 @@ def _assign(
     preamble: list[str],
 ) -> dict[str, object]:
     """Roles for the columns and the profile keys that follow from them."""
-    keys: dict[str, object] = {}
-    cols: dict[str, object] = {}
+    keys: dict[str, Any] = {}
+    cols: dict[str, Any] = {}
     numbers = ("amount", "integer")
     if not has_header:
         for column in columns:
@@ -651,6 +652,7 @@ def _assign(
         _direction(amount, markers, cols, keys, decimal, thousands, result)
     else:
         cols["debit"], cols["credit"] = debit, credit
+        assert debit is not None and credit is not None  # the pair was found, or the amount column was
         _debit_credit_rule(debit, credit, keys, decimal, thousands, result)
     if balance is not None:
         keys["balance_column"] = balance.name
@@ -730,15 +732,15 @@ def _assign(
             and any(c.cells)
             and all(IBAN.fullmatch(v.replace(" ", "")) for v in c.cells if v)
         ]
-        own = next((c for c in ibans if len(set(c.cells)) == 1), None)
-        if own is not None:
-            own.role = "account"
-            cols["account"] = own
-            result.unsure.append(f"{own.name}: the same IBAN on every row, read as the account")
-        other = next((c for c in ibans if c.role is None), None)
-        if other is not None:
-            other.role = "counterparty_account"
-            cols["counterparty_account"] = other
+        same = next((c for c in ibans if len(set(c.cells)) == 1), None)
+        if same is not None:
+            same.role = "account"
+            cols["account"] = same
+            result.unsure.append(f"{same.name}: the same IBAN on every row, read as the account")
+        counterpart = next((c for c in ibans if c.role is None), None)
+        if counterpart is not None:
+            counterpart.role = "counterparty_account"
+            cols["counterparty_account"] = counterpart
         texts = [c for c in columns if c.role is None and c.kind == "text"]
         if texts:
             longest = max(texts, key=lambda c: sum(len(v) for v in c.cells))
@@ -865,8 +867,8 @@ def _signs(column: _Column, decimal: str, thousands: str) -> tuple[int, int]:
 def _direction(
     amount: _Column,
     markers: list[_Column],
-    cols: dict[str, object],
-    keys: dict[str, object],
+    cols: dict[str, Any],
+    keys: dict[str, Any],
     decimal: str,
     thousands: str,
     result: Inference,
@@ -911,7 +913,7 @@ def _direction(
 def _debit_credit_rule(
     debit: _Column,
     credit: _Column,
-    keys: dict[str, object],
+    keys: dict[str, Any],
     decimal: str,
     thousands: str,
     result: Inference,
@@ -957,7 +959,7 @@ def _fixed_currency(
     return guess
 
 
-def _account_from_preamble(lines: list[str], keys: dict[str, object], result: Inference) -> None:
+def _account_from_preamble(lines: list[str], keys: dict[str, Any], result: Inference) -> None:
     cols = keys.get("columns", {})
     if not isinstance(cols, dict) or "account" in cols:
         return
@@ -975,7 +977,7 @@ def _account_from_preamble(lines: list[str], keys: dict[str, object], result: In
     )
 
 
-def _settle(data: bytes, file_name: str, keys: dict[str, object], result: Inference) -> None:
+def _settle(data: bytes, file_name: str, keys: dict[str, Any], result: Inference) -> None:
     """Choose the row order (and balance before/after) the balances prove; prove the profile.
 
     The trials read the sample (whole lines) a large file starts with; the caller reads the file.
@@ -1038,7 +1040,7 @@ def _settle(data: bytes, file_name: str, keys: dict[str, object], result: Infere
     result.error = last_error or "the inferred profile does not read the file"
 
 
-def _disagrees(data: bytes, file_name: str, keys: dict[str, object], result: Inference) -> bool:
+def _disagrees(data: bytes, file_name: str, keys: dict[str, Any], result: Inference) -> bool:
     try:
         profile = profile_from_text(
             _toml(result.name, keys, result), Path(file_name).with_suffix(".toml"), "x"
@@ -1051,7 +1053,7 @@ def _disagrees(data: bytes, file_name: str, keys: dict[str, object], result: Inf
     return False
 
 
-def _toml(name: str, keys: dict[str, object], result: Inference) -> str:
+def _toml(name: str, keys: dict[str, Any], result: Inference) -> str:
     """The profile as TOML, with the unsure choices as comments at the top."""
     lines = [
         f'name = "{name}"',

@@ -93,10 +93,10 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
 def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
     dialect = session.get_bind().dialect.name
-    factory = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
     for part in chunks(rows):
         if part:
-            session.execute(factory(table).on_conflict_do_nothing(), list(part))
+            statement = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+            session.execute(statement.on_conflict_do_nothing(), list(part))
 
 
 def known_invoices(session: Session) -> pl.DataFrame:
@@ -183,3 +183,12 @@ def settled_currency(allocation: Any = None) -> Any:
 
     al = allocation if allocation is not None else tables.Allocation
     return func.coalesce(al.settled_currency, al.currency)
+
+
+def changed(session: Session, statement: Any) -> int:
+    """Run an UPDATE or DELETE in the session's transaction; the number of rows it changed."""
+    from sqlalchemy.engine import CursorResult
+
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)  # DML runs on a cursor: its rowcount is what changed
+    return result.rowcount

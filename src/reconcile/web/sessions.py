@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, func, select, update
 
 from reconcile.config import WebConfig
-from reconcile.store import db, tables
+from reconcile.store import db, repo, tables
 
 ADDRESS_FACTOR = (
     4  # one address may fail this many times an account's allowance (an office behind NAT)
@@ -111,11 +111,11 @@ def revoke_user(engine: Engine, user_name: str, *, now: datetime, why: str) -> i
     """End every session of a user (password changed, user removed); returns how many were live."""
     s = tables.WebSession
     with db.transaction(engine) as session:
-        return session.execute(
+        return repo.changed(session, 
             update(s)
             .where(s.user_name == user_name, s.revoked_at.is_(None))
             .values(revoked_at=now, revoked_why=why)
-        ).rowcount
+        )
 
 
 def throttled(engine: Engine, name: str, address: str, *, now: datetime, web: WebConfig) -> int:

@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select, update
 
 from reconcile.core.errors import NotFoundError, ReconcileError
-from reconcile.store import db, tables
+from reconcile.store import db, repo, tables
 
 ROLES = ("accountant", "approver", "collector", "admin")
 
@@ -58,7 +58,7 @@ def remove_user(engine: Engine, name: str, *, now: datetime | None = None) -> No
     from reconcile.web.sessions import revoke_user
 
     with db.transaction(engine) as session:
-        if session.execute(delete(tables.User).where(tables.User.name == name)).rowcount != 1:
+        if repo.changed(session, delete(tables.User).where(tables.User.name == name)) != 1:
             raise NotFoundError(f"no user {name}")
     revoke_user(engine, name, now=now or datetime.now(UTC), why="removed")
 
@@ -70,9 +70,9 @@ def set_password(engine: Engine, name: str, password: str, *, now: datetime) -> 
     if len(password or "") < 8:
         raise ReconcileError("a password needs at least 8 characters")
     with db.transaction(engine) as session:
-        done = session.execute(update(tables.User).where(tables.User.name == name)
+        done = repo.changed(session, update(tables.User).where(tables.User.name == name)
                                .values(password_hash=_hasher.hash(password)))
-        if done.rowcount != 1:
+        if done != 1:
             raise NotFoundError(f"no user {name}")
         session.add(tables.AuditEntry(at=now, actor=name, action="password_changed"))
     return revoke_user(engine, name, now=now, why="password")
