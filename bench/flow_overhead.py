@@ -81,7 +81,8 @@ def main() -> None:
     shutil.move(bulk.statement, data / "day.csv")
     settings = load_config(CONFIG_DIR)
 
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, "
           f"{'PostgreSQL' if args.pg else 'SQLite'}; {args.files} files, {bulk.lines} lines; "
           f"Prefect API: {os.environ.get('PREFECT_API_URL') or 'temporary local server'}")
 

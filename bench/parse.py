@@ -35,12 +35,14 @@ def ofx(n: int) -> bytes:
     body = "".join(txn.format(a=i % 999, c=i % 100, i=i) for i in range(n))
     return ("OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nCHARSET:1252\n\n<OFX>\n<BANKMSGSRSV1>\n<STMTTRNRS>\n<STMTRS>\n"
             "<CURDEF>USD\n<BANKACCTFROM>\n<BANKID>1\n<ACCTID>123\n<ACCTTYPE>CHECKING\n</BANKACCTFROM>\n<BANKTRANLIST>\n"
-            "<DTSTART>20261101\n<DTEND>20261130\n" + body + "</BANKTRANLIST>\n</STMTRS>\n</STMTTRNRS>\n</BANKMSGSRSV1>\n</OFX>\n").encode()
+            "<DTSTART>20261101\n<DTEND>20261130\n" + body
+            + "</BANKTRANLIST>\n</STMTRS>\n</STMTTRNRS>\n</BANKMSGSRSV1>\n</OFX>\n").encode()
 
 
 def csv(n: int) -> bytes:
     rows = ["id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance"]
-    rows += [f"L{i},2026-11-23,2026-11-23,{i % 9999}.{i % 100:02d},EUR,Customer {i % 5000},DE89370400440532013000,INV-{i:07d}"
+    rows += [f"L{i},2026-11-23,2026-11-23,{i % 9999}.{i % 100:02d},EUR,Customer {i % 5000},"
+             f"DE89370400440532013000,INV-{i:07d}"
              for i in range(n)]
     return ("\n".join(rows) + "\n").encode()
 
@@ -95,8 +97,8 @@ def csv_against_polars(data: bytes, folder: Path) -> None:
 def measure(label: str, data: bytes, suffix: str, folder: Path) -> None:
     path = folder / f"bench{suffix}"
     path.write_bytes(data)
-    base = subprocess.run([sys.executable, "-c", "import resource, reconcile.parsers.formats, polars, lxml.etree;"
-                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+    base = subprocess.run([sys.executable, "-c", ("import resource, reconcile.parsers.formats, polars, lxml.etree;"
+                                                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")],
                           capture_output=True, text=True, check=True)
     out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True)
     seconds, lines, rss_kb = out.stdout.split()
@@ -107,7 +109,8 @@ def measure(label: str, data: bytes, suffix: str, folder: Path) -> None:
 
 
 def main() -> None:
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}")
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.system()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         measure("camt.053, 100k entries", camt(100_000), ".xml", folder)

@@ -70,7 +70,8 @@ def data(allocations: int, seed: int = 1) -> tuple[Snapshot, ParsedFile]:
         "amount_minor": [a for _, a in lines], "currency": ["EUR"] * len(lines),
         "counterparty_name": [None] * len(lines), "counterparty_account": [None] * len(lines),
         "remittance": [r for r, _ in lines],
-    }, schema_overrides={"value_date": pl.Date(), "counterparty_name": pl.String(), "counterparty_account": pl.String()})
+    }, schema_overrides={"value_date": pl.Date(), "counterparty_name": pl.String(),
+                         "counterparty_account": pl.String()})
     parsed = ParsedFile("bench", [Statement("NL91ABNA0417164300", "EUR", frames.conform(frame, frames.BANK_LINES))])
     snapshot = Snapshot(
         customers=customers, invoices=invoices,

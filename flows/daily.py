@@ -209,7 +209,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
     out += ["## Summary", "", "| measure | value |", "|---|---|"]
     out += [f"| {r['measure']} | {r['value']} |" for r in summary_rows(report)]
     if report["files"]:
-        out += ["", "## Files", "", "| file | status | format | lines | new | archived to |", "|---|---|---|---:|---:|---|"]
+        out += ["", "## Files", "", "| file | status | format | lines | new | archived to |",
+                "|---|---|---|---:|---:|---|"]
         out += [f"| {f['file']} | {f['status']} | {f['format'] or ''} | {f['lines']} | {f['new_lines']} | "
                 f"{f['moved_to'] or ''} |" for f in report["files"]]
     for violation in report.get("violations", []):

@@ -284,7 +284,8 @@ class CamtParser:
         if container.tag in REFUSED:
             raise InputError(path, f"{prefix}{container.tag}", REFUSED[container.tag])
         if not (namespace or "").startswith(NAMESPACE_PREFIX):
-            raise InputError(path, f"{prefix}Document", f"unknown namespace '{namespace}': not an ISO 20022 CAMT message")
+            raise InputError(path, f"{prefix}Document",
+                             f"unknown namespace '{namespace}': not an ISO 20022 CAMT message")
         fmt, statement_tag = ROOTS[container.tag]
         elements = container.findall(statement_tag)
         if not elements:
@@ -484,7 +485,8 @@ class CamtParser:
                 instructed_minor, instructed_currency = _amount(instructed, f"{where}/AmtDtls/InstdAmt/Amt", path)
             rate = next((r.text.strip() for r in owner.iterfind("AmtDtls/*/CcyXchg/XchgRate") if r.text), None)
             break
-        reversal = (flat_entry.text("RvslInd") or "").lower() == "true" or (flat_detail.text("RvslInd") or "").lower() == "true"
+        reversal = ((flat_entry.text("RvslInd") or "").lower() == "true"
+                    or (flat_detail.text("RvslInd") or "").lower() == "true")
         return {
             "source_ref": source_ref,
             "booking_date": booking,

@@ -37,7 +37,8 @@ ADDRESS = rf"(?:<PstlAdr>{W}(?:<(?:{ADDRESS_PARTS})>{TEXT}</(?:{ADDRESS_PARTS})>
 CODE = rf"<(?:Cd|Prtry)>{TEXT}</(?:Cd|Prtry)>{W}"
 SCHEME = rf"(?:<SchmeNm>{W}{CODE}</SchmeNm>{W})?(?:<Issr>{TEXT}</Issr>{W})?"
 OTHER_ID = rf"<Othr>{W}<Id>{TEXT}</Id>{W}{SCHEME}</Othr>{W}"
-PARTY_ID = (rf"(?:<Id>{W}<(?:OrgId|PrvtId)>{W}(?:<(?:AnyBIC|BICOrBEI|LEI)>{TEXT}</(?:AnyBIC|BICOrBEI|LEI)>{W}|{OTHER_ID})*"
+PARTY_ID = (rf"(?:<Id>{W}<(?:OrgId|PrvtId)>{W}"
+            rf"(?:<(?:AnyBIC|BICOrBEI|LEI)>{TEXT}</(?:AnyBIC|BICOrBEI|LEI)>{W}|{OTHER_ID})*"
             rf"</(?:OrgId|PrvtId)>{W}</Id>{W})?")
 
 
@@ -84,7 +85,8 @@ AGENT = (rf"<(?:{AGENTS})>{W}<FinInstnId>{W}(?:<(?:BICFI|BIC)>{TEXT}</(?:BICFI|B
          rf"(?:<Nm>{TEXT}</Nm>{W})?{ADDRESS}(?:{OTHER_ID})?</FinInstnId>{W}</(?:{AGENTS})>{W}")
 REMITTANCE_HEAD = rf"<RmtInf>{W}((?:<Ustrd>{TEXT}</Ustrd>{W})*)"
 REMITTANCE = (rf"<RmtInf>{W}(?:<Ustrd>{TEXT}</Ustrd>{W})*"
-              + rf"(?:<Strd>{W}(?:<CdtrRefInf>{W}(?:<Tp>{W}<CdOrPrtry>{W}{CODE}</CdOrPrtry>{W}(?:<Issr>{TEXT}</Issr>{W})?"
+              + rf"(?:<Strd>{W}(?:<CdtrRefInf>{W}"
+              rf"(?:<Tp>{W}<CdOrPrtry>{W}{CODE}</CdOrPrtry>{W}(?:<Issr>{TEXT}</Issr>{W})?"
               rf"</Tp>{W})?(?:<Ref>{TEXT}</Ref>{W})?</CdtrRefInf>{W})?</Strd>{W})?</RmtInf>{W}")
 DETAIL = (rf"<TxDtls>{W}" + _refs(False) + _bank_code(False) + rf"(?:{_parties(False)}</RltdPties>{W})?"
           + rf"(?:<RltdAgts>{W}(?:{AGENT})*</RltdAgts>{W})?(?:<Purp>{W}{CODE}</Purp>{W})?(?:{REMITTANCE})?"
@@ -102,7 +104,9 @@ DETAIL_HEAD = rf"<TxDtls>{W}" + _refs(True) + _bank_code(True)
 DETAIL_HEAD_FIELDS = ["d_ref", "e2e", "d_domn", "d_fmly", "d_sub", "d_prtry"]
 PARTIES = _parties(True)
 PARTY_FIELDS = ["dbtr", "dbtr_iban", "dbtr_othr", "udbtr", "cdtr", "cdtr_iban", "cdtr_othr", "ucdtr"]
-REMITTANCE_FIELDS = rf"{REMITTANCE_HEAD}(?:<Strd>{W}(?:<CdtrRefInf>{W}(?:<Tp>{W}<CdOrPrtry>{W}{CODE}</CdOrPrtry>{W}(?:<Issr>{TEXT}</Issr>{W})?</Tp>{W})?(?:<Ref>{CAP}</Ref>)?)?)?"
+REMITTANCE_FIELDS = (rf"{REMITTANCE_HEAD}(?:<Strd>{W}(?:<CdtrRefInf>{W}"
+                     rf"(?:<Tp>{W}<CdOrPrtry>{W}{CODE}</CdOrPrtry>{W}(?:<Issr>{TEXT}</Issr>{W})?</Tp>{W})?"
+                     rf"(?:<Ref>{CAP}</Ref>)?)?)?")
 
 _PROLOG_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _ENTRY_TAG = re.compile(r"<Ntry[\s/>]")
@@ -192,7 +196,8 @@ def _entries(frame: pl.DataFrame, entities: bool) -> pl.DataFrame:
 
 AMOUNT = (rf"<Ntry>{W}(?:<NtryRef>{TEXT}</NtryRef>{W})?<Amt\s+Ccy=[\"']([A-Za-z]{{3}})[\"']\s*>{CAP}</Amt>{W}"
           rf"<CdtDbtInd>{CAP}</CdtDbtInd>")
-ENTRY_BANK_CODE = (rf"</(?:BookgDt|ValDt|AcctSvcrRef)>{W}<BkTxCd>{W}(?:<Domn>{W}<Cd>{CAP}</Cd>{W}(?:<Fmly>{W}<Cd>{CAP}</Cd>{W}"
+ENTRY_BANK_CODE = (rf"</(?:BookgDt|ValDt|AcctSvcrRef)>{W}<BkTxCd>{W}(?:<Domn>{W}<Cd>{CAP}</Cd>{W}"
+                   rf"(?:<Fmly>{W}<Cd>{CAP}</Cd>{W}"
                    rf"<SubFmlyCd>{CAP}</SubFmlyCd>{W}</Fmly>{W})?</Domn>{W})?(?:<Prtry>{W}<Cd>{CAP}</Cd>)?")
 GROUPS = {  # pattern -> names of its capture groups, each read where the grammar makes it unique
     AMOUNT: ["ccy", "amt", "ind"],

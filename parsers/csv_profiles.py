@@ -229,12 +229,14 @@ def _profile(path: Path, raw: dict[str, Any]) -> Profile:
     both = markers["debit_values"] & markers["credit_values"]
     need(not both, f"{min(both) if both else ''!r} is both a debit and a credit value")
     formats = raw.get("date_formats", ["%Y-%m-%d"])
-    need(isinstance(formats, list) and all(isinstance(f, str) for f in formats), "date_formats must be a list of strings")
+    need(isinstance(formats, list) and all(isinstance(f, str) for f in formats),
+         "date_formats must be a list of strings")
     return Profile(
         name=str(raw.get("name", path.stem)), source=path, signature=signature, columns=dict(columns),
         description=str(raw.get("description", "")), encoding=encoding, delimiter=delimiter,
         quote=str(raw.get("quote", '"')), decimal=str(raw.get("decimal", ".")), thousands=str(raw.get("thousands", "")),
-        date_formats=list(formats), skip_lines=int(raw.get("skip_lines", 0)), header_search=int(raw.get("header_search", 0)),
+        date_formats=list(formats), skip_lines=int(raw.get("skip_lines", 0)),
+        header_search=int(raw.get("header_search", 0)),
         skip_footer=int(raw.get("skip_footer", 0)), currency=raw.get("currency"), account=raw.get("account"),
         inverse_sign=bool(raw.get("inverse_sign", False)),
         debit_values=tuple(raw.get("debit_values", ("D", "DBIT", "DEBIT"))),

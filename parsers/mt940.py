@@ -55,7 +55,8 @@ TEXT_TAGS = frozenset({"86", "NS"})           # free text: an unknown ":26:" ins
 IGNORED_TAGS = frozenset({"21", "13", "13D", "64", "65", "90D", "90C", "NS", "25P"})
 # Lines some banks put before each message: ING "0000 01INGBNL2AXXXX00001", "940 00", a message type
 # ("940", "MT940", "942"), a sender/receiver BIC (ABN AMRO "ABNANL2A"; 8 or 11 characters).
-HEADER_LINE = re.compile(r"\d{4} \d\d[A-Z0-9]{4,}|(?:MT)?9[45][02](\s+\d+)?|[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
+HEADER_LINE = re.compile(r"\d{4} \d\d[A-Z0-9]{4,}|(?:MT)?9[45][02](\s+\d+)?"
+                         r"|[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
 SWEDISH_ENVELOPE = re.compile(r"ä[1-5]:|-å")  # ISO 646-SE: "{" is "ä" and "}" is "å"
 TERMINATOR = re.compile(r"-(\}.*|XXX)?")
 STATEMENT_LINE = re.compile(

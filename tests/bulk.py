@@ -42,7 +42,8 @@ def write_bulk(folder: Path, customers: int = 300, lines: int = 3000, seed: int 
         invoices.append((f"INV-{n + 100000}", f"C{customer:05d}", rng.randrange(1_000, 500_000)))
     with (snapshot / "invoices.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["invoice_number", "customer_id", "issue_date", "due_date", "currency", "amount", "open_amount"])
+        writer.writerow(["invoice_number", "customer_id", "issue_date", "due_date", "currency", "amount",
+                         "open_amount"])
         for number, customer, amount in invoices:
             day = rng.randrange(1, 28)
             writer.writerow([number, customer, f"2026-09-{day:02d}", f"2026-10-{day:02d}", "EUR",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -123,7 +123,7 @@ class Erp:
                              "open_amount"])
             for i in sorted(self.open_items(), key=lambda i: i.number):
                 writer.writerow([i.number, i.customer, i.issued, i.due, "EUR", money(i.amount), money(i.open)])
-        taken = datetime.combine(day, time(5, 30), tzinfo=timezone.utc).isoformat()
+        taken = datetime.combine(day, time(5, 30), tzinfo=UTC).isoformat()
         lines = [f'taken_at = "{taken}"', 'kind = "full"']
         if self.imported:
             lines.append(f'includes_postings_through = "{self.imported[-1]}"')

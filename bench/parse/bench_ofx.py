@@ -79,8 +79,8 @@ def main() -> None:
             reference = ofxparse.OfxParser.parse(io.BytesIO(data))
             seconds = time.perf_counter() - start
         count = len(reference.account.statement.transactions)
-        print(f"ofxparse 0.21 SGML  10k txns {len(data) / 1e6:6.2f} MB  {seconds:6.3f} s  {count / seconds:9,.0f} txns/s  "
-              f"(for comparison)")
+        print(f"ofxparse 0.21 SGML  10k txns {len(data) / 1e6:6.2f} MB  {seconds:6.3f} s  "
+              f"{count / seconds:9,.0f} txns/s  (for comparison)")
 
 
 if __name__ == "__main__":

@@ -368,7 +368,8 @@ def _check(config: Config, path: Path) -> None:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"{path}: [matching.non_receivable] {category}: not a regular expression: {exc}") from None
+            raise ConfigError(f"{path}: [matching.non_receivable] {category}: "
+                              f"not a regular expression: {exc}") from None
     edges = config.aging.buckets
     if not edges or list(edges) != sorted(set(edges)):
         raise ConfigError(f"{path}: [aging] buckets must be increasing whole numbers, e.g. [0, 30, 60, 90]")
@@ -384,7 +385,8 @@ def _check(config: Config, path: Path) -> None:
             try:
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(f"{path}: {where} = {zone!r} is not an IANA time zone (e.g. \"Europe/Amsterdam\")") from None
+                raise ConfigError(f"{path}: {where} = {zone!r} is not an IANA time zone "
+                                  "(e.g. \"Europe/Amsterdam\")") from None
 
 
 def load_rates(directory: Path, fx: FxConfig) -> Any:
@@ -519,7 +521,23 @@ def defaults(directory: Path | None = None) -> Config:
 
 
 __all__ = [
-    "Aging", "FxConfig", "CollectionsConfig", "Confidence", "Config", "InboxConfig", "MatchingRules", "NotifyConfig",
-    "PostingConfig", "QueueConfig", "ReceivablesConfig", "ScaleConfig", "ScheduleConfig", "StatementsConfig",
-    "WebConfig", "config_dir", "defaults", "described", "load_config",
+    "Aging",
+    "CollectionsConfig",
+    "Confidence",
+    "Config",
+    "FxConfig",
+    "InboxConfig",
+    "MatchingRules",
+    "NotifyConfig",
+    "PostingConfig",
+    "QueueConfig",
+    "ReceivablesConfig",
+    "ScaleConfig",
+    "ScheduleConfig",
+    "StatementsConfig",
+    "WebConfig",
+    "config_dir",
+    "defaults",
+    "described",
+    "load_config",
 ]

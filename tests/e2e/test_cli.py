@@ -23,7 +23,8 @@ def reconcile(*args: str, cwd: Path, check: bool = True) -> subprocess.Completed
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
     env.pop("RECONCILE_DB_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "reconcile.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "reconcile.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        check=False,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"reconcile {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
@@ -67,9 +68,11 @@ def test_contract_commands_end_to_end(tmp_path: Path) -> None:
     assert len(listed) == summary["lines_exception"]
     shown = json.loads(reconcile("exceptions", "show", str(listed[0]["id"]), "--json", *db, cwd=tmp_path).stdout)
     assert shown["source_ref"] == listed[0]["source_ref"]
-    resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", "--actor", "alice", *db, cwd=tmp_path)
+    resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", "--actor", "alice",
+                         *db, cwd=tmp_path)
     assert "on_account" in resolved.stdout
-    again_resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", *db, cwd=tmp_path, check=False)
+    again_resolved = reconcile("exceptions", "resolve", str(listed[0]["id"]), "--on-account", "C0001", *db,
+                               cwd=tmp_path, check=False)
     assert again_resolved.returncode == 2 and "already resolved by alice" in again_resolved.stderr
     balances = json.loads(reconcile("balances", "--format", "json", "--as-of", "2026-11-24", *db, cwd=tmp_path).stdout)
     assert balances["customers"]
@@ -80,8 +83,8 @@ def test_contract_commands_end_to_end(tmp_path: Path) -> None:
     [
         (b"<?xml version='1.0'?><Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.053.001.02'><BkToCstmrStmt>",
          "broken.xml"),
-        (b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n"
-         b"1,2026-11-23,,12.50,EUR,A,,x\n2,2026-13-45,,1.00,EUR,B,,y\n", "line 3"),
+        ((b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n"
+          b"1,2026-11-23,,12.50,EUR,A,,x\n2,2026-13-45,,1.00,EUR,B,,y\n"), "line 3"),
     ],
 )
 def test_bad_file_is_one_clear_line_and_stores_nothing(tmp_path: Path, content: bytes, expected: str) -> None:
@@ -111,7 +114,8 @@ def test_ingest_with_a_named_profile_reads_the_signs_of_that_layout(tmp_path: Pa
     db = ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
     reconcile("init", *db, cwd=tmp_path)
     detected = json.loads(reconcile("parse", str(sample), "--json", cwd=tmp_path).stdout)
-    named = json.loads(reconcile("parse", str(sample), "--profile", "oca-sheet-credit-card", "--json", cwd=tmp_path).stdout)
+    named = json.loads(reconcile("parse", str(sample), "--profile", "oca-sheet-credit-card", "--json",
+                                 cwd=tmp_path).stdout)
     amounts = [line["amount"] for line in named["statements"][0]["lines"]]
     assert amounts == ["-33.50", "1525.00"]
     assert [line["amount"] for line in detected["statements"][0]["lines"]] == ["33.50", "-1525.00"]

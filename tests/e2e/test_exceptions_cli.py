@@ -66,11 +66,13 @@ def test_clearing_the_queue_from_the_command_line(queued: list[str], tmp_path: P
     db = queued
     listed = json.loads(exceptions("list", "--as-of", "2026-11-24", "--json", *db, cwd=tmp_path).stdout)
     ids = {row["source_ref"]: row["id"] for row in listed}
-    assert sorted(ids) == ["Q1", "Q2", "Q3", "Q4"] and {r["source_ref"] for r in listed if r["over_sla"]} == {"Q1", "Q2"}
+    assert (sorted(ids) == ["Q1", "Q2", "Q3", "Q4"]
+            and {r["source_ref"] for r in listed if r["over_sla"]} == {"Q1", "Q2"})
     table = exceptions("list", "--as-of", "2026-11-24", *db, cwd=tmp_path).stdout
     assert "4 exception(s)" in table and f"{ids['Q1']}!" in table
 
-    claimed = json.loads(exceptions("claim", "--sort", "largest", "--actor", "alice", "--json", *db, cwd=tmp_path).stdout)
+    claimed = json.loads(exceptions("claim", "--sort", "largest", "--actor", "alice", "--json", *db,
+                                    cwd=tmp_path).stdout)
     assert (claimed["source_ref"], claimed["claimed_by"]) == ("Q2", "alice")
     # a real process: exit status 2 and one line on standard error
     shell = reconcile("exceptions", "resolve", str(ids["Q2"]), "--not-receivable", "transfer", "--actor", "bob", *db,
@@ -85,7 +87,8 @@ def test_clearing_the_queue_from_the_command_line(queued: list[str], tmp_path: P
     refused("resolve", "Q3", "--accept", "1", "--refund", *db, cwd=tmp_path, match="choose one decision")
     done = json.loads(exceptions("resolve", "Q3", "--invoice", "A-3=77.00", "--actor", "alice", "--json", *db,
                                  cwd=tmp_path).stdout)
-    assert done["allocations"][0]["invoice_number"] == "A-3" and {r["kind"] for r in done["learned"]} == {"account", "alias"}
+    assert (done["allocations"][0]["invoice_number"] == "A-3"
+            and {r["kind"] for r in done["learned"]} == {"account", "alias"})
     refused("resolve", "Q3", "--invoice", "A-3", *db, cwd=tmp_path, match="already resolved by alice")
 
     exceptions("note", str(ids["Q1"]), "customer says A-2", "--actor", "bob", *db, cwd=tmp_path)
@@ -113,3 +116,24 @@ def test_clearing_the_queue_from_the_command_line(queued: list[str], tmp_path: P
     assert "forgot account 'DE89370400440532013000' of customer C1" in forgot
     learned = json.loads(exceptions("learned", "--all", "--json", *db, cwd=tmp_path).stdout)
     assert {(r["kind"], r["active"]) for r in learned} == {("account", False), ("alias", True)}
+
+
+def test_why_a_line_was_posted_or_queued(queued: list[str], tmp_path: Path) -> None:
+    db = queued
+    (tmp_path / "day2.csv").write_text(STATEMENT.splitlines()[0] + "\nQ5,2026-11-24,,200.00,EUR,BRICK WORKS,,B-1\n")
+    for args in (["ingest", str(tmp_path / "day2.csv"), "--account", "NL91ABNA0417164300"],
+                 ["run", "--no-flow", "--as-of", "2026-11-24"]):
+        assert runner.invoke(app, ["--config", CONFIG_DIR, *args, *db]).exit_code == 0
+    posted = runner.invoke(app, ["explain", "Q5", "--json", *db])
+    why = json.loads(posted.stdout)
+    # "B-1" is too short to be read as a reference: the payer's name and the amount decided
+    assert (why["decision"], why["rule"], why["signals"]["payer"]["customer"]) == ("posted", "amount_unique", "C2")
+    assert why["summary"].startswith("posted by rule amount_unique") and "'Brick Works'" in why["summary"]
+    # `exceptions show` of a line that never was queued explains it instead of refusing
+    assert json.loads(exceptions("show", "Q5", "--json", *db, cwd=tmp_path).stdout)["rule"] == "amount_unique"
+    audit = runner.invoke(app, ["audit", "--line", "Q5", *db], env={"COLUMNS": "200"}).stdout
+    assert "why: posted by rule amount_unique" in audit
+    # a queued line: the reason in words, beside the suggestions
+    shown = json.loads(exceptions("show", "Q1", "--json", *db, cwd=tmp_path).stdout)
+    assert shown["why"].startswith("queued as ") and shown["reason"] in shown["why"]
+    refused("show", "NOPE", *db, cwd=tmp_path, match="no exception item and no bank line 'NOPE'")

@@ -129,7 +129,8 @@ def test_good_day_posts_what_the_plain_run_posts_and_archives_the_files(
 
     # the same day again: the inbox is empty, nothing is posted
     again = day.run().result()
-    assert again["files"] == [] and again["lines_posted"] == 0 and again["lines_considered"] == report["lines_exception"]
+    assert (again["files"] == [] and again["lines_posted"] == 0
+            and again["lines_considered"] == report["lines_exception"])
 
     # the bank delivers the same files once more: read as already imported, nothing new, archived beside the first
     for name in day.names:

@@ -12,9 +12,11 @@ from sqlalchemy import Engine, select
 
 from reconcile.config import load_config
 from reconcile.queue.actions import approve
+from reconcile.queue.views import get_item
 from reconcile.services import daily as service
 from reconcile.services import exports as export
 from reconcile.services import ledger
+from reconcile.services.explain import explain_line
 from reconcile.store import db, tables
 from tests.builders import bank_line, ingest_lines, write_snapshot
 
@@ -79,6 +81,12 @@ def test_payment_first_then_the_advice_with_a_deduction_within_the_limit(engine:
     with db.transaction(engine) as session:
         linked = session.execute(select(tables.Advice.linked_by)).scalars().all()
     assert linked == ["trace"]
+    # the explanation of the posted line names the advice and what it listed
+    why = explain_line(engine, "P1")
+    assert why["advice"]["linked_by"] == "trace"
+    assert [(x["invoice_number"], x["paid"]) for x in why["advice"]["lines"]] == [("INV-1", "1000.00"),
+                                                                                 ("INV-2", "870.00")]
+    assert "remittance advice" in why["summary"] and "INV-2 870.00" in why["summary"]
 
 
 def test_advice_first_then_the_payment_and_deductions_above_the_limit_wait_for_approval(
@@ -95,6 +103,11 @@ def test_advice_first_then_the_payment_and_deductions_above_the_limit_wait_for_a
     assert item == [("P2", "advice_deduction")]                  # 200.00 is above the 50.00 approval limit
     with db.transaction(engine) as session:
         key = session.execute(select(tables.ExceptionItem.id).where(tables.ExceptionItem.status == "open")).scalar_one()
+    # the person deciding sees the advice beside the payment, and why the line waits
+    shown = get_item(engine, key, config=CONFIG.queue)
+    assert [(x["invoice_number"], x["paid"], x["discount"]) for x in shown["advice"]["lines"]] == [
+        ("INV-1", "800.00", "200.00"), ("INV-2", "900.00", None)]
+    assert shown["why"].startswith("queued as advice_deduction")
     done = approve(engine, key, actor="carol", now=NOW, config=CONFIG.queue)
     assert done["status"] == "resolved"
     assert _rows(engine, "P2") == [

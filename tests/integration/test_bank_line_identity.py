@@ -66,7 +66,8 @@ def bai2(file_id: str, extra: list[tuple[str, int]] | None = None) -> bytes:
     total = sum(amount for _, amount in details)
     records = ["03,12345,USD/", *(d for d, _ in details)]
     lines = [f"01,BANK,ME,260303,0600,{file_id},,,2/", "02,ME,BANK,1,260302,,USD,2/", *records,
-             f"49,{total},{len(records) + 1}/", f"98,{total},1,{len(records) + 3}/", f"99,{total},1,{len(records) + 5}/"]
+             f"49,{total},{len(records) + 1}/", f"98,{total},1,{len(records) + 3}/",
+             f"99,{total},1,{len(records) + 5}/"]
     return "\n".join(lines).encode()
 
 
@@ -134,7 +135,8 @@ def camt_day(day: int, opening: str, closing: str) -> bytes:
             f"<Stmt><Id>S{day}</Id><FrToDt><FrDtTm>2026-03-{day:02d}T00:00:00</FrDtTm>"
             f"<ToDtTm>2026-03-{day:02d}T23:59:59</ToDtTm></FrToDt>"
             "<Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>"
-            + balance.format(code="OPBD", amount=opening, day=day) + balance.format(code="CLBD", amount=closing, day=day)
+            + balance.format(code="OPBD", amount=opening, day=day)
+            + balance.format(code="CLBD", amount=closing, day=day)
             + "</Stmt></BkToCstmrStmt></Document>").encode()
 
 

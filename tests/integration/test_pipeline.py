@@ -24,7 +24,8 @@ def _snapshot(folder: Path) -> Path:
     return write_snapshot(
         folder,
         customers=[
-            {"customer_id": "C1", "name": "Acme Trading BV", "aliases": "Acme", "accounts": "DE89 3704 0044 0532 0130 00"},
+            {"customer_id": "C1", "name": "Acme Trading BV", "aliases": "Acme",
+             "accounts": "DE89 3704 0044 0532 0130 00"},
             {"customer_id": "C2", "name": "Bakker & Zonen", "aliases": "", "accounts": ""},
         ],
         invoices=[
@@ -70,7 +71,8 @@ def test_path_posts_queues_and_skips(engine, tmp_path: Path) -> None:
     queued = export.exceptions_frame(engine)
     assert queued.select("source_ref", "amount", "reason", "status").rows() == [("L4", "19.99", "no_candidate", "open")]
     with db.transaction(engine) as session:
-        open_amounts = dict(session.execute(select(tables.Invoice.invoice_number, tables.Invoice.open_amount_minor)).all())
+        open_amounts = dict(session.execute(select(tables.Invoice.invoice_number,
+                                                   tables.Invoice.open_amount_minor)).all())
     assert open_amounts == {"INV-1001": 0, "INV-1002": 0, "INV-2001": 0, "INV-2002": 1500}
 
 

@@ -48,8 +48,10 @@ def queued_book(engine: Engine, tmp_path: Path) -> dict[str, int]:
             {"invoice_number": "B-1", "customer_id": "C2", "amount": "200.00"},
         ],
         installments=[
-            {"plan_id": "P1", "invoice_number": "B-1", "installment_no": "1", "due_date": "2026-11-01", "amount": "100.00"},
-            {"plan_id": "P1", "invoice_number": "B-1", "installment_no": "2", "due_date": "2026-12-01", "amount": "100.00"},
+            {"plan_id": "P1", "invoice_number": "B-1", "installment_no": "1", "due_date": "2026-11-01",
+             "amount": "100.00"},
+            {"plan_id": "P1", "invoice_number": "B-1", "installment_no": "2", "due_date": "2026-12-01",
+             "amount": "100.00"},
         ],
     ))
     ingest_lines(engine, [
@@ -82,7 +84,8 @@ def open_amounts(engine: Engine) -> dict[str, int]:
 def audit(engine: Engine, action: str) -> list[tuple[str, str | None]]:
     with db.transaction(engine) as session:
         a = tables.AuditEntry
-        return [tuple(r) for r in session.execute(select(a.actor, a.reason).where(a.action == action).order_by(a.id)).all()]
+        return [tuple(r) for r in session.execute(select(a.actor, a.reason).where(a.action == action)
+                                                  .order_by(a.id)).all()]
 
 
 def line_status(engine: Engine, ref: str) -> str:
@@ -91,7 +94,8 @@ def line_status(engine: Engine, ref: str) -> str:
 
 
 def allocations(engine: Engine) -> list[tuple]:
-    return export.allocations_frame(engine).select("source_ref", "kind", "invoice_number", "installment_no", "amount").rows()
+    return (export.allocations_frame(engine)
+            .select("source_ref", "kind", "invoice_number", "installment_no", "amount").rows())
 
 
 def snapshot(engine: Engine) -> tuple:
@@ -113,7 +117,8 @@ def test_show_has_ranked_suggestions_with_evidence_and_the_customers_open_items(
     assert [o["invoice_number"] for o in item["open_items"]] == ["A-1", "A-2"]
     assert item["age_days"] == 14 and item["over_sla"] is True
     brick = queue.get_item(engine, ids["Q4"], as_of=AS_OF, config=CONFIG.queue)
-    assert [(i["installment_no"], i["open"]) for i in brick["open_items"][0]["installments"]] == [(1, "100.00"), (2, "100.00")]
+    assert [(i["installment_no"], i["open"]) for i in brick["open_items"][0]["installments"]] == [
+        (1, "100.00"), (2, "100.00")]
 
 
 def test_accept_a_suggestion_posts_once_and_is_audited(engine, tmp_path: Path) -> None:
@@ -135,7 +140,8 @@ def test_manual_allocation_across_installments_with_amounts(engine, tmp_path: Pa
     decision = Decision("allocate", parts=(("B-1#1", "100.00"), ("B-1#2", "50.00")), note="per phone call")
     resolve(engine, ids["Q4"], decision, actor="alice", now=LATER, config=CONFIG.queue)
     assert allocations(engine) == [("Q4", "installment", "B-1", 1, "100.00"), ("Q4", "installment", "B-1", 2, "50.00")]
-    assert {k: v for k, v in open_amounts(engine).items() if k.startswith("B-1")} == {"B-1": 5000, "B-1#1": 0, "B-1#2": 5000}
+    assert {k: v for k, v in open_amounts(engine).items() if k.startswith("B-1")} == {
+        "B-1": 5000, "B-1#1": 0, "B-1#2": 5000}
     assert ledger.check(engine) == []
 
 
@@ -204,8 +210,10 @@ def test_not_a_receivable_skips_the_line_and_reopen_queues_it_again(engine, tmp_
 
 def test_refund_takes_the_line_out_of_receivables(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    done = resolve(engine, ids["Q3"], Decision("refund", note="not ours"), actor="alice", now=LATER, config=CONFIG.queue)
-    assert (done["resolution"], done["refund_to"], done["refund_amount"]) == ("refund", "DE89 3704 0044 0532 0130 00", "77.00")
+    done = resolve(engine, ids["Q3"], Decision("refund", note="not ours"), actor="alice", now=LATER,
+                   config=CONFIG.queue)
+    assert (done["resolution"], done["refund_to"], done["refund_amount"]) == (
+        "refund", "DE89 3704 0044 0532 0130 00", "77.00")
     assert line_status(engine, "Q3") == "skipped" and ledger.check(engine) == []
 
 
@@ -236,7 +244,8 @@ def test_write_off_above_the_limit_waits_for_a_second_person(engine, tmp_path: P
     assert snapshot(engine)[:3] == before and line_status(engine, "Q3") == "exception"
     item = queue.get_item(engine, ids["Q3"], config=CONFIG.queue)
     assert (item["proposal"]["invoice"], item["proposed_by"], item["claimed_by"]) == ("B-1", "alice", "alice")
-    assert queue.list_items(engine, filters=queue.QueueFilter(pending=True), config=CONFIG.queue)["id"].to_list() == [ids["Q3"]]
+    assert queue.list_items(engine, filters=queue.QueueFilter(pending=True),
+                            config=CONFIG.queue)["id"].to_list() == [ids["Q3"]]
     with pytest.raises(ReconcileError, match="alice proposed this write-off and cannot also approve it"):
         approve(engine, ids["Q3"], actor="alice", now=LATER, config=CONFIG.queue)
     with pytest.raises(ReconcileError, match="awaiting a second person's approval"):

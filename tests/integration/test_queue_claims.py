@@ -31,7 +31,8 @@ def test_claim_next_oldest_or_largest_first_with_filters(engine, tmp_path: Path)
     later = LATER + timedelta(minutes=CONFIG.queue.claim_expiry_minutes + 1)
     assert claim_next(engine, actor="dave", now=later, config=CONFIG.queue) == ids["Q1"]
     shown = queue.list_items(engine, config=CONFIG.queue)
-    assert dict(zip(shown["source_ref"], shown["claimed_by"])) == {"Q1": "dave", "Q2": "bob", "Q3": "bob", "Q4": "carol"}
+    assert dict(zip(shown["source_ref"], shown["claimed_by"])) == {
+        "Q1": "dave", "Q2": "bob", "Q3": "bob", "Q4": "carol"}
 
 
 def _many_queued(engine: Engine, tmp_path: Path, count: int) -> None:
@@ -86,7 +87,8 @@ def test_postgresql_skips_a_row_a_colleague_is_claiming(pg_url: str, tmp_path: P
     first = queue.list_items(engine, sort="largest", config=CONFIG.queue)["id"].to_list()
     with engine.connect() as colleague:
         colleague.execute(text("SET lock_timeout = '2s'"))
-        held = colleague.execute(text("SELECT id FROM exception_items WHERE id = :i FOR UPDATE"), {"i": first[0]}).scalar()
+        held = colleague.execute(text("SELECT id FROM exception_items WHERE id = :i FOR UPDATE"),
+                                 {"i": first[0]}).scalar()
         assert held == first[0]
         assert claim_next(engine, actor="bob", now=LATER, sort="largest", config=CONFIG.queue) == first[1]
         colleague.rollback()

@@ -48,7 +48,8 @@ def _learned(engine: Engine) -> list[tuple]:
 
 def test_a_resolution_stores_the_payer_with_who_and_when(engine, tmp_path: Path) -> None:
     key = _first_payment_queued(engine, tmp_path)
-    done = resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER, config=CONFIG.queue)
+    done = resolve(engine, key, Decision("allocate", parts=(("A-3", None),)), actor="alice", now=LATER,
+                   config=CONFIG.queue)
     assert {(r["kind"], r["value"]) for r in done["learned"]} == {("account", NORMALISED), ("alias", "Zephyr Holdings")}
     assert sorted(_learned(engine)) == [
         ("account", "C1", NORMALISED, "learned", "alice", True),

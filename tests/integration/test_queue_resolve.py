@@ -42,7 +42,8 @@ def test_resolve_allocates_in_order_and_keeps_the_rest_on_account(engine, tmp_pa
         ("invoice", "A-1", "60.00"), ("invoice", "A-2", "30.00"), ("on_account", None, "10.00"),
     ]
     exported = export.allocations_frame(engine)
-    assert exported.select("invoice_number", "amount", "rule").rows() == [("A-1", "60.00", "manual"), ("A-2", "30.00", "manual"), (None, "10.00", "manual")]
+    assert exported.select("invoice_number", "amount", "rule").rows() == [
+        ("A-1", "60.00", "manual"), ("A-2", "30.00", "manual"), (None, "10.00", "manual")]
     assert export.exceptions_frame(engine)["status"].to_list() == ["resolved"]
     with pytest.raises(ReconcileError, match="already resolved by alice"):
         resolve_item(engine, key, ["A-1"], actor="bob", now=NOW, config=CONFIG.queue)

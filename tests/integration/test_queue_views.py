@@ -1,4 +1,5 @@
-"""Queue views: filters by reason, age, amount, assignee and account; oldest or largest first; counts per reason; SLA flags."""
+"""Queue views: filters by reason, age, amount, assignee and account; oldest or largest first; counts per reason;
+SLA flags."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ def refs(frame) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_filters_and_sorting(engine, tmp_path: Path) -> None:
     ids = queued_book(engine, tmp_path)
-    ingest_lines(engine, [bank_line("K1", "5.00", name="Kiosk", booking_date="2026-11-01")], account="DE02100100100006820101")
+    ingest_lines(engine, [bank_line("K1", "5.00", name="Kiosk", booking_date="2026-11-01")],
+                 account="DE02100100100006820101")
     service.run_posting(engine, config=CONFIG, as_of=AS_OF, now=LATER)
     assign(engine, ids["Q3"], "carol", actor="lead", now=LATER)
 
     def shown(sort: str = "oldest", **filters) -> list[str]:  # type: ignore[no-untyped-def]
-        return refs(queue.list_items(engine, filters=QueueFilter(**filters), sort=sort, as_of=AS_OF, config=CONFIG.queue))
+        return refs(queue.list_items(engine, filters=QueueFilter(**filters), sort=sort, as_of=AS_OF,
+                                     config=CONFIG.queue))
 
     assert shown() == ["K1", "Q1", "Q2", "Q3", "Q4"]
     assert shown("largest") == ["Q2", "Q4", "Q3", "Q1", "K1"]

@@ -50,7 +50,8 @@ def test_corpus_file_matches_its_golden_output(corpus: Path, relative: str) -> N
 @pytest.mark.parametrize(
     ("relative", "where", "why"),
     [
-        ("camt053/genkgo/camt052.v6.Amt-zero.xml", "BkToCstmrAcctRpt", "camt.052 intraday account reports are not statements"),
+        ("camt053/genkgo/camt052.v6.Amt-zero.xml", "BkToCstmrAcctRpt",
+         "camt.052 intraday account reports are not statements"),
         ("camt053/kedder-iso20022/camt052.xml", "BkToCstmrAcctRpt", "camt.052"),
         ("camt053/kedder-iso20022/unsupported.xml", "Document", "unknown namespace 'urn:weird-namespace'"),
         ("camt053/genkgo/camt053.v2.wrong.xml", "BkToCstmrStmt", "holds no Stmt element"),
@@ -73,7 +74,8 @@ def _one(corpus: Path, relative: str):  # type: ignore[no-untyped-def]
 
 def test_oca_txdtls_batch_is_split_into_its_details(corpus: Path) -> None:
     _, [st_] = _one(corpus, "camt053/oca/test-camt053-txdtls")
-    assert (st_.account, st_.currency, st_.opening_minor, st_.closing_minor) == ("CH1111000000123456789", "CHF", 7596015, 7944315)
+    assert (st_.account, st_.currency, st_.opening_minor, st_.closing_minor) == (
+        "CH1111000000123456789", "CHF", 7596015, 7944315)
     first, second = st_.lines.rows(named=True)
     assert first["amount_minor"] == 218700 and second["amount_minor"] == 129600
     assert first["reference"] == "302388292000011111111111111"
@@ -105,7 +107,8 @@ def test_balance_types_pick_opening_and_closing(corpus: Path) -> None:
 
 def test_multi_statement_and_multi_document_files(corpus: Path) -> None:
     _, statements = _one(corpus, "camt053/genkgo/camt053.v2.multi.statement.xml")
-    assert [(s.opening_minor, s.closing_minor, s.lines.height) for s in statements] == [(1815, 2700, 1), (2700, 2000, 1)]
+    assert [(s.opening_minor, s.closing_minor, s.lines.height) for s in statements] == [
+        (1815, 2700, 1), (2700, 2000, 1)]
     assert all(not s.warnings for s in statements)
     _, docs = _one(corpus, "camt053/oca/test-camt053-more-than-one-xml")
     assert [s.lines.height for s in docs] == [4, 4]
@@ -117,7 +120,8 @@ def test_multi_statement_and_multi_document_files(corpus: Path) -> None:
 
 def test_kedder_files(corpus: Path) -> None:
     _, [st_] = _one(corpus, "camt053/kedder-iso20022/davider80.xml")
-    assert (st_.account, st_.currency, st_.opening_minor, st_.closing_minor) == ("CHxxxxxxxxxxxxxxxxxxx", "CHF", 943331, 575346)
+    assert (st_.account, st_.currency, st_.opening_minor, st_.closing_minor) == (
+        "CHxxxxxxxxxxxxxxxxxxx", "CHF", 943331, 575346)
     assert st_.lines.height == 16 and st_.warnings == ()
     first = st_.lines.row(0, named=True)
     assert (first["amount_minor"], first["booking_date"]) == (-90530, date(2017, 4, 1))
@@ -161,7 +165,8 @@ def _camt(entries: str, balances: str = "") -> bytes:
 </BkToCstmrStmt></Document>""".encode()
 
 
-def _entry(amount: str, indicator: str = "CRDT", details: str = "", extra: str = "", booking: str = "<Dt>2026-11-23</Dt>") -> str:
+def _entry(amount: str, indicator: str = "CRDT", details: str = "", extra: str = "",
+           booking: str = "<Dt>2026-11-23</Dt>") -> str:
     return (f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>{indicator}</CdtDbtInd>{extra}<Sts><Cd>BOOK</Cd></Sts>'
             f"<BookgDt>{booking}</BookgDt><AcctSvcrRef>E1</AcctSvcrRef><NtryDtls>{details}</NtryDtls></Ntry>")
 
@@ -181,7 +186,8 @@ def test_mixed_sign_batch_gives_one_line_per_detail() -> None:
 def test_parties_remittance_and_reversal() -> None:
     details = (
         "<TxDtls><Refs><EndToEndId>E2E-1</EndToEndId></Refs>"
-        "<RltdPties><Dbtr><Pty><Nm>New Shape GmbH</Nm></Pty></Dbtr><DbtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></DbtrAcct></RltdPties>"
+        "<RltdPties><Dbtr><Pty><Nm>New Shape GmbH</Nm></Pty></Dbtr>"
+        "<DbtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></DbtrAcct></RltdPties>"
         "<RmtInf><Ustrd>INV-1 and</Ustrd><Ustrd>INV-2</Ustrd><Strd><RfrdDocInf><Nb>INV-3</Nb></RfrdDocInf>"
         "<CdtrRefInf><Ref>RF18539007547034</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>"
     )
@@ -209,7 +215,8 @@ def test_bad_amount_names_the_element() -> None:
 
 
 VALID = _camt(_entry("10.00", details='<TxDtls><RmtInf><Ustrd>INV-1</Ustrd></RmtInf></TxDtls>'),
-              '<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd></Bal>')
+              '<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1.00</Amt>'
+              "<CdtDbtInd>CRDT</CdtDbtInd></Bal>")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -73,7 +73,8 @@ def _pick(rng: random.Random, *options: str) -> str:
 
 
 def _party(rng: random.Random, role: str, name: str) -> str:
-    address = _pick(rng, "", "<PstlAdr><StrtNm>Main &amp; Co St</StrtNm><AdrLine>1</AdrLine><AdrLine>Town</AdrLine></PstlAdr>")
+    address = _pick(rng, "",
+                    "<PstlAdr><StrtNm>Main &amp; Co St</StrtNm><AdrLine>1</AdrLine><AdrLine>Town</AdrLine></PstlAdr>")
     ident = _pick(rng, "", "<Id><OrgId><Othr><Id>X1</Id><SchmeNm><Cd>BANK</Cd></SchmeNm></Othr></OrgId></Id>")
     inner = f"<Nm>{name}</Nm>{address}{ident}" if rng.random() < 0.85 else address
     return f"<{role}><Pty>{inner}</Pty></{role}>" if rng.random() < 0.4 else f"<{role}>{inner}</{role}>"
@@ -81,24 +82,29 @@ def _party(rng: random.Random, role: str, name: str) -> str:
 
 def _account(rng: random.Random, role: str, n: int) -> str:
     return _pick(rng, "", f"<{role}Acct><Id><IBAN>DE89370400440532013{n:03d}</IBAN></Id></{role}Acct>",
-                 f"<{role}Acct><Id><Othr><Id> 12 34 </Id><SchmeNm><Cd>BBAN</Cd></SchmeNm></Othr></Id><Ccy>EUR</Ccy></{role}Acct>",
+                 (f"<{role}Acct><Id><Othr><Id> 12 34 </Id><SchmeNm><Cd>BBAN</Cd></SchmeNm></Othr></Id>"
+                  f"<Ccy>EUR</Ccy></{role}Acct>"),
                  f"<{role}Acct><Id><IBAN>  </IBAN></Id></{role}Acct>")
 
 
 def _bank_code(rng: random.Random) -> str:
-    return _pick(rng, "", "<BkTxCd/>", "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>",
+    return _pick(rng, "", "<BkTxCd/>",
+                 "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>",
                  "<BkTxCd><Prtry><Cd>NTRF+166</Cd><Issr>ZKA</Issr></Prtry></BkTxCd>",
-                 "<BkTxCd><Domn><Cd> </Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd></SubFmlyCd></Fmly></Domn><Prtry><Cd>P</Cd></Prtry></BkTxCd>")
+                 ("<BkTxCd><Domn><Cd> </Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd></SubFmlyCd></Fmly></Domn>"
+                  "<Prtry><Cd>P</Cd></Prtry></BkTxCd>"))
 
 
-NAMES = ["Customer GmbH", "Müller AG", "Smith &amp; Sons", "  spaced\n\tout  name ", "&lt;tag&gt; &quot;q&quot; &apos;a&apos;",
-         "Bäckerei Ölmühle", "", " ", "Café\u00a0Nbsp"]
+NAMES = ["Customer GmbH", "Müller AG", "Smith &amp; Sons", "  spaced\n\tout  name ",
+         "&lt;tag&gt; &quot;q&quot; &apos;a&apos;", "Bäckerei Ölmühle", "", " ", "Café\u00a0Nbsp"]
 
 
 def _detail(rng: random.Random, n: int, amount: str | None = None, currency: str = "EUR") -> str:
     refs = "".join(part for part in (
-        _pick(rng, "", "<MsgId>M1</MsgId>"), _pick(rng, "", f"<AcctSvcrRef>D{n}</AcctSvcrRef>", "<AcctSvcrRef> </AcctSvcrRef>"),
-        _pick(rng, "", f"<EndToEndId>E2E-{n}</EndToEndId>", "<EndToEndId>NOTPROVIDED</EndToEndId>", "<EndToEndId>notprovided</EndToEndId>"),
+        _pick(rng, "", "<MsgId>M1</MsgId>"),
+        _pick(rng, "", f"<AcctSvcrRef>D{n}</AcctSvcrRef>", "<AcctSvcrRef> </AcctSvcrRef>"),
+        _pick(rng, "", f"<EndToEndId>E2E-{n}</EndToEndId>", "<EndToEndId>NOTPROVIDED</EndToEndId>",
+              "<EndToEndId>notprovided</EndToEndId>"),
         _pick(rng, "", f"<TxId>T{n}</TxId>"),
     ))
     parts = [f"<Refs>{refs}</Refs>" if refs or rng.random() < 0.3 else ""]
@@ -106,7 +112,8 @@ def _detail(rng: random.Random, n: int, amount: str | None = None, currency: str
         parts.append(f'<Amt Ccy="{currency}">{amount}</Amt>')
     parts.append(_bank_code(rng))
     if rng.random() < 0.8:
-        parts.append("<RltdPties>" + _party(rng, "Dbtr", rng.choice(NAMES)) * (rng.random() < 0.8) + _account(rng, "Dbtr", n)
+        parts.append("<RltdPties>" + _party(rng, "Dbtr", rng.choice(NAMES)) * (rng.random() < 0.8)
+                     + _account(rng, "Dbtr", n)
                      + _party(rng, "UltmtDbtr", rng.choice(NAMES)) * (rng.random() < 0.3)
                      + _party(rng, "Cdtr", rng.choice(NAMES)) * (rng.random() < 0.6) + _account(rng, "Cdtr", n + 500)
                      + "</RltdPties>")
@@ -115,7 +122,9 @@ def _detail(rng: random.Random, n: int, amount: str | None = None, currency: str
     if rng.random() < 0.8:
         ustrd = "".join(f"<Ustrd>{rng.choice(['INV-1', ' INV-2  and ', '', '  ', 'a&amp;b', 'INV-3'])}</Ustrd>"
                         for _ in range(rng.randint(0, 3)))
-        strd = _pick(rng, "", "<Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>RF18 5390</Ref></CdtrRefInf></Strd>",
+        strd = _pick(rng, "",
+                     ("<Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp>"
+                      "<Ref>RF18 5390</Ref></CdtrRefInf></Strd>"),
                      "<Strd><RfrdDocInf><Nb>DOC-9</Nb></RfrdDocInf></Strd>")
         parts.append(f"<RmtInf>{ustrd}{strd}</RmtInf>")
     parts.append(_pick(rng, "", "<AddtlTxInf>more text</AddtlTxInf>", "<AddtlTxInf> </AddtlTxInf>"))
@@ -135,9 +144,11 @@ def _entry(rng: random.Random, n: int, clean: bool) -> str:
     if rng.random() < 0.01:
         amount = _pick(rng, "12,5", "", "1e3", "-5.00")
     if clean:  # only amounts every currency takes
-        amount = _pick(rng, f"{whole}", f" {whole} ", f"{whole}.", f"{whole}.000"[: 4 + len(str(whole)) - 4 * (currency == "JPY")])
+        amount = _pick(rng, f"{whole}", f" {whole} ", f"{whole}.",
+                       f"{whole}.000"[: 4 + len(str(whole)) - 4 * (currency == "JPY")])
     indicator = _pick(rng, "CRDT", "DBIT", " CRDT ") if rng.random() > 0.005 or clean else "XXXX"
-    status = _pick(rng, "<Sts><Cd>BOOK</Cd></Sts>", "<Sts>BOOK</Sts>", "", "<Sts><Cd>PDNG</Cd></Sts>", "<Sts>\n<Cd>BOOK</Cd>\n</Sts>")
+    status = _pick(rng, "<Sts><Cd>BOOK</Cd></Sts>", "<Sts>BOOK</Sts>", "", "<Sts><Cd>PDNG</Cd></Sts>",
+                   "<Sts>\n<Cd>BOOK</Cd>\n</Sts>")
     booking = _pick(rng, "<BookgDt><Dt>2026-11-23</Dt></BookgDt>", "<BookgDt><Dt> 2026-11-24 </Dt></BookgDt>")
     if rng.random() < 0.1:
         booking = "<BookgDt><DtTm>2026-11-23T23:30:00+01:00</DtTm></BookgDt>"
@@ -172,7 +183,8 @@ def _entry(rng: random.Random, n: int, clean: bool) -> str:
         amount = f"{sum(split)}.00"
         parts[1] = f'<Amt Ccy="EUR">{amount}</Amt>'
         ccy = "EUR" if rng.random() < 0.8 else "CHF"
-        details = "<NtryDtls>" + "".join(_detail(rng, n * 10 + k, f"{a}.00", ccy) for k, a in enumerate(split)) + "</NtryDtls>"
+        details = ("<NtryDtls>" + "".join(_detail(rng, n * 10 + k, f"{a}.00", ccy) for k, a in enumerate(split))
+                   + "</NtryDtls>")
     parts.append(details)
     parts.append(_pick(rng, "", "<AddtlNtryInf>entry info</AddtlNtryInf>", "<AddtlNtryInf>  </AddtlNtryInf>"))
     sep = _pick(rng, "", "\n  ", "\r\n\t")
@@ -180,10 +192,11 @@ def _entry(rng: random.Random, n: int, clean: bool) -> str:
 
 
 def _statement(rng: random.Random, entries: int, number: int, clean: bool) -> str:
-    balances = ('<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">100.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-                "<Dt><Dt>2026-11-22</Dt></Dt></Bal>")
+    balances = ('<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">100.00</Amt>'
+                "<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-22</Dt></Dt></Bal>")
     body = "\n".join(_entry(rng, number * 1000 + n, clean) for n in range(entries))
-    return (f"<Stmt><Id>S{number}</Id><CreDtTm>2026-11-23T18:00:00</CreDtTm><Acct><Id><IBAN>NL91ABNA041716430{number}</IBAN></Id>"
+    return (f"<Stmt><Id>S{number}</Id><CreDtTm>2026-11-23T18:00:00</CreDtTm>"
+            f"<Acct><Id><IBAN>NL91ABNA041716430{number}</IBAN></Id>"
             f"{_pick(rng, '<Ccy>EUR</Ccy>', '')}</Acct>{balances}\n{body}\n</Stmt>")
 
 
@@ -192,7 +205,8 @@ def _document(seed: int, entries: int = 60, statements: int = 2, kind: str = "05
     root, tag = ("BkToCstmrStmt", "Stmt") if kind == "053" else ("BkToCstmrDbtCdtNtfctn", "Ntfctn")
     body = "".join(_statement(rng, entries, n, clean).replace("<Stmt>", f"<{tag}>").replace("</Stmt>", f"</{tag}>")
                    for n in range(1, statements + 1))
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.{kind}.001.08">'
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.{kind}.001.08">'
             f"<{root}><GrpHdr><MsgId>G</MsgId><CreDtTm>2026-11-23T18:00:00Z</CreDtTm></GrpHdr>{body}</{root}></Document>"
             ).encode()
 
@@ -253,7 +267,8 @@ def test_dates_only_python_takes_are_taken(day: str, monkeypatch: pytest.MonkeyP
     entry = (f'<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-11-23</Dt></BookgDt>'
              f"<ValDt><Dt>{day}</Dt></ValDt></Ntry>")
     data = (f'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
-            f"<Stmt><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></Acct>{entry}{entry.replace('ValDt', 'BookgDt', 2).replace('<BookgDt><Dt>2026-11-23</Dt></BookgDt>', '', 1)}"
+            f"<Stmt><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></Acct>{entry}"
+            f"{entry.replace('ValDt', 'BookgDt', 2).replace('<BookgDt><Dt>2026-11-23</Dt></BookgDt>', '', 1)}"
             f"</Stmt></BkToCstmrStmt></Document>").encode()
     fast, slow = _both(data, monkeypatch)
     assert fast == slow

@@ -124,7 +124,8 @@ def test_ing_de_both_layouts(corpus: Path) -> None:
         [old] = parse_file(corpus / "csv/ing-de" / name).statements
         assert (old.lines.height, old.lines["amount_minor"].sum(), old.currency) == (6, -18093, "EUR")
         first = old.lines.row(0, named=True)
-        assert (first["booking_date"], first["value_date"], first["amount_minor"]) == (date(2018, 12, 28), date(2018, 12, 28), -549)
+        assert (first["booking_date"], first["value_date"], first["amount_minor"]) == (
+            date(2018, 12, 28), date(2018, 12, 28), -549)
         assert old.lines.row(4, named=True)["remittance"] == "Überweisung Schulden"  # latin-1 decoded
 
 
@@ -210,7 +211,8 @@ def test_beancount_examples(corpus: Path) -> None:
     [venmo] = parse_file(corpus / "csv/beancount-import/transactions.csv").statements
     assert venmo.lines.height == 50
     first = venmo.lines.row(0, named=True)
-    assert (first["source_ref"], first["amount_minor"], first["booking_date"]) == ("2394198259925614643", -22000, date(2017, 4, 25))
+    assert (first["source_ref"], first["amount_minor"], first["booking_date"]) == (
+        "2394198259925614643", -22000, date(2017, 4, 25))
     assert venmo.lines.row(8, named=True)["amount_minor"] == 115000  # "+ $1,150.00"
 
 
@@ -262,14 +264,17 @@ def _gap(reason: str) -> pytest.MarkDecorator:
 def test_inverse_sign_sheet_needs_its_profile_chosen(corpus: Path) -> None:
     # same header as oca-sheet: inverse_sign is a property of the account, so the profile is chosen by name
     path = corpus / "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv"
-    assert [r[1] for r in _lines(corpus, "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv")] == [3350, -152500]
+    assert [r[1] for r in _lines(corpus, "csv/oca-sheet/sample_statement_credit_card_inverse_sign_en.csv")] == [
+        3350, -152500]
     for name in ("oca-sheet-credit-card", "csv:oca-sheet-credit-card"):
         parsed = parse_file(path, _chosen(name))
         assert parsed.format == "csv:oca-sheet-credit-card"
         # OCA test_amount_inverse_sign: LABEL 1 -33.50, LABEL 2 1525.00
-        assert parsed.statements[0].lines.select("remittance", "amount_minor").rows() == [("LABEL 1", -3350), ("LABEL 2", 152500)]
+        assert parsed.statements[0].lines.select("remittance", "amount_minor").rows() == [
+            ("LABEL 1", -3350), ("LABEL 2", 152500)]
     assert detect(path.read_bytes(), path, _chosen("oca-sheet-credit-card")).name == "csv:oca-sheet-credit-card"
-    assert parse_bytes(path.read_bytes(), path, _chosen("oca-sheet")).statements[0].lines["amount_minor"].to_list() == [3350, -152500]
+    assert parse_bytes(path.read_bytes(), path, _chosen("oca-sheet")).statements[0].lines["amount_minor"].to_list() == [
+        3350, -152500]
 
 
 def test_chosen_profile_refusals(corpus: Path) -> None:
@@ -294,7 +299,8 @@ def test_original_currency_empty_falls_back_to_the_profile_currency(corpus: Path
 
 
 def test_empty_currency_without_a_default_is_refused_as_empty() -> None:
-    data = b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n1,2026-11-23,,1.00,,A,,x\n"
+    data = (b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance\n"
+            b"1,2026-11-23,,1.00,,A,,x\n")
     with pytest.raises(InputError) as caught:
         parse_bytes(data, Path("bank.csv"))
     assert caught.value.where == "line 2, column currency"
@@ -339,7 +345,8 @@ def test_running_balance_that_does_not_add_up_is_a_warning() -> None:
     [st_] = parse_bytes(data, Path("card.csv")).statements
     assert (st_.opening_minor, st_.closing_minor) == (-2000, -350)  # closing: last balance + the lines after it
     assert st_.warnings[1:] == (
-        "running balance does not add up at line 4: opening -20.00 plus the lines up to it make -5.50, the file says -4.50",
+        ("running balance does not add up at line 4: opening -20.00 plus the lines up to it make -5.50, "
+         "the file says -4.50"),
     )
     with pytest.raises(InputError) as caught:
         parse_bytes(data.replace(b"-4.5", b"n/a"), Path("card.csv"))
@@ -406,8 +413,8 @@ def test_ing_nl_two_accounts_and_loose_quoting_are_refused(corpus: Path) -> None
     with pytest.raises(InputError) as caught:
         parse_bytes(path.read_bytes().replace(b', "Naam', b',"Naam'), path)
     assert caught.value.where == "line 3"
-    assert caught.value.why == ("account 'NL99INGB9999999998' differs from the file's first account 'NL99INGB9999999999' "
-                                "(profile ing-nl allows one account per file)")
+    assert caught.value.why == ("account 'NL99INGB9999999998' differs from the file's first account "
+                                "'NL99INGB9999999999' (profile ing-nl allows one account per file)")
     fixed = path.read_bytes().replace(b', "Naam', b',"Naam').replace(b"NL99INGB9999999998", b"NL99INGB9999999999")
     [st_] = parse_bytes(fixed, path).statements
     assert st_.lines["amount_minor"].to_list() == [-125, 2000]

@@ -71,7 +71,8 @@ def test_bad_date_is_named_by_line_and_column(corpus: Path) -> None:
 
 
 def test_generic_layout_with_optional_account_and_reference() -> None:
-    data = (b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance,account,reference\n"
+    data = (b"id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance,"
+            b"account,reference\n"
             b"A1,2026-11-23,2026-11-24,1234.50,EUR,Acme,DE89370400440532013000,INV-1,NL91ABNA0417164300,RF18539007547034\n"
             b"A2,2026-11-23,,-5,JPY,,,fee,NL91ABNA0417164300,\n")
     [st_] = parse_bytes(data, Path("bank.csv")).statements
@@ -105,7 +106,8 @@ def test_an_id_the_export_repeats_keeps_both_transactions() -> None:
     assert any("reference repeated in the file" in w for w in statement.warnings)
 
 
-VALID = GENERIC_HEADER + b"1,2026-11-23,2026-11-23,100.00,EUR,Acme BV,NL91ABNA0417164300,INV-1\n2,2026-11-24,,-3.5,EUR,,,fee\n"
+VALID = GENERIC_HEADER + (b"1,2026-11-23,2026-11-23,100.00,EUR,Acme BV,NL91ABNA0417164300,INV-1\n"
+                          b"2,2026-11-24,,-3.5,EUR,,,fee\n")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,7 +132,8 @@ def test_header_exact_and_header_absent() -> None:
     assert CsvProfileParser(_inline(header_absent=["D/C", "Balance"])).mismatch(head, Path("a.csv")) == (
         "line 1: column 'Balance' rules the layout out")
     # empty padding names (PayPal pads its header) do not break an exact header
-    assert CsvProfileParser(_inline(header_exact=True)).mismatch(b"Date,Amount,,\n2026-11-23,1.00,,\n", Path("a.csv")) is None
+    assert CsvProfileParser(_inline(header_exact=True)).mismatch(b"Date,Amount,,\n2026-11-23,1.00,,\n",
+                                                                 Path("a.csv")) is None
 
 
 def test_subset_headers_are_claimed_by_one_profile_each(corpus: Path) -> None:
@@ -148,9 +151,12 @@ def test_headerless_profile_claims_by_row_shape() -> None:
     parser = CsvProfileParser(profile)
     data = b"Account: NL91 ABNA 0417 1643 00\n2026-11-23,rent,\"1.00\"\n2026-11-24,fee,-0.5\n"
     assert parser.mismatch(data, Path("a.csv")) is None
-    assert parser.mismatch(b"Account: x\nDate,Text,Amount\n", Path("a.csv")) == "line 2: its first row's Date 'Date' is not a date"
-    assert parser.mismatch(b"Account: x\n2026-11-23,rent\n", Path("a.csv")) == "line 2: its first row has 2 columns, not 3"
-    assert parser.mismatch(b"Account: x\n2026-11-23,rent,lots\n", Path("a.csv")) == "line 2: its first row's Amount 'lots' is not an amount"
+    assert parser.mismatch(b"Account: x\nDate,Text,Amount\n", Path("a.csv")) == (
+        "line 2: its first row's Date 'Date' is not a date")
+    assert parser.mismatch(b"Account: x\n2026-11-23,rent\n", Path("a.csv")) == (
+        "line 2: its first row has 2 columns, not 3")
+    assert parser.mismatch(b"Account: x\n2026-11-23,rent,lots\n", Path("a.csv")) == (
+        "line 2: its first row's Amount 'lots' is not an amount")
     data = b"Account: NL91 ABNA 0417 1643 00\n2026-11-23,rent,100\n2026-11-24,fee,-0.5\n"
     [st_] = parser.parse(data, Path("a.csv")).statements
     assert st_.account == "NL91ABNA0417164300"
@@ -170,7 +176,8 @@ def test_headerless_profile_claims_by_row_shape() -> None:
         ({"account_from_preamble": "IBAN;.*"}, "account_from_preamble needs a group"),
         ({"year_from_file_name": "[0-9]{4}"}, "year_from_file_name needs a group"),
         ({"account_from_file_name": "(NL"}, "account_from_file_name is not a valid regular expression"),
-        ({"yearless_date_formats": ["%Y %B %d"]}, "yearless_date_formats must be a list of date formats without a year"),
+        ({"yearless_date_formats": ["%Y %B %d"]},
+         "yearless_date_formats must be a list of date formats without a year"),
         ({"balance_only": True}, "balance_only = true needs balance_column"),
         ({"fee": {"sign": -1}}, "fee.column must name the fee column"),
         ({"fee": {"column": "Fee", "sign": 2}}, "fee.sign must be 1 or -1"),
@@ -238,7 +245,8 @@ SEEDS = [
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SEEDS), st.integers(0, 120), st.integers(0, 12), st.binary(max_size=6))
-def test_mutated_balance_and_headerless_files_raise_only_input_errors(seed: bytes, start: int, length: int, junk: bytes) -> None:
+def test_mutated_balance_and_headerless_files_raise_only_input_errors(seed: bytes, start: int, length: int,
+                                                                      junk: bytes) -> None:
     start = min(start, len(seed))
     try:
         parse_bytes(seed[:start] + junk + seed[start + length:], Path("fuzz.csv"))

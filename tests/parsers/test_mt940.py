@@ -175,7 +175,8 @@ def test_manifest_currencies_dates_and_first_balances(corpus: Path) -> None:
     [mt942] = parse_file(corpus / "mt940/wolph-mt940/mBank/mt942.sta").statements
     assert mt942.currency == "PLN"  # from :34F:PLN0, MT942 has no balances
     assert parse_file(corpus / "mt940/wolph-mt940/self-provided/raiffeisen-cmi.sta").statements[0].currency == "HUF"
-    assert parse_file(corpus / "mt940/wolph-mt940/self-provided/long_statement_number.sta").statements[0].currency == "TRY"
+    assert parse_file(
+        corpus / "mt940/wolph-mt940/self-provided/long_statement_number.sta").statements[0].currency == "TRY"
 
 
 def fragment(corpus: Path, relative: str) -> list:

@@ -160,7 +160,8 @@ def one_line(data: bytes) -> dict:
 def test_cp1252_body_with_text_after_the_document() -> None:
     data = ofx(bank(txn(extra="<NAME>Café Müller – Söhne<MEMO>INV-1")), trailer="\n\x00garbage after </OFX>")
     line = one_line(data)
-    assert (line["counterparty_name"], line["remittance"], line["bank_code"]) == ("Café Müller – Söhne", "INV-1", "CREDIT")
+    assert (line["counterparty_name"], line["remittance"], line["bank_code"]) == (
+        "Café Müller – Söhne", "INV-1", "CREDIT")
 
 
 def test_utf8_xml_with_non_ascii_payee_and_unusual_encoding_header() -> None:
@@ -202,7 +203,8 @@ def test_several_statements_and_a_credit_card_in_one_file() -> None:
             "<CCACCTFROM><ACCTID>4111111111111111</CCACCTFROM><BANKTRANLIST><DTSTART>20261101<DTEND>20261130"
             + txn("-19.99", "C1") + "<LEDGERBAL><BALAMT>-19.99<DTASOF>20261130</LEDGERBAL></CCSTMTRS>"
             "</CCSTMTTRNRS></CREDITCARDMSGSRSV1>")
-    body = bank(txn("1.00", "A1") + txn("2.00", "A2"), account="111") + bank(txn("3", "B1"), account="222", currency="JPY")
+    body = (bank(txn("1.00", "A1") + txn("2.00", "A2"), account="111")
+            + bank(txn("3", "B1"), account="222", currency="JPY"))
     data = SGML_HEADER + f"<OFX><BANKMSGSRSV1>{body}</BANKMSGSRSV1>{card}</OFX>".encode()
     parsed = parse_bytes(data, Path("t.qfx"))
     assert summary(parsed) == [("111", "EUR", 2, 300, 1000), ("222", "JPY", 1, 3, 10),

@@ -48,7 +48,8 @@ def book(invoices: list[tuple], installments: list[tuple] = (), aliases: list[tu
     return Book(
         customers=frames.from_records([{"customer_id": c, "name": n} for c, n in CUSTOMERS], frames.CUSTOMERS),
         aliases=frames.from_records([{"customer_id": c, "alias": a} for c, a in aliases], frames.ALIASES),
-        payer_accounts=frames.from_records([{"customer_id": c, "account": a} for c, a in accounts], frames.PAYER_ACCOUNTS),
+        payer_accounts=frames.from_records([{"customer_id": c, "account": a} for c, a in accounts],
+                                           frames.PAYER_ACCOUNTS),
         invoices=frames.from_records(rows, frames.INVOICES),
         installments=frames.from_records(plan_rows, frames.INSTALLMENTS),
     )
@@ -124,7 +125,8 @@ def test_several_named_invoices_partial_and_over_payments() -> None:
 
 
 def test_a_bank_fee_within_tolerance_and_an_early_payment_discount_are_written_off() -> None:
-    posted, _, _, result = run(TWO, line("98.50", "INV-2026-0102", line_id=1), line("49.00", "INV-2026-0103", line_id=2))
+    posted, _, _, result = run(TWO, line("98.50", "INV-2026-0102", line_id=1),
+                               line("49.00", "INV-2026-0103", line_id=2))
     assert posted[1] == [("invoice", "INV-2026-0102", None, 10000), ("write_off", "INV-2026-0102", None, -150)]
     assert posted[2] == [("invoice", "INV-2026-0103", None, 5000), ("write_off", "INV-2026-0103", None, -100)]
     posted, _, _, result = run(book([("INV-77777", "C1", "500.00")]), line("490.00", "INV-77777"))
@@ -133,7 +135,8 @@ def test_a_bank_fee_within_tolerance_and_an_early_payment_discount_are_written_o
 
 
 def test_two_payments_of_one_invoice_in_one_run_the_second_is_a_duplicate() -> None:
-    posted, queued, _, _ = run(TWO, line("100.00", "INV-2026-0102", line_id=1), line("100.00", "INV-2026-0102", line_id=2))
+    posted, queued, _, _ = run(TWO, line("100.00", "INV-2026-0102", line_id=1),
+                               line("100.00", "INV-2026-0102", line_id=2))
     assert list(posted) == [1]
     assert queued[2]["reason"] == "duplicate_suspect"
 
@@ -199,7 +202,8 @@ def test_one_combination_of_open_items_is_posted_two_are_not() -> None:
 def test_payment_plan_installments_are_paid_in_due_order() -> None:
     b = book([("PLAN-INV", "C2", "300.00")], installments=[("PLAN-INV", 1, "100.00"), ("PLAN-INV", 2, "100.00"),
                                                             ("PLAN-INV", 3, "100.00")])
-    posted, _, _, _ = run(b, line("200.00", "instalments PLAN-INV", line_id=1), line("100.00", "Nordlicht", name="Nordlicht GmbH", line_id=2))
+    posted, _, _, _ = run(b, line("200.00", "instalments PLAN-INV", line_id=1),
+                          line("100.00", "Nordlicht", name="Nordlicht GmbH", line_id=2))
     assert posted[1] == [("installment", "PLAN-INV", 1, 10000), ("installment", "PLAN-INV", 2, 10000)]
     assert posted[2] == [("installment", "PLAN-INV", 3, 10000)]
 

@@ -16,7 +16,8 @@ from reconcile.services.exports import decimal_text
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [("1234.50", "EUR", 123450), ("-0.01", "EUR", -1), ("1500", "JPY", 1500), ("1.234", "KWD", 1234), ("0.10", "usd", 10)],
+    [("1234.50", "EUR", 123450), ("-0.01", "EUR", -1), ("1500", "JPY", 1500), ("1.234", "KWD", 1234),
+     ("0.10", "usd", 10)],
 )
 def test_to_minor_uses_the_currency_exponent(amount: str, currency: str, minor: int) -> None:
     assert to_minor(amount, currency) == minor

@@ -44,6 +44,7 @@ def test_a_closed_elsewhere_posting_is_kept_on_account_and_applied_later(engine:
     page = alice.get(f"/items/{key}").text
     assert "closed these invoices before it imported this payment" in page and "Keep it on C1" in page
     assert 'name="action" value="write_off"' not in page          # only the three answers are offered
+    assert '<p id="why">queued as closed_elsewhere' in page         # the reason in words, as the CLI says it
     seen = page.split('name="seen" value="')[1].split('"')[0]
     done = alice.post(f"/items/{key}/resolve", {"action": "on_account", "customer": "C1", "seen": seen})
     assert done.status_code == 303

@@ -151,7 +151,8 @@ def test_bad_allocations_change_nothing(engine: Engine, web) -> None:  # type: i
     not_money = alice.post(f"/items/{item}/resolve", {"action": "allocate", "target": number, "amount": "1.234",
                                                       "rest_on_account": "1", "seen": seen})
     assert not_money.status_code == 409
-    no_target = alice.post(f"/items/{item}/resolve", {"action": "allocate", "target": "", "amount": "5.00", "seen": seen})
+    no_target = alice.post(f"/items/{item}/resolve", {"action": "allocate", "target": "", "amount": "5.00",
+                                                      "seen": seen})
     assert no_target.status_code == 409 and "which invoice" in no_target.text
     empty = alice.post(f"/items/{item}/resolve", {"action": "allocate", "target": [number, ""], "amount": ["", ""],
                                                   "seen": seen})
@@ -235,7 +236,8 @@ def test_bulk_actions_are_all_or_nothing(engine: Engine, web) -> None:  # type: 
     items = [str(i) for i in _open_items(engine)]
     alice = web("alice")
     before = _state(engine)
-    assert web("carl").post("/queue/bulk", {"ids": items, "bulk_action": "not_receivable", "code": "fee"}).status_code == 403
+    assert web("carl").post("/queue/bulk", {"ids": items, "bulk_action": "not_receivable",
+                                            "code": "fee"}).status_code == 403
     nothing = alice.post("/queue/bulk", {"ids": items, "bulk_action": "accept"})  # the demo's items have no suggestion
     assert nothing.status_code == 409 and "nothing applied" in nothing.text and "no suggestion" in nothing.text
     bad = alice.post("/queue/bulk", {"ids": items, "bulk_action": "not_receivable", "code": "lunch"})
@@ -271,7 +273,8 @@ def test_suggestions_show_their_evidence_and_are_accepted(engine: Engine, web_su
     item = int(queue.list_items(engine, config=SETTINGS.queue).filter(pl.col("source_ref") == "Q1")["id"][0])
     alice = web_suggested("alice")
     page = alice.get(f"/items/{item}").text
-    assert "A-1" in page and "A-2" in page and "amount agrees" in page and 'data-key="1"' in page and 'data-key="2"' in page
+    assert ("A-1" in page and "A-2" in page and "amount agrees" in page and 'data-key="1"' in page
+            and 'data-key="2"' in page)
     done = alice.post(f"/items/{item}/resolve", {"action": "accept", "choice": "2", "seen": _seen(page)})
     assert done.status_code == 303
     with db.transaction(engine) as session:

@@ -18,6 +18,7 @@ from reconcile.cli import balances as balances_cli
 from reconcile.cli import config_cmd as config_cli
 from reconcile.cli import daily_loop as daily_loop_cli
 from reconcile.cli import exceptions as exceptions_cli
+from reconcile.cli import explain_cmd as explain_cli
 from reconcile.cli import export as export_cli
 from reconcile.cli import ledger as ledger_cli
 from reconcile.cli import profiles as profiles_cli
@@ -70,7 +71,8 @@ def _version(value: bool) -> None:
 def root(
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version")] = False,
 ) -> None:
     state.db_url = db_url
     state.config_dir = config_dir
@@ -92,7 +94,8 @@ def init(as_json: JsonOption = False, db_url: DbOption = None) -> None:
 @app.command("load-ar")
 @handles_errors
 def load_ar(
-    directory: Annotated[Path, typer.Argument(help="Folder with customers, invoices [, installments] .csv or .parquet")],
+    directory: Annotated[Path, typer.Argument(help="Folder with customers, invoices [, installments] "
+                                                   ".csv or .parquet")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Business day of a snapshot whose snapshot.toml "
                                               "has no taken_at (YYYY-MM-DD), default today")] = None,
     actor: Annotated[str, typer.Option(help="Who is loading it (audit trail)")] = "load-ar",
@@ -120,7 +123,8 @@ def load_ar(
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Statement files (OFX, CAMT.053/054, CSV, MT940, BAI2)")],
     account: Annotated[str | None, typer.Option(help="Account for files that do not name one (generic CSV)")] = None,
-    profile: Annotated[str | None, typer.Option(help="CSV profile to read the files with, instead of detecting it")] = None,
+    profile: Annotated[str | None, typer.Option(help="CSV profile to read the files with, "
+                                                     "instead of detecting it")] = None,
     as_json: JsonOption = False,
     db_url: DbOption = None,
     config_dir: ConfigOption = None,
@@ -157,8 +161,8 @@ def ingest(
 def ingest_outcome(engine: Any, path: Path, options: Any, account: str | None) -> dict[str, Any]:
     """One file's fate for `ingest`: stored, already imported, or refused with the reason (a bad
     file is reported and the next one is read; a database error still stops the command)."""
-    base: dict[str, Any] = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0, "new_lines": 0,
-            "warnings": [], "reason": None}
+    base: dict[str, Any] = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0,
+                            "new_lines": 0, "warnings": [], "reason": None}
     try:
         result = service.ingest_file(engine, path, options, account=account)
     except ReconcileError as exc:
@@ -173,14 +177,19 @@ def ingest_outcome(engine: Any, path: Path, options: Any, account: str | None) -
 @app.command()
 @handles_errors
 def run(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Business date of the run (YYYY-MM-DD), default today")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted; store, post and move nothing")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of",
+                                              help="Business date of the run (YYYY-MM-DD), default today")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Show what would be posted; store, post and move nothing")] = False,
     flow: Annotated[bool | None, typer.Option(
         "--flow/--no-flow", show_default=False,
         help="Through the Prefect flow, or the same steps without Prefect (default: the flow when a Prefect server "
              "is there, PREFECT_API_URL or a `reconcile serve` on this machine; else without)")] = None,
-    inbox: Annotated[str | None, typer.Option("--inbox", help="Statement inbox folder (default: config \\[inbox] path)", show_default=False)] = None,
-    dask: Annotated[str | None, typer.Option("--dask", help="Match on a Dask cluster: tcp://HOST:8786, or local for a local one (default: config \\[scale] dask_address)", show_default=False)] = None,
+    inbox: Annotated[str | None, typer.Option(
+        "--inbox", help="Statement inbox folder (default: config \\[inbox] path)", show_default=False)] = None,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="Match on a Dask cluster: tcp://HOST:8786, or local for a local one "
+                       "(default: config \\[scale] dask_address)", show_default=False)] = None,
     actor: Annotated[str, typer.Option(help="Who is running it (audit trail)")] = "system",
     as_json: JsonOption = False,
     db_url: DbOption = None,
@@ -294,7 +303,8 @@ def parse(
 @app.command()
 @handles_errors
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to write the sample data and database")] = Path("reconcile-demo"),
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="Where to write the sample data and database")] = Path("reconcile-demo"),
     flow: Annotated[bool | None, typer.Option(
         "--flow/--no-flow", show_default=False,
         help="Through the Prefect flow or without Prefect (default: the flow when a Prefect server is there)")] = None,
@@ -311,5 +321,6 @@ def main() -> None:
 
 
 # Modules that add top-level commands register them last, so `--help` lists the daily path first.
-for module in (ledger_cli, balances_cli, reports_cli, serve_cli, web_cli, config_cli, daily_loop_cli, replay_cli, advices_cli):
+for module in (ledger_cli, explain_cli, balances_cli, reports_cli, serve_cli, web_cli, config_cli, daily_loop_cli,
+               replay_cli, advices_cli):
     module.register(app)

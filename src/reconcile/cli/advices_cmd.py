@@ -53,7 +53,8 @@ def list_(
 def link(
     advice: Annotated[str, typer.Argument(help="The advice (its advice_ref)")],
     line: Annotated[str, typer.Argument(help="The bank line it explains (source_ref)")],
-    account: Annotated[str | None, typer.Option(help="The line's account, when the reference exists on several")] = None,
+    account: Annotated[str | None, typer.Option(help="The line's account, "
+                                                     "when the reference exists on several")] = None,
     actor: Annotated[str, typer.Option(help="Who links it (audit trail)")] = "cli",
     db_url: DbOption = None,
 ) -> None:

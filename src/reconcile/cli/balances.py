@@ -60,7 +60,8 @@ def show_balances(engine: Engine, config: Config, as_of: str | None, customer: s
         for r in frame.iter_rows(named=True):
             ccy = r["currency"]
             last = f"{r['last_payment_date']} {amount(r['last_payment'], ccy)}" if r["last_payment_date"] else ""
-            plan = f"{r['plan_status']}: {r['plan_missed']}" if r["plan_status"] and r["plan_missed"] else r["plan_status"]
+            plan = (f"{r['plan_status']}: {r['plan_missed']}" if r["plan_status"] and r["plan_missed"]
+                    else r["plan_status"])
             rows.append((r["customer_id"], r["name"], ccy, *[amount(r[c], ccy) for c in money], last, plan,
                          "HOLD" if r["hold_calls"] else ""))
         print_table(f"balances as of {day} ({frame.height} customer rows)",
@@ -74,7 +75,8 @@ def register(app: typer.Typer) -> None:
     def balances_command(
         as_of: Annotated[str | None, typer.Option("--as-of", help="Aging date (YYYY-MM-DD), default today")] = None,
         customer: Annotated[str | None, typer.Option("--customer", help="Only this customer")] = None,
-        overdue_only: Annotated[bool, typer.Option("--overdue-only", help="Only customers with something overdue")] = False,
+        overdue_only: Annotated[bool, typer.Option("--overdue-only",
+                                                   help="Only customers with something overdue")] = False,
         fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
         as_json: JsonOption = False,
         db_url: DbOption = None,

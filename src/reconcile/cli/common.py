@@ -38,11 +38,13 @@ err_console = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: $RECONCILE_DB_URL or sqlite:///reconcile.db)", show_default=False),
+    typer.Option("--db", help="Database URL (default: $RECONCILE_DB_URL or sqlite:///reconcile.db)",
+                 show_default=False),
 ]
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", help="Configuration folder (default: $RECONCILE_CONFIG_DIR, ./config, built-in)", show_default=False),
+    typer.Option("--config", help="Configuration folder (default: $RECONCILE_CONFIG_DIR, ./config, built-in)",
+                 show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on standard output")]
 
@@ -93,7 +95,8 @@ def engine_for(db_url: str | None, *, must_exist: bool = True) -> Engine:
     engine = db.make_engine(db_url or state.db_url)
     if must_exist and not db.is_initialised(engine):
         raise ReconcileError(
-            f"database {engine.url.render_as_string(hide_password=True)} has no reconcile schema: run `reconcile init` first"
+            f"database {engine.url.render_as_string(hide_password=True)} has no reconcile schema: "
+            "run `reconcile init` first"
         )
     return engine
 

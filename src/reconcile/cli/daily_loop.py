@@ -62,7 +62,8 @@ def print_load(counts: LoadCounts) -> None:
 
 def export_postings(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder the batch file is written to")],
-    batch: Annotated[str | None, typer.Option(help="Write an existing batch again (e.g. B000003), byte for byte")] = None,
+    batch: Annotated[str | None, typer.Option(help="Write an existing batch again (e.g. B000003), "
+                                                   "byte for byte")] = None,
     actor: Annotated[str, typer.Option(help="Who is exporting (audit trail)")] = "export",
     as_json: JsonOption = False,
     db_url: DbOption = None,

@@ -27,7 +27,7 @@ from reconcile.cli.common import (
     print_table,
     safe,
 )
-from reconcile.core.errors import ReconcileError
+from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.queue import learning
 from reconcile.queue import views as queue
 from reconcile.queue.actions import Decision
@@ -48,7 +48,8 @@ ActorOption = Annotated[str, typer.Option("--actor", envvar="RECONCILE_ACTOR",
                                           help="Who acts (audit trail; default $RECONCILE_ACTOR or the login name)")]
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why (kept with the decision)")]
 ReasonFilter = Annotated[str | None, typer.Option("--reason", help="Only this reason code")]
-AssigneeFilter = Annotated[str | None, typer.Option("--assignee", help="Only items assigned to this person ('none': unassigned)")]
+AssigneeFilter = Annotated[str | None, typer.Option("--assignee",
+                                                    help="Only items assigned to this person ('none': unassigned)")]
 AccountFilter = Annotated[str | None, typer.Option("--account", help="Only lines of this bank account")]
 CurrencyFilter = Annotated[str | None, typer.Option("--currency", help="Only lines in this currency")]
 MinAmount = Annotated[str | None, typer.Option("--min-amount", help="Only lines of at least this amount")]
@@ -122,7 +123,8 @@ def summary(
 ) -> None:
     """Counts and amounts per reason, lines past the SLA, the oldest line."""
     filters = _filters(status, None, assignee, account, None, None, None, None)
-    counts = queue.summary(engine_for(db_url), filters=filters, as_of=_as_of(as_of), config=config_for(config_dir).queue)
+    counts = queue.summary(engine_for(db_url), filters=filters, as_of=_as_of(as_of),
+                           config=config_for(config_dir).queue)
     if as_json:
         print_json(counts)
         return
@@ -168,6 +170,16 @@ def print_item(item: dict[str, Any]) -> None:
                      for i in o["installments"]]
         print_table(f"open items of {item['customer_id']}", ["item", "kind", "due_date", "open", "currency"], rows,
                     right=("open",))
+    if item.get("advice"):
+        advice = item["advice"]
+        print_table(f"remittance advice {advice['advice_ref']} ({advice['format']}), linked by {advice['linked_by']}",
+                    ["invoice", "paid", "discount", "adjustment", "reasons"],
+                    [(x["invoice_number"] or "", amount(x["paid"], advice["currency"]),
+                      amount(x["discount"], advice["currency"]) if x["discount"] else "",
+                      amount(x["adjustment"], advice["currency"]) if x["adjustment"] else "", x["reasons"] or "")
+                     for x in advice["lines"]], right=("paid", "discount", "adjustment"))
+    if item.get("why"):
+        console.print(f"[bold]{'why':>20}[/bold]  {safe(item['why'])}", highlight=False)
     for note in item["notes"]:
         console.print(f"[bold]{'note':>20}[/bold]  {safe(note['at'])} {safe(note['author'])}: {safe(note['text'])}",
                       highlight=False)
@@ -179,8 +191,24 @@ def show(
     key: Annotated[str, typer.Argument(help="Exception id or the bank line's source_ref")],
     as_of: AsOfOption = None, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
-    """One queued line: why it is here, the payer, ranked suggestions and the customer's open items."""
-    item = queue.get_item(engine_for(db_url), key, as_of=_as_of(as_of), config=config_for(config_dir).queue)
+    """One queued line: why it is here, the payer, ranked suggestions and the customer's open items. A line
+    that was never queued (posted automatically) is explained instead: the rule, its signals, the runner-up."""
+    engine = engine_for(db_url)
+    try:
+        item = queue.get_item(engine, key, as_of=_as_of(as_of), config=config_for(config_dir).queue)
+    except NotFoundError:
+        from reconcile.cli.explain_cmd import print_explanation
+        from reconcile.services.explain import explain_line
+
+        try:  # a line that never was in the queue: why it posted, or was skipped
+            found = explain_line(engine, key.strip())
+        except NotFoundError:
+            raise NotFoundError(f"no exception item and no bank line {key.strip()!r}") from None
+        if as_json:
+            print_json(found)
+            return
+        print_explanation(found)
+        return
     if as_json:
         print_json(item)
         return
@@ -257,7 +285,8 @@ def print_done(done: dict[str, Any], as_json: bool) -> None:
         echo(f"exception {done['id']}: write-off of {done['write_off']} on {done['invoice']} "
                       "is above the approval limit and waits for a second person (`reconcile exceptions approve`)")
         return
-    title = f"exception {done['id']} resolved: {done['resolution']}" + (f" ({done['category']})" if done.get("category") else "")
+    title = (f"exception {done['id']} resolved: {done['resolution']}"
+             + (f" ({done['category']})" if done.get("category") else ""))
     if done["allocations"]:
         print_table(title, ["kind", "invoice_number", "installment_no", "customer_id", "amount"],
                     [(r["kind"], r["invoice_number"], r["installment_no"], r["customer_id"],
@@ -276,10 +305,13 @@ def resolve(
     accept: Annotated[int | None, typer.Option("--accept", help="Accept suggestion N (1 = best; see `show`)")] = None,
     invoice: Annotated[list[str], typer.Option("--invoice", help="INV or INV=AMOUNT (INV#n for installment n); repeat. "
                                                "Without amounts: in order, each up to its open amount")] = [],  # noqa: B006
-    on_account: Annotated[str | None, typer.Option("--on-account", help="Customer to keep the payment (or the rest) for")] = None,
-    write_off: Annotated[str | None, typer.Option("--write-off", help="The payment is for this invoice; write off the difference")] = None,
+    on_account: Annotated[str | None, typer.Option("--on-account",
+                                                   help="Customer to keep the payment (or the rest) for")] = None,
+    write_off: Annotated[str | None, typer.Option("--write-off", help="The payment is for this invoice; "
+                                                  "write off the difference")] = None,
     code: Annotated[str | None, typer.Option("--code", help="Write-off reason code")] = None,
-    not_receivable: Annotated[str | None, typer.Option("--not-receivable", help="interest, refund, transfer, fee or other")] = None,
+    not_receivable: Annotated[str | None, typer.Option("--not-receivable",
+                                                       help="interest, refund, transfer, fee or other")] = None,
     refund: Annotated[bool, typer.Option("--refund", help="The money goes back to the payer")] = False,
     unapply: Annotated[bool, typer.Option("--unapply", help="closed_elsewhere: take the posting back; the money "
                                           "returns to the queue")] = False,
@@ -291,7 +323,8 @@ def resolve(
     actor: ActorOption = DEFAULT_ACTOR, note: NoteOption = None, as_json: JsonOption = False,
     db_url: DbOption = None, config_dir: ConfigOption = None,
 ) -> None:
-    """Decide a queued line: posted through the ledger at once, or (a write-off above the limit) proposed for approval."""
+    """Decide a queued line: posted through the ledger at once, or (a write-off above the limit) proposed for approval.
+    """
     from reconcile.queue.actions import resolve as resolve_one
 
     modes = [m for m, on in (("--accept", accept is not None), ("--invoice", bool(invoice)),
@@ -303,8 +336,8 @@ def resolve(
     if accept is not None:
         decision = Decision("accept", choice=accept, note=note, learn=learn, rate=rate)
     elif invoice:
-        decision = Decision("allocate", parts=_parts(invoice), customer=on_account, rest_on_account=on_account is not None,
-                            note=note, learn=learn, rate=rate)
+        decision = Decision("allocate", parts=_parts(invoice), customer=on_account,
+                            rest_on_account=on_account is not None, note=note, learn=learn, rate=rate)
     elif write_off:
         decision = Decision("write_off", invoice=write_off, code=code, note=note, learn=learn, rate=rate)
     elif not_receivable:
@@ -316,8 +349,8 @@ def resolve(
     elif on_account:
         decision = Decision("on_account", customer=on_account, note=note, learn=learn)
     else:
-        raise ReconcileError("say what to do: --accept N, --invoice ..., --on-account CUSTOMER, --write-off INV --code X, "
-                             "--not-receivable CATEGORY or --refund")
+        raise ReconcileError("say what to do: --accept N, --invoice ..., --on-account CUSTOMER, "
+                             "--write-off INV --code X, --not-receivable CATEGORY or --refund")
     done = resolve_one(engine_for(db_url), key, decision, actor=actor, now=_now(), config=config_for(config_dir).queue)
     print_done(done, as_json)
 
@@ -326,7 +359,8 @@ def resolve(
 @handles_errors
 def approve(
     key: Annotated[str, typer.Argument(help="Exception id")],
-    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
+    config_dir: ConfigOption = None,
 ) -> None:
     """Approve a colleague's write-off above the limit: it is posted now.
 
@@ -420,7 +454,8 @@ def bulk(
     file: Annotated[Path, typer.Argument(help="CSV of decisions: exception,action[,invoices,customer,choice,code,"
                                          "rest_on_account,note,learn]")],
     check: Annotated[bool, typer.Option("--check", help="Validate only; change nothing")] = False,
-    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None, config_dir: ConfigOption = None,
+    actor: ActorOption = DEFAULT_ACTOR, as_json: JsonOption = False, db_url: DbOption = None,
+    config_dir: ConfigOption = None,
 ) -> None:
     """Resolve many lines from a CSV: every row is checked first; one bad row and nothing is applied."""
     from reconcile.queue.bulk import bulk_resolve

@@ -18,7 +18,9 @@ from reconcile.cli.common import (
     handles_errors,
     print_json,
     print_table,
+    safe,
 )
+from reconcile.core.errors import ReconcileError
 from reconcile.core.money import format_amount
 from reconcile.services import ledger
 from reconcile.services.daily import utcnow
@@ -64,8 +66,10 @@ def register(app: typer.Typer) -> None:
     def unapply_command(
         source_ref: Annotated[str, typer.Argument(help="The bank line's source_ref")],
         reason: Annotated[str, typer.Option("--reason", help="Why the posting is reversed (kept in the audit log)")],
-        account: Annotated[str | None, typer.Option("--account", help="The line's account, when the reference is on several")] = None,
-        rematch: Annotated[bool, typer.Option("--rematch", help="Let the next run match the line again instead of queueing it")] = False,
+        account: Annotated[str | None, typer.Option(
+            "--account", help="The line's account, when the reference is on several")] = None,
+        rematch: Annotated[bool, typer.Option(
+            "--rematch", help="Let the next run match the line again instead of queueing it")] = False,
         actor: ActorOption = "cli",
         json_output: JsonOption = False,
         db_url: DbOption = None,
@@ -103,3 +107,11 @@ def register(app: typer.Typer) -> None:
             [(r["at"], r["actor"], r["action"], f"{r['account']}/{r['source_ref']}" if r["source_ref"] else "",
               r["invoice_number"], r["reason"], _details_summary(r["details"])) for r in frame.iter_rows(named=True)],
         )
+        if line:  # and why the line stands as it does (`reconcile explain` gives the whole of it)
+            from reconcile.services.explain import explain_line
+
+            try:
+                why = explain_line(engine_for(db_url), line, account)["summary"]
+            except ReconcileError:  # on several accounts without --account: the history says which
+                return
+            console.print(f"why: {safe(why)}", highlight=False)

@@ -21,8 +21,10 @@ from reconcile.config import load_config
 
 
 def replay(
-    config_dir: Annotated[Path, typer.Option("--config", help="The configuration to try (a folder with reconcile.toml)")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the lines that would change as CSV")] = None,
+    config_dir: Annotated[Path, typer.Option("--config",
+                                             help="The configuration to try (a folder with reconcile.toml)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Write the lines that would change as CSV")] = None,
     start: Annotated[str | None, typer.Option("--from", help="First business day (YYYY-MM-DD)")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last business day (YYYY-MM-DD)")] = None,
     as_json: JsonOption = False,

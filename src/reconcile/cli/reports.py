@@ -38,7 +38,8 @@ def _amounts(frame: pl.DataFrame, money: tuple[str, ...]) -> list[list[object]]:
             for row in frame.iter_rows(named=True)]
 
 
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="As of the end of this day (YYYY-MM-DD), default today")]
+AsOfOption = Annotated[str | None, typer.Option("--as-of",
+                                                help="As of the end of this day (YYYY-MM-DD), default today")]
 
 
 def register(app: typer.Typer) -> None:
@@ -84,7 +85,8 @@ def register(app: typer.Typer) -> None:
                         right=["amount", "open"])
         for r in totals.iter_rows(named=True):
             hold = "  HOLD collection calls (unapplied cash or open queue item)" if r["hold_calls"] else ""
-            plan = f", plan {r['plan_status']}" + (f": {r['plan_missed']}" if r["plan_missed"] else "") if r["plan_status"] else ""
+            plan = (f", plan {r['plan_status']}" + (f": {r['plan_missed']}" if r["plan_missed"] else "")
+                    if r["plan_status"] else "")
             ccy = r["currency"]
             echo(f"{ccy}: open {amount(r['open'], ccy)}, overdue {amount(r['overdue'], ccy)}, credit on account "
                  f"{amount(r['on_account'], ccy)}, unapplied {amount(r['pending_application'], ccy)}{plan}{hold}")
@@ -93,7 +95,8 @@ def register(app: typer.Typer) -> None:
     @handles_errors
     def kpis_command(
         as_of: AsOfOption = None,
-        as_json: Annotated[bool, typer.Option("--json", help="JSON on standard output (kpis always prints JSON)")] = False,
+        as_json: Annotated[bool, typer.Option("--json",
+                                              help="JSON on standard output (kpis always prints JSON)")] = False,
         db_url: DbOption = None,
         config_dir: ConfigOption = None,
     ) -> None:

@@ -109,14 +109,26 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     @handles_errors
     def serve_command(
-        inbox: Annotated[str | None, typer.Option("--inbox", help="Inbox folder (default: config \\[inbox] path)")] = None,
-        cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule, e.g. \"0 6 * * 1-5\" (default: config \\[schedule] cron)")] = None,
-        interval: Annotated[float | None, typer.Option("--interval", help="Run every N seconds instead of the cron schedule")] = None,
-        timezone: Annotated[str | None, typer.Option("--timezone", help="IANA time zone of the schedule, e.g. Europe/Amsterdam")] = None,
-        dask: Annotated[str | None, typer.Option("--dask", help="Match on this Dask cluster: tcp://HOST:8786 or local (default: config \\[scale] dask_address)")] = None,
-        prefect_port: Annotated[int | None, typer.Option("--prefect-port", help="Port of the Prefect server started when PREFECT_API_URL is unset (default 4200, else a free one)")] = None,
-        ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Serve Prefect's web UI from the server started here")] = False,
-        grace: Annotated[float, typer.Option("--stop-timeout", help="Seconds a run in progress may take to finish after SIGTERM/SIGINT")] = 60.0,
+        inbox: Annotated[str | None, typer.Option(
+            "--inbox", help="Inbox folder (default: config \\[inbox] path)")] = None,
+        cron: Annotated[str | None, typer.Option(
+            "--cron", help="Cron schedule, e.g. \"0 6 * * 1-5\" (default: config \\[schedule] cron)")] = None,
+        interval: Annotated[float | None, typer.Option(
+            "--interval", help="Run every N seconds instead of the cron schedule")] = None,
+        timezone: Annotated[str | None, typer.Option(
+            "--timezone", help="IANA time zone of the schedule, e.g. Europe/Amsterdam")] = None,
+        dask: Annotated[str | None, typer.Option(
+            "--dask",
+            help="Match on this Dask cluster: tcp://HOST:8786 or local (default: config \\[scale] dask_address)",
+        )] = None,
+        prefect_port: Annotated[int | None, typer.Option(
+            "--prefect-port",
+            help="Port of the Prefect server started when PREFECT_API_URL is unset (default 4200, else a free one)",
+        )] = None,
+        ui: Annotated[bool, typer.Option(
+            "--ui/--no-ui", help="Serve Prefect's web UI from the server started here")] = False,
+        grace: Annotated[float, typer.Option(
+            "--stop-timeout", help="Seconds a run in progress may take to finish after SIGTERM/SIGINT")] = 60.0,
         show: Annotated[bool, typer.Option(
             "--print", "--dry-run-schedule", help="Print the deployments and their next run times as JSON, and exit",
         )] = False,

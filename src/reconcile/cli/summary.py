@@ -25,7 +25,8 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         ("not receivables (skipped)", summary["lines_skipped"], ""),
     ], right=("lines",))
     if summary["exceptions_by_reason"]:
-        print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(), right=("lines",))
+        print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(),
+                    right=("lines",))
     console.print(f"automatic posting rate: {summary['auto_rate'] * 100:.1f} %   status: {summary['status']}")
     for violation in summary.get("violations", []):
         console.print(f"[red]ledger check:[/red] {safe(violation)}", highlight=False)

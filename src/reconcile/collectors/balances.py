@@ -258,7 +258,8 @@ def installments(session: Session, as_of: date, customer: str | None = None, *,
     rows = _settling_rows(session, tables.Allocation.installment_id, postings_through or as_of, None)
     state = versions.join(_pending(rows, versions, "installment_id"), on="installment_id", how="left")
     open_, _ = clamp_open_expr(pl.col("amount_minor") - pl.col("paid") - pl.col("pending").fill_null(0), pl.lit(False))
-    return state.with_columns(open_.alias("open_minor")).join(heads, on="invoice_number", how="inner").select(list(schema))
+    return (state.with_columns(open_.alias("open_minor")).join(heads, on="invoice_number", how="inner")
+            .select(list(schema)))
 
 
 def credit_on_account(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
@@ -276,7 +277,8 @@ def credit_on_account(session: Session, as_of: date, customer: str | None = None
 def queue_open_on(as_of: date) -> Any:
     """Exception items that were open at the end of business day `as_of`."""
     ex = tables.ExceptionItem
-    return (ex.opened_on <= as_of) & (((ex.status == ItemStatus.OPEN) & ex.closed_on.is_(None)) | (ex.closed_on > as_of))
+    return (ex.opened_on <= as_of) & (((ex.status == ItemStatus.OPEN) & ex.closed_on.is_(None))
+                                      | (ex.closed_on > as_of))
 
 
 def pending_cash(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
@@ -287,7 +289,8 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
     ex, bl = tables.ExceptionItem, tables.BankLine
     query = (
         select(ex.customer_id, bl.currency,
-               func.sum(case(((bl.amount_minor > 0) & (ex.reason != Reason.CLOSED_ELSEWHERE), bl.amount_minor), else_=0)),
+               func.sum(case(((bl.amount_minor > 0) & (ex.reason != Reason.CLOSED_ELSEWHERE), bl.amount_minor),
+                             else_=0)),
                func.count())
         .join(bl, bl.id == ex.bank_line_id)
         .where(queue_open_on(as_of), ex.customer_id.is_not(None))
@@ -312,7 +315,8 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
                             schema={"customer_id": pl.String(), "currency": pl.String(), "overtaken": pl.Int64()},
                             orient="row")
         frame = frame.join(more, on=["customer_id", "currency"], how="full", coalesce=True).with_columns(
-            (pl.col("pending_application").fill_null(0) + pl.col("overtaken").fill_null(0)).alias("pending_application"),
+            (pl.col("pending_application").fill_null(0) + pl.col("overtaken").fill_null(0))
+            .alias("pending_application"),
             pl.col("open_exceptions").fill_null(0),
         ).drop("overtaken")
     return frame

@@ -36,11 +36,14 @@ from reconcile.store import repo, tables
 
 DSO_FORMULA = "DSO = open receivables at the end of the period / amount invoiced in the period x days in the period"
 CEI_FORMULA = ("CEI = (receivables at the start + invoiced in the period - receivables at the end) / "
-               "(receivables at the start + invoiced in the period - current (not yet due) receivables at the end) x 100")
+               "(receivables at the start + invoiced in the period - current (not yet due) receivables at the end) "
+               "x 100")
 DAYS_TO_PAY_FORMULA = ("average days to pay = sum(amount applied x (bank booking date - invoice issue date)) / "
-                       "sum(amount applied); days late likewise from the due date (the installment's, for plans); over invoice and installment allocations posted in the period and "
+                       "sum(amount applied); days late likewise from the due date (the installment's, for plans); "
+                       "over invoice and installment allocations posted in the period and "
                        "not reversed by the as-of date")
-AUTO_RATE_FORMULA = ("automatic-posting rate = lines posted by the run / (lines posted + lines left in the queue by the run; a run looks again at the open queue, so those count too)")
+AUTO_RATE_FORMULA = ("automatic-posting rate = lines posted by the run / (lines posted + lines left in the queue "
+                     "by the run; a run looks again at the open queue, so those count too)")
 AGE_EDGES = (3, 7, 14, 30)  # queue age buckets, in days since the bank booked the line
 
 

@@ -114,8 +114,8 @@ def vbars(labels: list[str], values: list[int], texts: list[str], label: str, co
         if i % every:
             continue  # thin the axis labels so they never overlap
         if rotate:
-            body.append(_text(cx, height - bottom + 12, name, "end", transform=f"rotate(-45 {cx:.1f} {height - bottom + 12:.1f})",
-                              font_size="10"))
+            body.append(_text(cx, height - bottom + 12, name, "end",
+                              transform=f"rotate(-45 {cx:.1f} {height - bottom + 12:.1f})", font_size="10"))
         else:
             body.append(_text(cx, height - bottom + 16, name, "middle"))
     return _svg(width, height, body, label)
@@ -191,8 +191,8 @@ section{border:none;border-top:1px solid #ccd;border-radius:0;padding:8px 0}
 """
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: frozenset[int] | set[int] = frozenset(), attrs: list[str] | None = None,
-           ident: str = "") -> str:
+def _table(headers: list[str], rows: list[list[str]], numeric: frozenset[int] | set[int] = frozenset(),
+           attrs: list[str] | None = None, ident: str = "") -> str:
     head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(headers))
     body = []

@@ -125,7 +125,8 @@ def _ledger_entries(rows: pl.DataFrame) -> pl.DataFrame:
         "date",
         pl.when(pl.col("reversed")).then(pl.lit("write_off_reversed")).otherwise(pl.lit("write_off")).alias("kind"),
         pl.col("invoice_number").alias("reference"),
-        pl.concat_str([pl.lit("written off ("), pl.col("original_reason").fill_null("-"), pl.lit(")")]).alias("description"),
+        pl.concat_str([pl.lit("written off ("), pl.col("original_reason").fill_null("-"), pl.lit(")")])
+        .alias("description"),
         "currency", "amount_minor",
     )
     return pl.concat([moves, write_offs])

@@ -132,7 +132,8 @@ def _settles_items():  # type: ignore[no-untyped-def]
     al = tables.Allocation
     original = tables.Allocation.__table__.alias("settled_original")
     reversed_kind = select(original.c.kind).where(original.c.id == al.reverses_id).scalar_subquery()
-    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | ((al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
+    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | (
+        (al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
 
 
 def _applied(key: Any, basis: Any) -> Any:
@@ -173,7 +174,8 @@ def _invoice_violations(frame: pl.DataFrame) -> list[Violation]:
     expected_open, expected_excess = clamp_open_expr(pl.col("snapshot_open") - pl.col("pending"), credit_note)
     checked = frame.with_columns(expected_open.alias("expected_open"), expected_excess.alias("expected_excess"))
     found = []
-    wrong = checked.filter((pl.col("open") != pl.col("expected_open")) | (pl.col("excess") != pl.col("expected_excess")))
+    wrong = checked.filter((pl.col("open") != pl.col("expected_open"))
+                           | (pl.col("excess") != pl.col("expected_excess")))
     for r in wrong.iter_rows(named=True):
         ccy = r["currency"]
         found.append(Violation(
@@ -187,7 +189,8 @@ def _invoice_violations(frame: pl.DataFrame) -> list[Violation]:
                                 | (~credit_note & ((pl.col("open") < 0) | (pl.col("applied") < 0))))
     for r in wrong_sign.iter_rows(named=True):
         found.append(Violation("negative", f"invoice {r['invoice_number']}",
-                               f"open {_money(r['open'], r['currency'])}, applied {_money(r['applied'], r['currency'])} "
+                               f"open {_money(r['open'], r['currency'])}, "
+                               f"applied {_money(r['applied'], r['currency'])} "
                                f"on an item of {_money(r['amount'], r['currency'])}"))
     return found
 

@@ -80,7 +80,8 @@ def _queue(session: Session, found: pl.DataFrame, snapshot_id: int | None, now: 
             continue
         session.execute(ex.insert().values(
             bank_line_id=line_id, generation=generation, reason=REASON, suggestions=suggestions,
-            customer_id=rows["customer_id"][0], evidence=evidence, status=ItemStatus.OPEN, created_at=now, opened_on=day,
+            customer_id=rows["customer_id"][0], evidence=evidence, status=ItemStatus.OPEN, created_at=now,
+            opened_on=day,
         ))
         count += 1
     return count
@@ -113,7 +114,8 @@ def _active_rows(session: Session, line_id: int) -> pl.DataFrame:
     return repo.frame_of(session, select(
         al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no, al.amount_minor,
         al.currency, al.rule, al.reason,
-    ).join(p, p.id == al.posting_id).where(al.bank_line_id == line_id, p.reversed_at.is_(None), al.kind != Kind.REVERSAL)
+    ).join(p, p.id == al.posting_id)
+        .where(al.bank_line_id == line_id, p.reversed_at.is_(None), al.kind != Kind.REVERSAL)
         .order_by(al.id), {
         "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(), "installment_id": pl.Int64(),
         "installment_no": pl.Int64(), "amount_minor": pl.Int64(), "currency": pl.String(), "rule": pl.String(),
@@ -157,7 +159,8 @@ def keep_on_account(session: Session, line_id: int, amounts: dict[str, int], *, 
                  "installment_no": None, "amount_minor": moved, "currency": None, "rule": REASON, "reason": None})
     line = session.execute(select(tables.BankLine).where(tables.BankLine.id == line_id)).scalar_one()
     currency = line.currency
-    reverse_line(session, line_id, reason=REASON, then=LineStatus.UNMATCHED, actor=actor, now=now, business_date=business_date,
+    reverse_line(session, line_id, reason=REASON, then=LineStatus.UNMATCHED, actor=actor, now=now,
+                 business_date=business_date,
                  details={"kept_on_account": {k: v for k, v in amounts.items()}, "why": reason})
     evidence = json.dumps({"closed_elsewhere": sorted(amounts), "kept_on_account": True, "by": actor,
                            "why": reason})

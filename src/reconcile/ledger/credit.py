@@ -129,8 +129,8 @@ def apply_credit(engine: Engine, customer: str, invoices: list[str], *, amount: 
                 while credit <= 0:
                     line_id, ref, _, _, credit = next(pool_iter)
                 take = min(part, credit)
-                rows: list[dict[str, Any]] = [{"kind": Kind.ON_ACCOUNT, "invoice_number": None, "installment_no": None, "installment_id": None,
-                         "amount_minor": -take}]
+                rows: list[dict[str, Any]] = [{"kind": Kind.ON_ACCOUNT, "invoice_number": None, "installment_no": None,
+                                               "installment_id": None, "amount_minor": -take}]
                 through_plan = take_in_due_order(plan, take)
                 for no, piece in through_plan:
                     rows.append({"kind": Kind.INSTALLMENT, "invoice_number": number, "installment_no": no,

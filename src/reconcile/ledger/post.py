@@ -198,7 +198,8 @@ def post_adjustment(session: Session, line_id: int, rows: pl.DataFrame, *, actor
     if posting is None:
         raise LedgerError(f"bank line {line_id} has no active posting to adjust")
     records = rows.select(
-        pl.lit(posting, dtype=pl.Int64()).alias("posting_id"), "bank_line_id", pl.lit(None, dtype=pl.String()).alias("run_id"),
+        pl.lit(posting, dtype=pl.Int64()).alias("posting_id"), "bank_line_id",
+        pl.lit(None, dtype=pl.String()).alias("run_id"),
         "kind", "customer_id", "invoice_number", "installment_id", "installment_no", "amount_minor", "currency",
         "rule", "confidence", "evidence", pl.lit(None, dtype=pl.Int64()).alias("reverses_id"),
         pl.lit(reason, dtype=pl.String()).alias("reason"),
@@ -207,6 +208,7 @@ def post_adjustment(session: Session, line_id: int, rows: pl.DataFrame, *, actor
     move_open(session, rows)
     parts = rows.select("kind", "invoice_number", "installment_no", "amount_minor", "currency").to_dicts()
     session.add(tables.AuditEntry(at=now, actor=actor, action=action, bank_line_id=line_id,
-                                  invoice_number=next((r["invoice_number"] for r in parts if r["invoice_number"]), None),
+                                  invoice_number=next((r["invoice_number"] for r in parts if r["invoice_number"]),
+                                                      None),
                                   reason=reason, details=json.dumps({"allocations": parts}, default=str)))
     return len(records)

@@ -58,7 +58,8 @@ def reverse_line(
         .values(status=then, generation=line.generation + 1)
     )
     if moved != 1:
-        raise LedgerError(f"bank line {line.account}/{line.source_ref} is {line.status}, not posted: nothing to reverse")
+        raise LedgerError(f"bank line {line.account}/{line.source_ref} is {line.status}, "
+                          "not posted: nothing to reverse")
     posting_id = session.execute(
         select(p.c.id).where(p.c.bank_line_id == line_id, p.c.reversed_at.is_(None))
     ).scalar_one()
@@ -85,10 +86,12 @@ def reverse_line(
     ex = tables.ExceptionItem.__table__
     session.execute(update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN,
                                      ex.c.reason == Reason.CLOSED_ELSEWHERE).values(
-        status=ItemStatus.RESOLVED, resolution="unapplied", resolved_by=actor, resolved_at=now, closed_on=business_date))
+        status=ItemStatus.RESOLVED, resolution="unapplied", resolved_by=actor, resolved_at=now,
+        closed_on=business_date))
 
     if then == "exception":
-        invoices = originals.filter(pl.col("invoice_number").is_not_null())["invoice_number"].unique(maintain_order=True)
+        invoices = (originals.filter(pl.col("invoice_number").is_not_null())["invoice_number"]
+                    .unique(maintain_order=True))
         session.execute(tables.ExceptionItem.__table__.insert().values(
             bank_line_id=line_id, generation=line.generation + 1, run_id=run_id, reason=Reason.UNAPPLIED,
             suggestions="|".join(invoices.to_list()) or None,
@@ -110,13 +113,15 @@ def _close_unposted(session: Session, line_id: int, status: str, resolution: str
     """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
     moved = repo.changed(session, 
-        update(bl).where(bl.c.id == line_id, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))).values(status=status)
+        update(bl).where(bl.c.id == line_id, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION)))
+        .values(status=status)
     )
     if moved != 1:
         raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
     session.execute(
         update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN)
-        .values(status=ItemStatus.RESOLVED, resolution=resolution, resolved_by=actor, resolved_at=now, closed_on=business_date)
+        .values(status=ItemStatus.RESOLVED, resolution=resolution, resolved_by=actor, resolved_at=now,
+                closed_on=business_date)
     )
 
 

@@ -6,7 +6,17 @@ allocation rows (each line's rows add up to its amount), exception rows and
 skipped rows (see frames.ALLOCATIONS / EXCEPTIONS / SKIPPED).
 """
 
+from typing import Any
+
 from reconcile.match.book import Book, MatchResult
-from reconcile.match.engine import match_lines
 
 __all__ = ["Book", "MatchResult", "match_lines"]
+
+
+def __getattr__(name: str) -> Any:
+    # the engine (rapidfuzz, numpy) is loaded when something matches, not by every command that imports a helper
+    if name == "match_lines":
+        from reconcile.match.engine import match_lines
+
+        return match_lines
+    raise AttributeError(name)

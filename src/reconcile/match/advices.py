@@ -28,7 +28,9 @@ from reconcile.match.book import Book
 
 DATE_WINDOW = timedelta(days=10)
 NAME_SCORE = 85
-WAITING_MARKERS = re.compile(r"\b(CTX|CCD\+?|EDI|REMIT(TANCE)?\s+ADVICE|ADVICE\s+TO\s+FOLLOW|PAYREF\w*)\b", re.I)
+WAITING_MARKERS = re.compile(
+    r"\b(CTX|CCD\+?|EDI|REMIT(TANCE)?\s+ADVICE|ADVICE\s+TO\s+FOLLOW|PAYREF\w*)\b", re.IGNORECASE
+)
 LINKS: dict[str, pl.DataType] = {"advice_id": pl.Int64(), "bank_line_id": pl.Int64(), "linked_by": pl.String()}
 
 

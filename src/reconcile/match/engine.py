@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -44,6 +45,8 @@ from reconcile.match.payers import payer_candidates
 from reconcile.match.references import reference_pairs
 
 Key = tuple[str, int | None]  # (invoice_number, installment_no or None)
+# (open items without a plan, each plan's open installments in due order)
+Items = tuple[list[tuple[Key, int]], list[list[tuple[Key, int]]]]
 STRENGTH = {"fuzzy": 1, "joined": 2, "core": 3, "exact": 4}
 SUGGESTIONS = 8               # invoices suggested for a queued line, best first
 
@@ -64,7 +67,7 @@ class OpenBook:
     plan: dict[str, list[list[Any]]]                 # invoice -> [[installment_no, open, due], ...] in due order
     by_customer: dict[tuple[str, str], list[str]]    # (customer, currency) -> items, oldest due first
     currencies: set[str] = field(default_factory=set)
-    cache: dict[tuple[str, str], tuple] = field(default_factory=dict)  # items() until one of them changes
+    cache: dict[tuple[str, str], Items] = field(default_factory=dict)  # items() until one of them changes
 
     @classmethod
     def of(cls, book: Book) -> OpenBook:
@@ -89,12 +92,13 @@ class OpenBook:
             currencies=set(inv.filter(pl.col("open_minor") > 0)["currency"].unique().to_list()),
         )
 
-    def items(self, customer: str, currency: str) -> tuple[list[tuple[Key, int]], list[list[tuple[Key, int]]]]:
+    def items(self, customer: str, currency: str) -> Items:
         """(open items without a plan, credit notes included; each plan's open installments in due order)."""
         cached = self.cache.get((customer, currency))
         if cached is not None:
             return cached
-        singles, runs = [], []
+        singles: list[tuple[Key, int]] = []
+        runs: list[list[tuple[Key, int]]] = []
         for number in self.by_customer.get((customer, currency), ()):
             if self.open[number] == 0:
                 continue
@@ -115,7 +119,7 @@ class OpenBook:
         note is always taken whole."""
         self.changed(number)
         if self.open[number] < 0:
-            taken_note = [((number, None), self.open[number])]
+            taken_note: list[tuple[Key, int]] = [((number, None), self.open[number])]
             self.open[number] = 0
             return taken_note
         taken: list[tuple[Key, int]] = []
@@ -149,7 +153,7 @@ class OpenBook:
         number, no = key
         if no is None:
             return self.open[number]
-        return next(o for n, o, _ in self.plan[number] if n == no)
+        return int(next(o for n, o, _ in self.plan[number] if n == no))
 
 
 @dataclass
@@ -252,10 +256,11 @@ class Matcher:
             key = "name_strong" if best[2] >= 95 else "name"
             return best[0], "name", self.s.confidence[key], evidence
         if best[2] >= self.s.name_low:
-            return best[0], "name_weak" if margin >= self.s.name_margin else "name_close", self.s.confidence["name_weak"], evidence
+            how = "name_weak" if margin >= self.s.name_margin else "name_close"
+            return best[0], how, self.s.confidence["name_weak"], evidence
         return None, "none", 0.0, evidence
 
-    def _closest(self, customers: list[str], currency: str, amount: int, first: list[str] = ()) -> list[str]:
+    def _closest(self, customers: list[str], currency: str, amount: int, first: Sequence[str] = ()) -> list[str]:
         """Open items of these customers, the nearest to `amount` first (exact fits, then by difference, then
         the customers' order, then due order): what a person would look at."""
         ranked = []
@@ -268,7 +273,7 @@ class Matcher:
 
     # --- references ----------------------------------------------------------
 
-    def by_reference(self, line: dict, named: list[tuple[str, str]], payer: str | None) -> Decision:
+    def by_reference(self, line: dict[str, Any], named: list[tuple[str, str]], payer: str | None) -> Decision:
         b, amount, currency = self.book, line["amount_minor"], line["currency"]
         if len(named) == 1:  # the common case, one invoice named and paid in full, without the general path
             number, how = named[0]
@@ -343,7 +348,7 @@ class Matcher:
             left -= part
         return Decision(rows, customer, "reference_partial", confidence - 0.02, evidence=evidence)
 
-    def _notes_only(self, line: dict, notes: list[str], evidence: dict[str, Any]) -> Decision:
+    def _notes_only(self, line: dict[str, Any], notes: list[str], evidence: dict[str, Any]) -> Decision:
         """Only credit notes named: the payment is the customer's invoices less the notes, one way only."""
         b, amount = self.book, line["amount_minor"]
         customer = b.customer[notes[0]]
@@ -371,7 +376,7 @@ class Matcher:
             fits = amounts.subsets(others, excess, max_items=self.s.max_items, max_size=self.s.max_size, limit=2)
         return fits[0] if len(fits) == 1 else None
 
-    def by_fuzzy(self, line: dict, named: list[tuple[str, str]], payer: str | None) -> Decision | None:
+    def by_fuzzy(self, line: dict[str, Any], named: list[tuple[str, str]], payer: str | None) -> Decision | None:
         """A transposed or truncated number counts when the amount picks exactly one of its invoices:
         one paid exactly, else one paid short within tolerance; a tie is broken only by the identified payer."""
         b, amount, currency = self.book, line["amount_minor"], line["currency"]
@@ -398,7 +403,7 @@ class Matcher:
     # --- amounts within an identified customer ------------------------------
 
     def _fits(self, customer: str, currency: str, amount: int, tolerant: bool = True
-              ) -> tuple[list[list[Key]], str, tuple | None]:
+              ) -> tuple[list[list[Key]], str, tuple[Any, ...] | None]:
         """(fits, rule, write_off) of an amount within one customer's open items, the first kind that fits;
         a fit short by a fee or a discount only when `tolerant` (the payer is certain)."""
         singles, runs = self.book.items(customer, currency)
@@ -419,7 +424,8 @@ class Matcher:
             return [[key] for key, _ in short], f"amount_{reason}", (short, reason)
         return [], "", None
 
-    def by_amount(self, line: dict, customer: str, how: str, confidence: float, payer_evidence: dict) -> Decision:
+    def by_amount(self, line: dict[str, Any], customer: str, how: str, confidence: float,
+                  payer_evidence: dict[str, Any]) -> Decision:
         b, amount, currency = self.book, line["amount_minor"], line["currency"]
         evidence: dict[str, Any] = {"payer": {"customer": customer, "by": how, **payer_evidence}}
         if "runner_up" in payer_evidence:  # the payer was told apart by name: that is the close call
@@ -451,7 +457,7 @@ class Matcher:
         penalty = 0.01 * (len(fits[0]) > 1) + 0.01 * (write_off is not None)
         return Decision(rows, customer, rule, confidence - penalty, evidence=evidence)
 
-    def by_shared_account(self, line: dict, payer_evidence: dict) -> Decision | None:
+    def by_shared_account(self, line: dict[str, Any], payer_evidence: dict[str, Any]) -> Decision | None:
         """An account on file for several customers (a group's treasury): the one customer, among them, whose
         open items the amount fits exactly one way. Several: a person decides, shown each one's fits."""
         amount, currency = line["amount_minor"], line["currency"]
@@ -468,7 +474,7 @@ class Matcher:
         return _queue("amount_mismatch", None, self._closest(customers, currency, amount),
                       payer={"by": "shared_account", **payer_evidence}, customers=customers)
 
-    def by_name_and_amount(self, line: dict, payer_evidence: dict) -> Decision | None:
+    def by_name_and_amount(self, line: dict[str, Any], payer_evidence: dict[str, Any]) -> Decision | None:
         """Similar names, one amount: among the customers whose name is close enough, the one (and only one)
         with open items that the payment fits exactly. Several such customers: a person decides, and is
         shown the fitting items of every one of them."""
@@ -500,7 +506,7 @@ class Matcher:
 
     # --- one line ------------------------------------------------------------
 
-    def decide(self, line: dict) -> Decision:
+    def decide(self, line: dict[str, Any]) -> Decision:
         line_id = line["bank_line_id"]
         category = self.non_receivable.get(line_id)
         if category:
@@ -514,17 +520,17 @@ class Matcher:
             return decision
         fuzzy = [(n, h) for n, h in named if h == "fuzzy"]
         if fuzzy:
-            decision = self.by_fuzzy(line, fuzzy, payer)
-            if decision:
-                return decision
+            found = self.by_fuzzy(line, fuzzy, payer)
+            if found:
+                return found
         fuzzy_numbers = self._fuzzy_suggestions(line, fuzzy)
         payer_info = {"customer": payer, "by": how, **payer_evidence}
         if line["currency"] not in self.book.currencies:
             return _queue("unknown_currency", payer, fuzzy_numbers, payer=payer_info)
         if payer_evidence.get("shared_account"):
-            decision = self.by_shared_account(line, payer_evidence)
-            if decision:
-                return decision
+            shared = self.by_shared_account(line, payer_evidence)
+            if shared:
+                return shared
         if payer and how in ("account", "name"):
             decision = self.by_amount(line, payer, how, payer_conf, payer_evidence)
             if decision.reason in ("amount_mismatch", "no_candidate", "unknown_currency") and how == "name":
@@ -548,7 +554,7 @@ class Matcher:
                           payer=payer_info)
         return _queue("no_candidate", None, fuzzy_numbers, payer=payer_evidence)
 
-    def _fuzzy_suggestions(self, line: dict, fuzzy: list[tuple[str, str]]) -> list[str]:
+    def _fuzzy_suggestions(self, line: dict[str, Any], fuzzy: list[tuple[str, str]]) -> list[str]:
         """Invoices a mangled number may mean, the nearest in amount first (a person checks them)."""
         b, amount = self.book, line["amount_minor"]
         ranked = sorted((b.open[n] <= 0, abs(b.open[n] - amount), n) for n, _ in fuzzy)
@@ -563,8 +569,8 @@ def _flat_numbers(fits: list[list[Key]]) -> list[str]:
     return list(seen)
 
 
-def _group(frame: pl.DataFrame, key: str, values: list[str]) -> dict[int, list[tuple]]:
-    grouped: dict[int, list[tuple]] = defaultdict(list)
+def _group(frame: pl.DataFrame, key: str, values: list[str]) -> dict[int, list[tuple[Any, ...]]]:
+    grouped: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for row in frame.select(key, *values).iter_rows():
         grouped[row[0]].append(row[1:])
     return grouped
@@ -578,8 +584,8 @@ class Prepared:
     skipped: pl.DataFrame          # debits
     settings: Thresholds
     currencies: set[str]           # currencies with open items anywhere in the book
-    refs: dict[int, list[tuple]]   # line -> [(invoice, found_by)], by invoice number
-    payers: dict[int, list[tuple]]  # line -> [(customer, by, score, name)], best first
+    refs: dict[int, list[tuple[Any, ...]]]   # line -> [(invoice, found_by)], by invoice number
+    payers: dict[int, list[tuple[Any, ...]]]  # line -> [(customer, by, score, name)], best first
     non_receivable: dict[int, str]  # line -> category, for credits that are not receivables
 
 
@@ -612,7 +618,7 @@ def _non_receivable(credits: pl.DataFrame, settings: Thresholds) -> dict[int, st
     return dict(found.iter_rows())
 
 
-def _settle(matcher: Matcher, line: dict, threshold: float) -> Decision:
+def _settle(matcher: Matcher, line: dict[str, Any], threshold: float) -> Decision:
     decision = matcher.decide(line)
     if decision.reason is None and decision.confidence < threshold:
         _undo(matcher.book, decision)
@@ -635,7 +641,8 @@ def decide_lines(prepared: Prepared, credits: pl.DataFrame, book: Book) -> Match
     threshold = prepared.settings.threshold
     lines = credits.sort("booking_date", "bank_line_id").to_dicts()
     strong = {i for i, ref in prepared.refs.items() if any(h != "fuzzy" for _, h in ref)}
-    order = sorted(range(len(lines)), key=lambda i: lines[i]["bank_line_id"] not in strong)  # stable: booking order kept
+    # stable: booking order kept
+    order = sorted(range(len(lines)), key=lambda i: lines[i]["bank_line_id"] not in strong)
     watch: dict[int, list[str]] = {}  # queued line -> the customers whose open items its decision reads
 
     def watched(i: int) -> list[str]:
@@ -659,15 +666,16 @@ def decide_lines(prepared: Prepared, credits: pl.DataFrame, book: Book) -> Match
                 for (number, _), _, kind in decision.rows:
                     if kind != "on_account":
                         changed_at[open_book.customer[number]] = step
-        pending = [i for i in order if decisions[i].reason not in (None, "non_receivable")
+        pending = [i for i in order if (decided := decisions[i]) is not None
+                   and decided.reason not in (None, "non_receivable")
                    and any(changed_at.get(c, 0) > decided_at[i] for c in watched(i))]
     return _result(lines, decisions, open_book)
 
 
-def _result(lines: list[dict], decisions: list[Decision | None], open_book: OpenBook) -> MatchResult:
-    allocations: dict[str, list] = {name: [] for name in frames.ALLOCATIONS}
-    exceptions: dict[str, list] = {name: [] for name in frames.EXCEPTIONS}
-    skipped: dict[str, list] = {name: [] for name in frames.SKIPPED}
+def _result(lines: list[dict[str, Any]], decisions: list[Decision | None], open_book: OpenBook) -> MatchResult:
+    allocations: dict[str, list[Any]] = {name: [] for name in frames.ALLOCATIONS}
+    exceptions: dict[str, list[Any]] = {name: [] for name in frames.EXCEPTIONS}
+    skipped: dict[str, list[Any]] = {name: [] for name in frames.SKIPPED}
     for line, decision in zip(lines, decisions, strict=True):
         assert decision is not None
         line_id = line["bank_line_id"]

@@ -72,12 +72,12 @@ def split(prepared: Prepared, book: Book, count: int) -> list[Partition]:
     lines = prepared.credits.with_columns(
         pl.col("bank_line_id").replace_strict(line_part, return_dtype=pl.Int64()).alias("_part")
     )
-    customers = book.customers.with_columns(
+    customer_frame = book.customers.with_columns(
         pl.col("customer_id").replace_strict(customer_part, return_dtype=pl.Int64()).alias("_part")
     )
     parts = []
     for number in range(count):
-        mine = customers.filter(pl.col("_part") == number)["customer_id"].implode()
+        mine = customer_frame.filter(pl.col("_part") == number)["customer_id"].implode()
         invoices = book.invoices.filter(pl.col("customer_id").is_in(mine))
         sub_book = Book(
             customers=book.customers.filter(pl.col("customer_id").is_in(mine)),
@@ -121,7 +121,8 @@ def combine(prepared: Prepared, results: Iterable[MatchResult]) -> MatchResult:
 Mapper = Callable[[Callable[[Partition], MatchResult], list[Partition]], Iterable[MatchResult]]
 
 
-def match_partitioned(lines: pl.DataFrame, book: Book, rules: MatchingRules, count: int, mapper: Mapper = map) -> MatchResult:
+def match_partitioned(lines: pl.DataFrame, book: Book, rules: MatchingRules, count: int,
+                      mapper: Mapper = map) -> MatchResult:
     """The same decisions as match_lines, decided partition by partition through `mapper`."""
     prepared = prepare(lines, book, rules)
     return combine(prepared, mapper(decide_partition, split(prepared, book, count)))

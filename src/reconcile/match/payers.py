@@ -13,6 +13,8 @@ candidates whatever the order of its rows.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 from rapidfuzz import fuzz
@@ -42,7 +44,8 @@ def by_reference_pattern(lines: pl.DataFrame, payer_accounts: pl.DataFrame) -> p
         "customer_id", pl.col("account").str.slice(len(REFERENCE_PREFIX)).alias("token"))
     if patterns.height == 0:
         return pl.DataFrame(schema=CANDIDATES)
-    text = pl.concat_str([pl.col(c).fill_null("") for c in ("remittance", "reference")], separator=" ").str.to_uppercase()
+    text = pl.concat_str([pl.col(c).fill_null("") for c in ("remittance", "reference")],
+                         separator=" ").str.to_uppercase()
     tokens = (
         lines.select("bank_line_id", text.str.extract_all(r"[A-Z0-9][A-Z0-9\-/\.]{2,}[A-Z0-9]").alias("token"))
         .explode("token").drop_nulls("token")
@@ -99,7 +102,8 @@ def _block_keys(frame: pl.DataFrame, key: str, payer: bool = False) -> pl.DataFr
     pairs = pl.concat([
         both.select(key, (pl.col("whole") + "+" + pl.col("whole_2")).alias("block")),
         both.filter(pl.col("stem") != pl.col("stem_2")).select(
-            key, (pl.min_horizontal("stem", "stem_2") + "+" + pl.max_horizontal("stem", "stem_2") + "*").alias("block")),
+            key,
+            (pl.min_horizontal("stem", "stem_2") + "+" + pl.max_horizontal("stem", "stem_2") + "*").alias("block")),
     ])
     first = pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 1)
     second = pl.col("folded").str.extract(r"^(\S{1,4})\S*\s*(\S{0,4})", 2)
@@ -115,7 +119,8 @@ def _block_keys(frame: pl.DataFrame, key: str, payer: bool = False) -> pl.DataFr
     return pl.concat([words.select(key, pl.col("word").alias("block")), pairs, prefix, initial]).drop_nulls().unique()
 
 
-def _score(payer: list[str], known: list[str], payer_as_cut: list[str], known_as_cut: list[str]) -> np.ndarray:
+def _score(payer: list[str], known: list[str], payer_as_cut: list[str],
+           known_as_cut: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
     # token_set forgives extra words ("ACME BERLIN" paying for Acme) but calls "Favre" a perfect match for
     # "Favre Prazisionstechnik Consulting"; token_sort tells that family apart. The mean keeps both virtues.
     token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=1)
@@ -123,7 +128,8 @@ def _score(payer: list[str], known: list[str], payer_as_cut: list[str], known_as
     best = (token_set + token_sort) / 2
     # and the names as the bank may have cut them (_as_cut below)
     prefix = cpdist(payer_as_cut, known_as_cut, scorer=fuzz.ratio, workers=1)
-    return np.maximum(best, prefix).astype(np.float64)
+    scores: np.ndarray[Any, np.dtype[np.float64]] = np.maximum(best, prefix).astype(np.float64)
+    return scores
 
 
 def _as_cut(pairs: pl.DataFrame) -> tuple[list[str], list[str]]:

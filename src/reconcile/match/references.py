@@ -59,7 +59,7 @@ def _spans(single: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(runs).unique()
 
 
-def _tokens(lines: pl.DataFrame) -> pl.DataFrame:
+def _tokens(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """bank_line_id, position, norm, core for each token, each adjacent pair of tokens and each run of a
     token's parts."""
     text = pl.concat_str(
@@ -189,7 +189,8 @@ def _fuzzy(unmatched: pl.DataFrame, core_keys: pl.DataFrame, number_keys: pl.Dat
         .filter(pl.col("core") != pl.col("core_inv"))
     )
     found = [
-        (line, invoice) for line, a, b, invoice in swapped.select("bank_line_id", "core", "core_inv", "invoice_number").iter_rows()
+        (line, invoice)
+        for line, a, b, invoice in swapped.select("bank_line_id", "core", "core_inv", "invoice_number").iter_rows()
         if _one_adjacent_swap(a, b)
     ]
     truncated = _prefixed(tokens, core_keys, "core", MIN_FUZZY)

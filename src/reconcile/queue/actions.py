@@ -286,7 +286,8 @@ def plan_decision(
     plan.customer = customers.pop()
     for r in plan.rows:
         if r["invoice_number"] and view.invoice(r["invoice_number"])["currency"] != line.currency:
-            raise ReconcileError(f"invoice {r['invoice_number']} is in {view.invoice(r['invoice_number'])['currency']}, "
+            raise ReconcileError(f"invoice {r['invoice_number']} is in "
+                                 f"{view.invoice(r['invoice_number'])['currency']}, "
                                  f"the payment in {line.currency}: give the rate (--rate), unless the bank "
                                  "stated the amount in the invoice's currency")
     if conversion is not None:
@@ -320,7 +321,7 @@ def _conversion(session: Session, item: tables.ExceptionItem, line: tables.BankL
         raise ReconcileError("the invoices named are in several currencies: one currency per decision")
     target = currencies.pop()
     if line.instructed_currency == target and line.instructed_amount_minor:
-        shown, found = fx.instructed(pl.DataFrame([{
+        _shown, found = fx.instructed(pl.DataFrame([{
             "bank_line_id": line.id, "amount_minor": line.amount_minor, "currency": line.currency,
             "instructed_amount_minor": line.instructed_amount_minor, "instructed_currency": line.instructed_currency,
             "exchange_rate": line.exchange_rate}]))
@@ -409,7 +410,8 @@ def _plan_accept(session: Session, item: tables.ExceptionItem, line: tables.Bank
 def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: Decision,
                    view: OpenView) -> list[dict[str, Any]]:
     write_offs = [(t.strip().removeprefix(WRITE_OFF), a) for t, a in decision.parts if t.strip().startswith(WRITE_OFF)]
-    targets = [(t.strip(), a) for t, a in decision.parts if t.strip() != ON_ACCOUNT and not t.strip().startswith(WRITE_OFF)]
+    targets = [(t.strip(), a) for t, a in decision.parts
+               if t.strip() != ON_ACCOUNT and not t.strip().startswith(WRITE_OFF)]
     on_account = [a for t, a in decision.parts if t.strip() == ON_ACCOUNT]
     if not decision.parts:
         raise ReconcileError(f"exception {item.id}: name at least one invoice (or on_account) to allocate to")
@@ -423,7 +425,8 @@ def _plan_allocate(item: tables.ExceptionItem, line: tables.BankLine, decision: 
     else:
         missing = [t for t, a in targets if a in (None, "")]
         if missing:
-            raise ReconcileError(f"give an amount for every invoice named, or for none (no amount for {', '.join(missing)})")
+            raise ReconcileError(f"give an amount for every invoice named, or for none "
+                                 f"(no amount for {', '.join(missing)})")
         total = 0
         for target, text in _in_due_order(targets, view):
             amount = _amount(text or "", line.currency, f"amount for {target}")
@@ -515,7 +518,8 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
     """
     ex = tables.ExceptionItem.__table__
     if plan.kind == "pending":
-        done = repo.changed(session, update(ex).where(ex.c.id == plan.item_id, ex.c.status == ItemStatus.OPEN, ex.c.proposal.is_(None))
+        done = repo.changed(session, update(ex).where(ex.c.id == plan.item_id, ex.c.status == ItemStatus.OPEN,
+                                                      ex.c.proposal.is_(None))
                                .values(proposal=plan.decision.to_json(), proposed_by=actor, proposed_at=now,
                                        claimed_by=actor, claimed_at=now))
         if done != 1:
@@ -531,7 +535,8 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
         moved = repo.changed(session, update(bl).where(bl.c.id == plan.line_id, bl.c.status == LineStatus.EXCEPTION,
                                                  bl.c.generation == plan.generation).values(status=LineStatus.SKIPPED))
         if moved != 1:
-            raise ReconcileError(f"exception {plan.item_id}: its bank line changed status meanwhile; nothing was changed")
+            raise ReconcileError(f"exception {plan.item_id}: its bank line changed status meanwhile; "
+                                 "nothing was changed")
     else:
         lines = pl.DataFrame({"bank_line_id": [plan.line_id], "amount_minor": [plan.amount_minor],
                               "generation": [plan.generation]})
@@ -551,7 +556,8 @@ def apply_plan(session: Session, plan: Plan, *, actor: str, now: datetime, busin
               "learned": json.dumps(learned) if learned else None, "approved_by": approved_by}
     # posting already settled the item (status resolved); a skipped line's item is settled here
     done = repo.changed(session, update(ex).where(
-        ex.c.id == plan.item_id, or_(ex.c.status == ItemStatus.OPEN, ex.c.resolution == "auto_posted") if plan.kind == "post"
+        ex.c.id == plan.item_id,
+        or_(ex.c.status == ItemStatus.OPEN, ex.c.resolution == "auto_posted") if plan.kind == "post"
         else ex.c.status == ItemStatus.OPEN).values(**values))
     if done != 1:
         raise ReconcileError(f"exception {plan.item_id} was decided by someone else meanwhile; nothing was changed")
@@ -659,7 +665,8 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
                          business_date=business_date, details=details)
         except LedgerError as exc:
             raise ReconcileError(f"exception {item.id}: {exc}") from None
-        new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id, ex.c.status == ItemStatus.OPEN)).scalar_one()
+        new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id,
+                                                       ex.c.status == ItemStatus.OPEN)).scalar_one()
         evidence = json.loads(item.evidence) if item.evidence else {}
         session.execute(update(ex).where(ex.c.id == new_id).values(
             suggestions=item.suggestions, customer_id=item.customer_id, assignee=item.assignee,

@@ -162,7 +162,8 @@ def bulk_resolve(
                     raise ReconcileError("the exception column is empty")
                 item, line = find_item(session, key)
                 if item.id in seen:
-                    raise ReconcileError(f"exception {item.id} is decided twice in this file (also line {seen[item.id]})")
+                    raise ReconcileError(f"exception {item.id} is decided twice in this file "
+                                         f"(also line {seen[item.id]})")
                 seen[item.id] = number
                 check_open(item, line, actor, now, qs)
                 plan = plan_decision(session, item, line, decision, view=view, qs=qs)
@@ -200,7 +201,8 @@ def undo_batch(engine: Engine, batch: str, *, actor: str, now: datetime, reason:
         if undone:
             raise ReconcileError(f"batch {batch} was already undone")
         ids = session.execute(
-            select(ex.id).where(ex.resolution_batch == batch, ex.status == ItemStatus.RESOLVED).order_by(ex.id)).scalars().all()
+            select(ex.id).where(ex.resolution_batch == batch, ex.status == ItemStatus.RESOLVED).order_by(ex.id)
+        ).scalars().all()
         if not ids:
             raise NotFoundError(f"no resolved items in batch {batch}")
         why = reason or f"undo {batch}"

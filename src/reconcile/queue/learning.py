@@ -46,7 +46,7 @@ def _name_key(text: str | None) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", (text or "").casefold()).split())
 
 
-def _learn_row(session: Session, model: type, column: str, customer: str, value: str,
+def _learn_row(session: Session, model: type[tables.Base], column: str, customer: str, value: str,
                actor: str, now: datetime) -> dict[str, Any] | None:
     """Store (customer, value) as learned; re-activate a forgotten one; None when already known."""
     table = model.__table__
@@ -110,7 +110,7 @@ def _names_by_key(session: Session) -> dict[str, set[str]]:
     """folded key -> customers whose name or active alias it is; read once per transaction."""
     cached = session.info.get("learning_names")
     if cached is None:
-        rows = session.execute(select(tables.Customer.customer_id, tables.Customer.name)).all()
+        rows = list(session.execute(select(tables.Customer.customer_id, tables.Customer.name)).all())
         rows += session.execute(select(tables.CustomerAlias.customer_id, tables.CustomerAlias.alias)
                                 .where(tables.CustomerAlias.active.is_(True))).all()
         frame = pl.DataFrame({"c": [r[0] for r in rows], "n": [r[1] for r in rows]},
@@ -187,11 +187,10 @@ def unlearn(session: Session, learned: list[dict[str, Any]], *, actor: str, now:
     count = 0
     for row in learned:
         model = tables.PayerAccount if row["kind"] == "account" else tables.CustomerAlias
-        done = session.execute(update(model.__table__).where(
-            model.__table__.c.id == row["id"], model.__table__.c.active.is_(True),
-            model.__table__.c.source == "learned",
+        table = model.__table__
+        count += repo.changed(session, update(table).where(
+            table.c.id == row["id"], table.c.active.is_(True), table.c.source == "learned",
         ).values(active=False))
-        count += done.rowcount
     if count:
         session.add(tables.AuditEntry(at=now, actor=actor, action="forget", reason=reason,
                                       details=json.dumps({"forgotten": learned})))
@@ -208,7 +207,8 @@ def list_learned(engine: Engine, *, customer: str | None = None, include_inactiv
     """Learned aliases and payer accounts, newest first."""
     parts = []
     with db.transaction(engine) as session:
-        for kind, model, column in (("alias", tables.CustomerAlias, "alias"), ("account", tables.PayerAccount, "account")):
+        learned_kinds = (("alias", tables.CustomerAlias, "alias"), ("account", tables.PayerAccount, "account"))
+        for kind, model, column in learned_kinds:
             t = model.__table__
             query = select(t.c.id, t.c.customer_id, t.c[column], t.c.source, t.c.created_by, t.c.created_at,
                            t.c.active).where(t.c.source == "learned")

@@ -23,6 +23,7 @@ from reconcile.config import QueueConfig
 from reconcile.core.codes import ItemStatus
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_minor
+from reconcile.services.explain import explain
 from reconcile.services.exports import decimal_text
 from reconcile.store import db, repo, tables
 
@@ -408,14 +409,16 @@ def customer_open_items(session: Session, customer: str | None) -> list[dict[str
         .join(inv, inv.invoice_number == ins.invoice_number)
         .where(inv.customer_id == customer, ins.open_amount_minor > 0).order_by(ins.installment_no)
     ).all():
-        plans.setdefault(number, []).append({"installment_no": no, "due_date": due.isoformat(), "open_minor": open_minor})
+        plans.setdefault(number, []).append({"installment_no": no, "due_date": due.isoformat(),
+                                             "open_minor": open_minor})
     rows = session.execute(
         select(inv.invoice_number, inv.issue_date, inv.due_date, inv.amount_minor, inv.open_amount_minor,
                inv.currency, inv.payment_reference)
         .where(inv.customer_id == customer, inv.open_amount_minor > 0).order_by(inv.due_date, inv.invoice_number)
     ).all()
     return [
-        {"invoice_number": r.invoice_number, "due_date": r.due_date.isoformat(), "open": format_minor(r.open_amount_minor, r.currency),
+        {"invoice_number": r.invoice_number, "due_date": r.due_date.isoformat(),
+         "open": format_minor(r.open_amount_minor, r.currency),
          "amount": format_minor(r.amount_minor, r.currency), "currency": r.currency,
          "payment_reference": r.payment_reference,
          "installments": [{"installment_no": p["installment_no"], "due_date": p["due_date"],
@@ -450,8 +453,10 @@ def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
                 select(n.author, n.created_at, n.text).where(n.exception_id == item.id).order_by(n.created_at, n.id)
             ).all()
         ]
+        why = explain(session, line.source_ref, line.account)
         statement_file = session.execute(
-            select(tables.StatementFile.filename).join(tables.Statement, tables.Statement.file_id == tables.StatementFile.id)
+            select(tables.StatementFile.filename)
+            .join(tables.Statement, tables.Statement.file_id == tables.StatementFile.id)
             .where(tables.Statement.id == line.statement_id)
         ).scalar()
     age = (as_of - line.booking_date).days
@@ -459,7 +464,8 @@ def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
     return {
         "id": item.id, "reason": item.reason, "status": item.status, "line_status": line.status,
         "assignee": item.assignee, "claimed_by": item.claimed_by, "claimed_at": _iso(item.claimed_at),
-        "created_at": _iso(item.created_at), "age_days": age, "over_sla": item.status == ItemStatus.OPEN and age > sla_days,
+        "created_at": _iso(item.created_at), "age_days": age,
+        "over_sla": item.status == ItemStatus.OPEN and age > sla_days,
         "source_ref": line.source_ref, "account": line.account, "statement_file": statement_file,
         "booking_date": line.booking_date.isoformat(),
         "value_date": line.value_date.isoformat() if line.value_date else None,
@@ -482,4 +488,5 @@ def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
         "resolution": item.resolution, "category": item.category, "resolved_by": item.resolved_by,
         "resolved_at": _iso(item.resolved_at), "resolution_batch": item.resolution_batch,
         "learned": json.loads(item.learned) if item.learned else [],
+        "why": why["summary"], "advice": why["advice"],
     }

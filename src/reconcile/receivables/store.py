@@ -101,7 +101,8 @@ def _settling(al: Any) -> Any:
     """Allocation rows that move an item's open amount: invoice and installment rows and their reversals."""
     original = tables.Allocation.__table__.alias("settled_original")
     reversed_kind = select(original.c.kind).where(original.c.id == al.reverses_id).scalar_subquery()
-    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | ((al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
+    return al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | (
+        (al.kind == Kind.REVERSAL) & reversed_kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
 
 
 def not_included(session: Session, key: Any, seq: int, dtype: pl.DataType) -> pl.DataFrame:
@@ -245,9 +246,11 @@ def _store_installments(session: Session, snap: Snapshot, seq: int, snapshot_id:
          "open_amount_minor": r["amount_minor"] - r["paid_minor"], "basis_seq": seq, "excess_minor": 0}
         for r in new.iter_rows(named=True)
     ])
-    changed = _changed(listed, old, ["plan_id", "installment_no"], ["amount_minor", "paid_minor", "due_date", "basis_seq"])
+    changed = _changed(listed, old, ["plan_id", "installment_no"],
+                       ["amount_minor", "paid_minor", "due_date", "basis_seq"])
     # the installments of an invoice the receivables system closed are settled there too
-    settled = old.filter(pl.col("invoice_number").is_in(closed_invoices) & (pl.col("paid_minor") != pl.col("amount_minor"))) \
+    settled = old.filter(pl.col("invoice_number").is_in(closed_invoices)
+                         & (pl.col("paid_minor") != pl.col("amount_minor"))) \
         .with_columns(pl.col("amount_minor").alias("paid_minor"), pl.lit(seq, dtype=pl.Int64).alias("basis_seq"))
     updates = pl.concat([changed.select(list(schema)), settled.select(list(schema))])
     if updates.height:

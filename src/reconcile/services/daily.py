@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import Engine, func, select, update
@@ -29,11 +29,10 @@ from reconcile.ledger.check import Scope, check_ledger
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
 from reconcile.ledger.reverse import apply_return
-from reconcile.match import Book, MatchResult, fx, match_lines
+from reconcile.match import Book, MatchResult, fx
 from reconcile.match.advices import awaiting, link
 from reconcile.match.advices import plan as plan_advices
 from reconcile.match.fx import Rates
-from reconcile.match.partition import Mapper, match_partitioned
 from reconcile.parsers import parse_bytes, read_statement
 from reconcile.parsers.advice import parse_advice, sniff_advice
 from reconcile.parsers.base import ParseOptions
@@ -43,6 +42,9 @@ from reconcile.statements.advices import advices_for_run, record_links, store_ad
 from reconcile.statements.ingest import IngestResult, sha256, store_parsed
 from reconcile.store import db, repo, tables
 from reconcile.store.runlock import RunLock, posting_lock
+
+if TYPE_CHECKING:
+    from reconcile.match.partition import Mapper
 
 POST_CHUNK_LINES = 5000
 # progress(phase, done, total): "matching" (lines) and "posting" (chunks), for bars and log lines
@@ -194,12 +196,17 @@ def run_inputs(engine: Engine, *, always_book: bool = False) -> tuple[pl.DataFra
     return lines, load_book(engine) if lines.height or always_book else Book.empty()
 
 
-def decide(lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1, mapper: Mapper = map) -> MatchResult:
+def decide(lines: pl.DataFrame, book: Book, rules: MatchingRules, partitions: int = 1,
+           mapper: Mapper = map) -> MatchResult:
     """Pure matching of lines against the book (no database); partitions > 1 decide independent groups of
     customers through `mapper` (Prefect tasks on a Dask cluster), with exactly the same result."""
     lines = lines.drop("generation", strict=False)
     if partitions <= 1:
+        from reconcile.match.engine import match_lines  # the engine is loaded when a run matches
+
         return match_lines(lines, book, rules)
+    from reconcile.match.partition import match_partitioned
+
     return match_partitioned(lines, book, rules, partitions, mapper)
 
 
@@ -289,9 +296,11 @@ def _advise(engine: Engine, lines: pl.DataFrame, book: Book, queue: QueueConfig,
     in_run = advices.filter(pl.col("bank_line_id").is_in(lines["bank_line_id"].implode()))
     currencies = set(lines["currency"].unique().to_list())
     planned = plan_advices(lines, in_run, advice_lines, book, {c: queue.approval_limit_minor(c) for c in currencies})
-    decided = sorted(set(planned.allocations["bank_line_id"].to_list()) | set(planned.exceptions["bank_line_id"].to_list()))
+    decided = sorted(set(planned.allocations["bank_line_id"].to_list())
+                     | set(planned.exceptions["bank_line_id"].to_list()))
     return _Advised(planned.allocations.drop("installment_id"), planned.exceptions, decided,
-                    _after(book, planned.allocations), payers | {str(p) for p in in_run["payer_name"].drop_nulls().to_list()})
+                    _after(book, planned.allocations),
+                    payers | {str(p) for p in in_run["payer_name"].drop_nulls().to_list()})
 
 
 def _after(book: Book, allocations: pl.DataFrame) -> Book:
@@ -424,7 +433,8 @@ def post_result(
                     raise ReconcileError(
                         f"database connection lost while posting chunk {number} of {total} "
                         f"({CONNECTION_ATTEMPTS} attempts): the chunks before it are committed, this one was "
-                        f"rolled back; run `reconcile run` again to post the rest ({type(getattr(exc, 'orig', exc)).__name__})"
+                        f"rolled back; run `reconcile run` again to post the rest "
+                        f"({type(getattr(exc, 'orig', exc)).__name__})"
                     ) from None
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
         if progress is not None:
@@ -437,7 +447,8 @@ def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
         with db.transaction(engine) as session:
             a = tables.AuditEntry
             return session.execute(
-                select(func.count()).select_from(a).where(a.run_id == run_id, a.action == "run_chunk", a.reason == marker)
+                select(func.count()).select_from(a)
+                .where(a.run_id == run_id, a.action == "run_chunk", a.reason == marker)
             ).scalar_one() > 0
     except Exception as exc:
         if db.lost_connection(exc):

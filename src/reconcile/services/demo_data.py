@@ -116,8 +116,10 @@ def write_demo_data(directory: Path, today: date = date(2026, 11, 24)) -> DemoFi
         else:
             target.append({**payer, "amount": cents(first), "text": f"Payment {first['invoice_number']} thank you"})
     # lines a person has to look at
-    day1.append({"name": "J. SMITH", "account": "GB29NWBK60161331926819", "amount": 480_00, "text": "payment for order"})
-    day2.append({"name": "UNKNOWN PAYER LTD", "account": "FR7630006000011234567890189", "amount": 1234_56, "text": "Invoice 2026-77"})
+    day1.append({"name": "J. SMITH", "account": "GB29NWBK60161331926819", "amount": 480_00,
+                 "text": "payment for order"})
+    day2.append({"name": "UNKNOWN PAYER LTD", "account": "FR7630006000011234567890189", "amount": 1234_56,
+                 "text": "Invoice 2026-77"})
     day1.append({"name": "BANK", "account": "", "amount": -12_50, "text": "Account maintenance fee"})
     day2.append({"name": "TAX OFFICE", "account": "", "amount": -450_00, "text": "VAT return"})
 
@@ -150,7 +152,8 @@ def _camt053(lines: list[dict], day: date) -> str:
         <BookgDt><Dt>{day}</Dt></BookgDt>
         <ValDt><Dt>{day}</Dt></ValDt>
         <AcctSvcrRef>DEMO{day:%Y%m%d}{n:05d}</AcctSvcrRef>
-        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{'RCDT' if credit else 'ICDT'}</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>
+        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{'RCDT' if credit else 'ICDT'}</Cd><SubFmlyCd>ESCT</SubFmlyCd>\
+</Fmly></Domn></BkTxCd>
         <NtryDtls><TxDtls>
           <Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
           <RltdPties><{party}><Nm>{escape(line['name'])}</Nm></{party}>{account}</RltdPties>
@@ -166,8 +169,10 @@ def _camt053(lines: list[dict], day: date) -> str:
       <CreDtTm>{day}T18:00:00+01:00</CreDtTm>
       <FrToDt><FrDtTm>{day}T00:00:00+01:00</FrDtTm><ToDtTm>{day}T23:59:59+01:00</ToDtTm></FrToDt>
       <Acct><Id><IBAN>{ACCOUNT}</IBAN></Id><Ccy>{CURRENCY}</Ccy></Acct>
-      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="{CURRENCY}">{_money(opening)}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>
-      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="{CURRENCY}">{_money(closing)}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>{''.join(entries)}
+      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="{CURRENCY}">{_money(opening)}</Amt>\
+<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>
+      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="{CURRENCY}">{_money(closing)}</Amt>\
+<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>{''.join(entries)}
     </Stmt>
   </BkToCstmrStmt>
 </Document>

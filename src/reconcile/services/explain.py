@@ -2,7 +2,7 @@
 
 Reads the line, its allocation rows and its exception items (the evidence the run stored with them) and
 says which rule decided, on which signals, what the runner-up was and by what margin, and what is
-suggested. Presenting it (`audit --line`, `exceptions show`) is left to the CLI and the web.
+suggested. Shown by `reconcile explain`, `audit --line`, `exceptions show` and the web's line page.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.money import format_minor
@@ -25,6 +26,12 @@ REASONS = {
     "unknown_currency": "no open item in the line's currency",
     "duplicate_suspect": "every invoice named is already paid",
     "return_unmatched": "a bank reversal entry that names no single earlier payment",
+    "unapplied": "a person reversed the posting; the line waits for a new decision",
+    "closed_elsewhere": "the receivables system closed the invoices this payment was posted to before it "
+                        "imported the posting; a person decides where the money goes",
+    "awaiting_advice": "the payment says a remittance advice follows; it waits for the advice",
+    "advice_mismatch": "the remittance advice does not add up to the payment or names unknown invoices",
+    "advice_deduction": "the remittance advice deducts more than the write-off limit; a second person approves",
 }
 # What a posting rule means.
 RULES = {
@@ -77,6 +84,9 @@ def _summary(found: dict[str, Any]) -> str:
     parts = []
     if found["decision"] == "posted":
         parts.append(f"posted by rule {found['rule']}: {RULES.get(found['rule'] or '', found['rule'])}")
+    elif found["decision"] == "posted, then queued":
+        parts.append(f"queued as {found['reason']}: {REASONS.get(found['reason'] or '', found['reason'])} "
+                     f"(posted by rule {found['rule']})")
     elif found["decision"] == "queued":
         parts.append(f"queued as {found['reason']}: {REASONS.get(found['reason'] or '', found['reason'])}")
     else:
@@ -87,6 +97,11 @@ def _summary(found: dict[str, Any]) -> str:
     payer = _payer_words(signals.get("payer") or {})
     if payer:
         parts.append(payer)
+    advice = found.get("advice")
+    if advice:
+        parts.append(f"remittance advice {advice['advice_ref']} lists "
+                     + ", ".join(f"{x['invoice_number']} {x['paid']}" for x in advice["lines"][:5])
+                     + (" ..." if len(advice["lines"]) > 5 else ""))
     if found["runner_up"] is not None:
         parts.append(f"runner-up {found['runner_up']}, margin {found['margin']}")
     if found["suggestions"]:
@@ -97,51 +112,80 @@ def _summary(found: dict[str, Any]) -> str:
 def explain_line(engine: Engine, source_ref: str, account: str | None = None) -> dict[str, Any]:
     """Why the bank line `source_ref` (on `account`, needed when the reference is on several) was posted or
     queued: rule, signals, runner-up, margin, suggestions, the allocation rows, and a one-line summary."""
-    bl, al, ex = tables.BankLine, tables.Allocation, tables.ExceptionItem
     with db.transaction(engine) as session:
-        query = select(bl).where(bl.source_ref == source_ref)
-        if account:
-            query = query.where(bl.account == account)
-        lines = session.execute(query.order_by(bl.account)).scalars().all()
-        if not lines:
-            raise NotFoundError(f"no bank line {source_ref}" + (f" on account {account}" if account else ""))
-        if len(lines) > 1:
-            raise ReconcileError(f"bank line {source_ref} is on several accounts "
-                                 f"({', '.join(x.account for x in lines)}): name the account")
-        line = lines[0]
-        rows = session.execute(select(al).where(al.bank_line_id == line.id).order_by(al.id)).scalars().all()
-        items = session.execute(select(ex).where(ex.bank_line_id == line.id).order_by(ex.id)).scalars().all()
-        allocations = [{
-            "customer_id": r.customer_id, "invoice_number": r.invoice_number, "installment_no": r.installment_no,
-            "kind": r.kind, "amount": format_minor(r.amount_minor, r.currency), "currency": r.currency,
-            "rule": r.rule, "confidence": r.confidence,
-        } for r in rows]
-        # the decision that holds: the last posting's rows (reversals aside), else the latest queue item
-        live = [r for r in rows if r.kind != "reversal" and r.reverses_id is None]
-        reversed_ids = {r.reverses_id for r in rows if r.reverses_id is not None}
-        live = [r for r in live if r.id not in reversed_ids]
-        item = next((i for i in reversed(items) if i.status == "open"), items[-1] if items else None)
-        found: dict[str, Any] = {
-            "source_ref": line.source_ref, "account": line.account, "booking_date": line.booking_date.isoformat(),
-            "amount": format_minor(line.amount_minor, line.currency), "currency": line.currency,
-            "payer": line.counterparty_name, "payer_account": line.counterparty_account,
-            "remittance": line.remittance, "status": line.status,
-            "decision": {"posted": "posted", "exception": "queued", "skipped": "skipped"}.get(line.status,
-                                                                                            line.status),
-            "rule": None, "confidence": None, "reason": None, "signals": {}, "runner_up": None, "margin": None,
-            "suggestions": [], "allocations": allocations,
-        }
-        if line.status == "posted" and live:
-            evidence = _load(live[0].evidence)
-            found.update(rule=live[0].rule, confidence=live[0].confidence)
-        elif item is not None:
-            evidence = _load(item.evidence)
-            found.update(reason=item.reason, suggestions=[s for s in (item.suggestions or "").split("|") if s],
-                         customer_id=item.customer_id)
-            if item.status != "open":
-                found["decision"] = f"queued, then {item.resolution or item.status}"
-        else:
-            evidence = {}
+        return explain(session, source_ref, account)
+
+
+def _advice(session: Session, line_id: int) -> dict[str, Any] | None:
+    """The remittance advice linked to the line, with what it lists, or None."""
+    a, al = tables.Advice, tables.AdviceLine
+    advice = session.execute(select(a).where(a.bank_line_id == line_id).order_by(a.id)).scalars().first()
+    if advice is None:
+        return None
+    listed = session.execute(select(al.invoice_number, al.amount_paid_minor, al.discount_minor, al.adjustment_minor,
+                                    al.adjustment_reasons).where(al.advice_id == advice.id)
+                             .order_by(al.line_no)).all()
+    return {
+        "advice_ref": advice.advice_ref, "format": advice.format, "payer": advice.payer_name,
+        "amount": format_minor(advice.payment_amount_minor, advice.currency), "currency": advice.currency,
+        "linked_by": advice.linked_by,
+        "lines": [{"invoice_number": n, "paid": format_minor(paid or 0, advice.currency),
+                   "discount": format_minor(discount, advice.currency) if discount else None,
+                   "adjustment": format_minor(adj, advice.currency) if adj else None, "reasons": reasons}
+                  for n, paid, discount, adj, reasons in listed],
+    }
+
+
+def explain(session: Session, source_ref: str, account: str | None = None) -> dict[str, Any]:
+    """explain_line inside the caller's transaction."""
+    bl, al, ex = tables.BankLine, tables.Allocation, tables.ExceptionItem
+    query = select(bl).where(bl.source_ref == source_ref)
+    if account:
+        query = query.where(bl.account == account)
+    lines = session.execute(query.order_by(bl.account)).scalars().all()
+    if not lines:
+        raise NotFoundError(f"no bank line {source_ref}" + (f" on account {account}" if account else ""))
+    if len(lines) > 1:
+        raise ReconcileError(f"bank line {source_ref} is on several accounts "
+                             f"({', '.join(x.account for x in lines)}): name the account")
+    line = lines[0]
+    rows = session.execute(select(al).where(al.bank_line_id == line.id).order_by(al.id)).scalars().all()
+    items = session.execute(select(ex).where(ex.bank_line_id == line.id).order_by(ex.id)).scalars().all()
+    allocations = [{
+        "customer_id": r.customer_id, "invoice_number": r.invoice_number, "installment_no": r.installment_no,
+        "kind": r.kind, "amount": format_minor(r.amount_minor, r.currency), "currency": r.currency,
+        "rule": r.rule, "confidence": r.confidence,
+    } for r in rows]
+    # the decision that holds: the last posting's rows (reversals aside), else the latest queue item
+    live = [r for r in rows if r.kind != "reversal" and r.reverses_id is None]
+    reversed_ids = {r.reverses_id for r in rows if r.reverses_id is not None}
+    live = [r for r in live if r.id not in reversed_ids]
+    item = next((i for i in reversed(items) if i.status == "open"), items[-1] if items else None)
+    found: dict[str, Any] = {
+        "source_ref": line.source_ref, "account": line.account, "booking_date": line.booking_date.isoformat(),
+        "amount": format_minor(line.amount_minor, line.currency), "currency": line.currency,
+        "payer": line.counterparty_name, "payer_account": line.counterparty_account,
+        "remittance": line.remittance, "status": line.status,
+        "decision": {"posted": "posted", "exception": "queued", "skipped": "skipped"}.get(line.status,
+                                                                                        line.status),
+        "rule": None, "confidence": None, "reason": None, "signals": {}, "runner_up": None, "margin": None,
+        "suggestions": [], "allocations": allocations,
+    }
+    open_item = item is not None and item.status == "open"
+    if line.status == "posted" and live and not open_item:
+        evidence = _load(live[0].evidence)
+        found.update(rule=live[0].rule, confidence=live[0].confidence)
+    elif item is not None:
+        if line.status == "posted" and live:  # posted, then queued again (closed elsewhere): both hold
+            found.update(rule=live[0].rule, confidence=live[0].confidence, decision="posted, then queued")
+        evidence = _load(item.evidence)
+        found.update(reason=item.reason, suggestions=[s for s in (item.suggestions or "").split("|") if s],
+                     customer_id=item.customer_id)
+        if item.status != "open":
+            found["decision"] = f"queued, then {item.resolution or item.status}"
+    else:
+        evidence = {}
+    found["advice"] = _advice(session, line.id)
     found["signals"] = {k: v for k, v in evidence.items() if k not in _NOT_SIGNALS}
     found["runner_up"], found["margin"] = evidence.get("runner_up"), evidence.get("margin")
     found["summary"] = _summary(found)

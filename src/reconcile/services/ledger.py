@@ -44,10 +44,12 @@ def unapply(
     with db.transaction(engine) as session:
         line = find_line(session, source_ref, account)
         if line.status != "posted":
-            raise ReconcileError(f"bank line {line.account}/{source_ref} is {line.status}, not posted: nothing to unapply")
+            raise ReconcileError(f"bank line {line.account}/{source_ref} is {line.status}, "
+                                 "not posted: nothing to unapply")
         try:
             reversed_rows = reverse_line(
-                session, line.id, reason=reason, then=LineStatus.UNMATCHED if rematch else LineStatus.EXCEPTION, actor=actor, now=now,
+                session, line.id, reason=reason, then=LineStatus.UNMATCHED if rematch else LineStatus.EXCEPTION,
+                actor=actor, now=now,
                 business_date=business_date or now.date(),
             )
         except LedgerError as exc:

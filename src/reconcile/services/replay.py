@@ -56,7 +56,8 @@ class ReplaySummary:
 
 def _runs(session: Any, start: date | None, end: date | None) -> list[tuple[str, date]]:
     r = tables.PostingRun
-    query = select(r.run_id, r.as_of).where(r.dry_run.is_(False), r.status.in_((RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABANDONED)))
+    query = select(r.run_id, r.as_of).where(
+        r.dry_run.is_(False), r.status.in_((RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABANDONED)))
     if start:
         query = query.where(r.as_of >= start)
     if end:
@@ -126,7 +127,8 @@ def _book(session: Any, day: date) -> Book:
 def _lines(session: Any, ids: list[int]) -> pl.DataFrame:
     bl = tables.BankLine
     parts = [repo.frame_of(session, select(*[getattr(bl, c) for c in repo.BANK_LINE_COLUMNS]).where(bl.id.in_(part)),
-                           {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in repo.BANK_LINE_COLUMNS[1:]}})
+                           {"bank_line_id": pl.Int64(),
+                            **{c: frames.MATCH_LINES[c] for c in repo.BANK_LINE_COLUMNS[1:]}})
              for part in repo.chunks(ids, 900)]
     return pl.concat(parts) if parts else frames.empty(frames.MATCH_LINES)
 
@@ -178,7 +180,8 @@ def replay(engine: Engine, config: Config, *, start: date | None = None,
     diff = pl.concat(diffs) if diffs else pl.DataFrame()
     if diff.height == 0:
         return pl.DataFrame(schema={c: pl.String() for c in DIFF_COLUMNS}), summary
-    amounts = [format_minor(a, c) for a, c in zip(diff["amount_minor"].to_list(), diff["currency"].to_list(), strict=True)]
+    amounts = [format_minor(a, c)
+               for a, c in zip(diff["amount_minor"].to_list(), diff["currency"].to_list(), strict=True)]
     diff = diff.with_columns(pl.Series("amount", amounts, dtype=pl.String)).select(
         pl.col("business_date").cast(pl.String), "run_id", "source_ref", "account",
         pl.col("booking_date").cast(pl.String), "amount", "currency", "change",

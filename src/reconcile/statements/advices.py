@@ -83,7 +83,8 @@ def store_advices(session: Session, path: Path, digest: str, parsed: ParsedAdvic
          "reference_qualifier": r["reference_qualifier"], "invoice_number": r["invoice_number"],
          "document_date": r["document_date"], "amount_paid_minor": r["amount_paid_minor"],
          "invoice_total_minor": r["invoice_total_minor"], "discount_minor": r["discount_minor"],
-         "adjustment_minor": r["adjustment_minor"], "adjustment_reasons": "|".join(r["adjustment_reasons"] or []) or None,
+         "adjustment_minor": r["adjustment_minor"],
+         "adjustment_reasons": "|".join(r["adjustment_reasons"] or []) or None,
          "description": r["description"], "location": r["location"]}
         for r in lines.iter_rows(named=True)
     ])
@@ -162,7 +163,8 @@ def link_by_hand(session: Session, advice_ref: str, line_ref: str | None, *, act
         query = query.where(bl.account == account)
     lines = session.execute(query).scalars().all()
     if len(lines) != 1:
-        raise ReconcileError(f"bank line {line_ref}: {'not found' if not lines else 'on several accounts: name --account'}")
+        raise ReconcileError(f"bank line {line_ref}: "
+                             f"{'not found' if not lines else 'on several accounts: name --account'}")
     line = lines[0]
     if line.status not in ("unmatched", "exception"):
         raise ReconcileError(f"bank line {line_ref} is {line.status}: unapply it first to let an advice decide it")

@@ -23,12 +23,32 @@ BATCH = 5000
 
 def frame_of(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Run a select and return its rows as a frame in the given schema (column order = select order)."""
+    if session.get_bind().dialect.name == "sqlite" and all(type(d) in _PLAIN for d in schema.values()):
+        return _sqlite_frame(session, query, schema)
     rows = session.execute(query).all()
     names = list(schema)
     if not rows:
         return frames.empty(schema)
     columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
     return pl.DataFrame(columns, schema=dict(schema), strict=False)
+
+
+_PLAIN = (pl.String, pl.Int64, pl.Int32, pl.Float64, pl.Boolean, pl.Date)
+
+
+def _sqlite_frame(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """The driver's rows straight into polars (dates come as ISO text and are parsed column-wise): half the
+    time of SQLAlchemy's per-row Row objects and result processing on the large reads of a run."""
+    result = session.connection().execute(query)  # Core execution: SQLAlchemy binds, the driver's cursor reads
+    try:
+        rows = result.cursor.fetchall()  # type: ignore[union-attr]
+    finally:
+        result.close()
+    if not rows:
+        return frames.empty(schema)
+    as_read = {n: pl.String() if isinstance(d, pl.Date) else d for n, d in schema.items()}
+    frame = pl.DataFrame(rows, schema=as_read, orient="row", strict=False)
+    return frame.with_columns(pl.col(n).str.to_date("%Y-%m-%d") for n, d in schema.items() if isinstance(d, pl.Date))
 
 
 def chunks(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
@@ -43,11 +63,48 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     """Insert rows in the session's transaction: COPY on PostgreSQL for many rows, executemany otherwise."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         _copy_rows(session, table, rows)
+        return
+    if dialect.name == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
+        _insert_tuples(session, table, rows)
         return
     for part in chunks(rows):
         session.execute(table.insert(), list(part))
+
+
+def _plain_defaults(table: Table, row: Mapping[str, Any]) -> bool:
+    """True when every column the rows leave out has no default or a constant one (which the fast path
+    writes itself); a callable or SQL default needs SQLAlchemy's own INSERT."""
+    return all(column.default is None or column.default.is_scalar
+               for column in table.columns if column.name not in row)
+
+
+def _insert_tuples(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], verb: str = "INSERT") -> None:
+    """SQLite executemany with plain tuples, each column's bind conversion (dates, booleans) applied
+    once per value: SQLAlchemy's per-row parameter building is ~2/3 of a large INSERT's time."""
+    dialect = session.get_bind().dialect
+
+    def converter(name: str) -> Any:
+        return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    names = list(rows[0])
+    convert = [converter(name) for name in names]
+    constants = [column.name for column in table.columns if column.name not in rows[0] and column.default is not None]
+    extra = []
+    for name in constants:
+        value = table.c[name].default.arg  # type: ignore[union-attr]
+        extra.append(converter(name)(value) if converter(name) else value)
+    columns_of_values = []  # column by column: zip() then makes the rows' tuples in C
+    for name, f in zip(names, convert, strict=True):
+        values = [row[name] for row in rows]
+        columns_of_values.append([f(v) for v in values] if f else values)
+    columns_of_values += [[value] * len(rows) for value in extra]
+    data = list(zip(*columns_of_values, strict=True))
+    columns = ", ".join(f'"{n}"' for n in [*names, *constants])
+    marks = ", ".join("?" for _ in range(len(names) + len(constants)))
+    session.connection().exec_driver_sql(f'{verb} INTO "{table.name}" ({columns}) VALUES ({marks})', data)
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -93,6 +150,9 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
 def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
     dialect = session.get_bind().dialect.name
+    if dialect == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
+        _insert_tuples(session, table, rows, verb="INSERT OR IGNORE")
+        return
     for part in chunks(rows):
         if part:
             statement = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))

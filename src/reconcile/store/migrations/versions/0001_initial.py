@@ -73,7 +73,8 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'], name=op.f('fk_customer_aliases_customer_id_customers')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'],
+                            name=op.f('fk_customer_aliases_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_aliases')),
     sa.UniqueConstraint('customer_id', 'alias', name='uq_customer_aliases_customer_alias')
     )
@@ -108,7 +109,8 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'], name=op.f('fk_payer_accounts_customer_id_customers')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'],
+                            name=op.f('fk_payer_accounts_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payer_accounts')),
     sa.UniqueConstraint('customer_id', 'account', name='uq_payer_accounts_customer_account')
     )
@@ -169,7 +171,8 @@ def upgrade() -> None:
     op.create_table('payment_plans',
     sa.Column('plan_id', sa.String(length=64), nullable=False),
     sa.Column('invoice_number', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'], name=op.f('fk_payment_plans_invoice_number_invoices')),
+    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'],
+                            name=op.f('fk_payment_plans_invoice_number_invoices')),
     sa.PrimaryKeyConstraint('plan_id', name=op.f('pk_payment_plans'))
     )
     with op.batch_alter_table('payment_plans', schema=None) as batch_op:
@@ -193,7 +196,8 @@ def upgrade() -> None:
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('resolution', sa.String(length=32), nullable=True),
     sa.Column('resolution_batch', sa.String(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['bank_line_id'], ['bank_lines.id'], name=op.f('fk_exception_items_bank_line_id_bank_lines')),
+    sa.ForeignKeyConstraint(['bank_line_id'], ['bank_lines.id'],
+                            name=op.f('fk_exception_items_bank_line_id_bank_lines')),
     sa.ForeignKeyConstraint(['run_id'], ['posting_runs.run_id'], name=op.f('fk_exception_items_run_id_posting_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_exception_items')),
     sa.UniqueConstraint('bank_line_id', 'generation', name='uq_exception_items_line_generation')
@@ -213,7 +217,8 @@ def upgrade() -> None:
     sa.Column('open_amount_minor', sa.BigInteger(), nullable=False),
     sa.CheckConstraint('installment_no >= 1', name=op.f('ck_installments_number_positive')),
     sa.CheckConstraint('open_amount_minor >= 0', name=op.f('ck_installments_open_not_negative')),
-    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'], name=op.f('fk_installments_invoice_number_invoices')),
+    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'],
+                            name=op.f('fk_installments_invoice_number_invoices')),
     sa.ForeignKeyConstraint(['plan_id'], ['payment_plans.plan_id'], name=op.f('fk_installments_plan_id_payment_plans')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_installments')),
     sa.UniqueConstraint('plan_id', 'installment_no', name='uq_installments_plan_no')
@@ -255,11 +260,15 @@ def upgrade() -> None:
     sa.Column('reverses_id', sa.Integer(), nullable=True),
     sa.Column('reason', sa.String(length=64), nullable=True),
     sa.Column('posted_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("kind in ('invoice', 'installment', 'on_account', 'write_off', 'reversal')", name=op.f('ck_allocations_kind_known')),
+    sa.CheckConstraint("kind in ('invoice', 'installment', 'on_account', 'write_off', 'reversal')",
+                       name=op.f('ck_allocations_kind_known')),
     sa.ForeignKeyConstraint(['bank_line_id'], ['bank_lines.id'], name=op.f('fk_allocations_bank_line_id_bank_lines')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'], name=op.f('fk_allocations_customer_id_customers')),
-    sa.ForeignKeyConstraint(['installment_id'], ['installments.id'], name=op.f('fk_allocations_installment_id_installments')),
-    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'], name=op.f('fk_allocations_invoice_number_invoices')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.customer_id'],
+                            name=op.f('fk_allocations_customer_id_customers')),
+    sa.ForeignKeyConstraint(['installment_id'], ['installments.id'],
+                            name=op.f('fk_allocations_installment_id_installments')),
+    sa.ForeignKeyConstraint(['invoice_number'], ['invoices.invoice_number'],
+                            name=op.f('fk_allocations_invoice_number_invoices')),
     sa.ForeignKeyConstraint(['posting_id'], ['postings.id'], name=op.f('fk_allocations_posting_id_postings')),
     sa.ForeignKeyConstraint(['reverses_id'], ['allocations.id'], name=op.f('fk_allocations_reverses_id_allocations')),
     sa.ForeignKeyConstraint(['run_id'], ['posting_runs.run_id'], name=op.f('fk_allocations_run_id_posting_runs')),
@@ -278,7 +287,8 @@ def upgrade() -> None:
     sa.Column('author', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['exception_id'], ['exception_items.id'], name=op.f('fk_exception_notes_exception_id_exception_items')),
+    sa.ForeignKeyConstraint(['exception_id'], ['exception_items.id'],
+                            name=op.f('fk_exception_notes_exception_id_exception_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_exception_notes'))
     )
     with op.batch_alter_table('exception_notes', schema=None) as batch_op:

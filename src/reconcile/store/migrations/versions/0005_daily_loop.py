@@ -126,7 +126,8 @@ def _backfill() -> None:
     """Business days of existing rows, and one snapshot holding today's invoices (if there are any)."""
     bind = op.get_bind()
     bind.execute(sa.text(
-        "UPDATE allocations SET business_date = (SELECT r.as_of FROM posting_runs r WHERE r.run_id = allocations.run_id)"
+        "UPDATE allocations SET business_date ="
+        " (SELECT r.as_of FROM posting_runs r WHERE r.run_id = allocations.run_id)"
         " WHERE run_id IS NOT NULL"))
     day = "CAST(posted_at AS DATE)" if bind.dialect.name == "postgresql" else "date(posted_at)"
     bind.execute(sa.text(f"UPDATE allocations SET business_date = {day} WHERE business_date IS NULL"))
