@@ -16,7 +16,27 @@ from reconcile.store import db
 REPO = Path(__file__).resolve().parents[1]
 CORPUS_IN_REPO = REPO / "tests" / "corpus"  # the permissively licensed files (tests/corpus/README.md)
 CORPUS = Path(os.environ.get("RECONCILE_CORPUS", REPO.parent / "shared" / "corpus"))
-PG_URL = os.environ.get("RECONCILE_TEST_PG_URL")
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"  # the server a fresh machine here has (README)
+
+
+def _pg_url() -> str | None:
+    """$RECONCILE_TEST_PG_URL (empty: no PostgreSQL tests), else the default server when it answers within
+    two seconds, so `pytest -q` on a fresh machine runs the PostgreSQL tests without any setting."""
+    configured = os.environ.get("RECONCILE_TEST_PG_URL")
+    if configured is not None:
+        return configured or None
+    probe = create_engine(db.resolve_url(DEFAULT_PG_URL), connect_args={"connect_timeout": 2})
+    try:
+        with probe.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception:  # noqa: BLE001 - any failure means: no server here
+        return None
+    finally:
+        probe.dispose()
+    return DEFAULT_PG_URL
+
+
+PG_URL = _pg_url()
 
 
 class Corpus:
@@ -66,7 +86,8 @@ def corpus() -> Corpus:
 def _fresh_pg_schema() -> Iterator[str]:
     """A throwaway PostgreSQL schema per test, so tests never see each other's rows."""
     if not PG_URL:
-        pytest.skip("PostgreSQL not configured: set RECONCILE_TEST_PG_URL (CI always does)")
+        pytest.skip(f"no PostgreSQL: RECONCILE_TEST_PG_URL is empty, or unset and nothing answers at "
+                    f"{DEFAULT_PG_URL} (CI always sets it)")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(db.resolve_url(PG_URL))
     with admin.begin() as conn:

@@ -117,7 +117,7 @@ def test_same_results_on_sqlite_and_postgresql(tmp_path: Path) -> None:
     from tests.conftest import PG_URL, _fresh_pg_schema
 
     if not PG_URL:
-        pytest.skip("PostgreSQL not configured: set RECONCILE_TEST_PG_URL (CI always does)")
+        pytest.skip("PostgreSQL not reachable (see tests/conftest.py)")
     exports = []
     schema_gen = _fresh_pg_schema()
     pg_url = next(schema_gen)

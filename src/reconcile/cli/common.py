@@ -203,7 +203,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for i, column in enumerate(columns):
         longest = max([len(column), *(len(r[i]) for r in cells)])
         if column in right:  # whole, on one line: the table grows past the terminal rather than cut one
-            table.add_column(column, justify="right", no_wrap=True, overflow="ignore", min_width=longest)
+            # min_width keeps it whole (overflow="ignore" would also drop rich's right justification)
+            table.add_column(column, justify="right", no_wrap=True, min_width=longest)
             needed += longest + 3
         else:
             table.add_column(column, justify="left", overflow="fold", min_width=min(longest, TEXT_MIN))

@@ -23,7 +23,7 @@ def print_run_summary(summary: dict[str, Any]) -> None:
         ("queued for review", summary["lines_exception"], _amounts(summary["exception_amounts"])),
         ("bank returns (payments taken back)", summary.get("returns", 0), ""),
         ("not receivables (skipped)", summary["lines_skipped"], ""),
-    ], right=("lines",))
+    ], right=("lines", "amount"))
     if summary["exceptions_by_reason"]:
         print_table("exceptions by reason", ["reason", "lines"], summary["exceptions_by_reason"].items(),
                     right=("lines",))
