@@ -26,9 +26,9 @@ SETTLING = (Kind.INVOICE, Kind.INSTALLMENT)  # kinds that move open amounts (a w
 def _current(session: Session, table: Table, key: str, keys: Sequence[Any], sign_column: str) -> dict[Any, tuple]:
     """key -> (is credit note, open, excess) of the rows named, locked for this transaction on PostgreSQL."""
     found: dict[Any, tuple] = {}
-    for part in repo.chunks(list(keys), 900):
+    for _, among in repo.among(session, table.c[key], list(keys)):
         query = select(table.c[key], table.c[sign_column] < 0, table.c.open_amount_minor, table.c.excess_minor) \
-            .where(table.c[key].in_(part))
+            .where(among)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
         found.update({r[0]: (bool(r[1]), r[2], r[3]) for r in session.execute(query).all()})

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import BigInteger, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.codes import ItemStatus, LineStatus, Reason
@@ -49,14 +48,9 @@ def check_balanced(allocations: pl.DataFrame, lines: pl.DataFrame) -> None:
 def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_statuses: tuple[str, ...]) -> None:
     """Move lines to new_status; fail the chunk if any was taken by someone else meanwhile."""
     bl = tables.BankLine.__table__
-    # one statement per chunk on PostgreSQL (an array), a few hundred ids at a time elsewhere
-    size = len(line_ids) if session.get_bind().dialect.name == "postgresql" else 900
-    for part in repo.chunks(line_ids, max(size, 1)):
-        condition = (bl.c.id == any_(bindparam("ids", value=list(part), type_=ARRAY(BigInteger)))
-                     if size > 900 else bl.c.id.in_(part))
-        result = repo.changed(session, 
-            update(bl).where(condition, bl.c.status.in_(from_statuses)).values(status=new_status)
-        )
+    for part, among in repo.among(session, bl.c.id, line_ids):
+        claim = update(bl).where(among, bl.c.status.in_(from_statuses)).values(status=new_status)
+        result = repo.changed(session, claim)
         if result != len(part):
             raise LedgerError(
                 f"{len(part) - result} bank line(s) changed status while this run was posting; "
@@ -100,10 +94,9 @@ def post_chunk(
         ])
         posting_ids: dict[int, int] = {}
         p = tables.Posting
-        for part in repo.chunks(posted_ids, 900):
-            posting_ids.update(session.execute(
-                select(p.bank_line_id, p.id).where(p.bank_line_id.in_(part), p.reversed_at.is_(None))
-            ).all())
+        for _, among in repo.among(session, p.bank_line_id, posted_ids):
+            active = select(p.bank_line_id, p.id).where(among, p.reversed_at.is_(None))
+            posting_ids.update(session.execute(active).all())
         rows = allocations.select(
             pl.col("bank_line_id").replace_strict(posting_ids, return_dtype=pl.Int64()).alias("posting_id"),
             "bank_line_id", pl.lit(run_id, dtype=pl.String()).alias("run_id"), "kind", "customer_id",
@@ -116,9 +109,9 @@ def post_chunk(
         move_open(session, allocations)
         # any open exception item of a line posted now is settled by this posting
         ex = tables.ExceptionItem.__table__
-        for part in repo.chunks(posted_ids, 900):
+        for _, among in repo.among(session, ex.c.bank_line_id, posted_ids):
             session.execute(
-                update(ex).where(ex.c.bank_line_id.in_(part), ex.c.status == ItemStatus.OPEN)
+                update(ex).where(among, ex.c.status == ItemStatus.OPEN)
                 .values(status=ItemStatus.RESOLVED, resolved_by=actor, resolved_at=now, resolution="auto_posted",
                         closed_on=business_date)
             )
@@ -160,9 +153,9 @@ def queue_lines(session: Session, exceptions: pl.DataFrame, generation: dict[int
     ex = tables.ExceptionItem.__table__
     rows = exceptions.select("bank_line_id", "reason", "suggestions", "customer_id", "evidence").to_dicts()
     open_items: dict[int, int] = {}
-    for part in repo.chunks([r["bank_line_id"] for r in rows], 900):
+    for _, among in repo.among(session, ex.c.bank_line_id, [r["bank_line_id"] for r in rows]):
         open_items.update(session.execute(
-            select(ex.c.bank_line_id, ex.c.id).where(ex.c.bank_line_id.in_(part), ex.c.status == ItemStatus.OPEN,
+            select(ex.c.bank_line_id, ex.c.id).where(among, ex.c.status == ItemStatus.OPEN,
                                                      ex.c.reason != Reason.CLOSED_ELSEWHERE)).all())
     fresh = [r for r in rows if r["bank_line_id"] not in open_items]
     repo.insert_rows(session, ex, [

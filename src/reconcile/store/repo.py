@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, Table, bindparam, select, text, update
+from sqlalchemy import BigInteger, Select, String, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,22 @@ def _sqlite_frame(session: Session, query: Select, schema: Mapping[str, pl.DataT
 def chunks(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> list[tuple[Sequence[Any], Any]]:
+    """`column IN values` for a long list, as (part, condition) pairs in as few statements as the database allows.
+
+    PostgreSQL: one condition, the whole list as an array read as a relation (`IN (SELECT unnest(...))`, a hashed
+    semi-join); `IN (v1, v2, ...)` or `= ANY(array)` is a filter that walks the list for every row it looks at,
+    quadratic at the thousands of lines of a chunk. SQLite: parts of 900, its limit on bound parameters.
+    """
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        element = BigInteger() if isinstance(values[0], int) else String()
+        array = bindparam(None, value=list(values), type_=postgresql.ARRAY(element))
+        return [(values, column.in_(select(func.unnest(array))))]
+    return [(part, column.in_(part)) for part in chunks(values, 900)]
 
 
 COPY_FROM = 500  # rows from which PostgreSQL gets COPY instead of an executemany INSERT
