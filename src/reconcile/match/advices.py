@@ -49,17 +49,23 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
     several advices) at the strongest evidence found is left for a person.
     """
     taken = set(advices.filter(pl.col("bank_line_id").is_not_null())["bank_line_id"].to_list())
-    credits = [r for r in lines.filter(pl.col("amount_minor") > 0).sort("bank_line_id").iter_rows(named=True)
-               if r["bank_line_id"] not in taken]
-    open_advices = advices.filter(pl.col("bank_line_id").is_null()).sort("advice_id")
+    # every way of linking needs the same currency and amount: only those lines are looked at (a day of
+    # thousands of payments and hundreds of advices stays linear)
+    by_amount: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for c in lines.filter(pl.col("amount_minor") > 0).sort("bank_line_id").iter_rows(named=True):
+        if c["bank_line_id"] not in taken:
+            by_amount.setdefault((c["currency"], c["amount_minor"]), []).append(c)
+    open_advices = list(advices.filter(pl.col("bank_line_id").is_null()).sort("advice_id").iter_rows(named=True))
     found: list[tuple[int, int, str]] = []
+    linked: set[int] = set()
     used_lines: set[int] = set()
     for how in ("end_to_end", "trace", "amount_payer"):
         candidates: dict[int, list[int]] = {}
-        for advice in open_advices.iter_rows(named=True):
-            if advice["advice_id"] in {a for a, _, _ in found}:
+        for advice in open_advices:
+            if advice["advice_id"] in linked:
                 continue
-            fits = [c["bank_line_id"] for c in credits
+            pool = by_amount.get((advice["currency"], advice["payment_amount_minor"]), [])
+            fits = [c["bank_line_id"] for c in pool
                     if c["bank_line_id"] not in used_lines and _fits(advice, c, how, window)]
             if fits:
                 candidates[advice["advice_id"]] = fits
@@ -70,6 +76,7 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
         for advice_id, fits in sorted(candidates.items()):
             if len(fits) == 1 and len(claimed[fits[0]]) == 1:
                 found.append((advice_id, fits[0], how))
+                linked.add(advice_id)
                 used_lines.add(fits[0])
     return pl.DataFrame(found, schema=LINKS, orient="row")
 
