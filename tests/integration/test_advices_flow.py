@@ -129,3 +129,26 @@ def test_an_advice_that_does_not_add_up_sends_the_line_to_a_person(engine: Engin
         evidence = session.execute(select(tables.ExceptionItem.evidence)).scalar_one()
     assert "INV-99: no such invoice" in evidence
     assert ledger.check(engine) == []
+
+
+def test_a_payers_habit_links_its_next_advice_when_the_bank_shows_another_name(engine: Engine, tmp_path: Path) -> None:
+    """The first advice links by its trace number and teaches which account the payer pays from; the next one,
+    paid from that account under a treasury name with no trace in the text, links by that habit."""
+    _book(engine, tmp_path)
+    ingest_lines(engine, [bank_line("P1", "1870.00", currency="USD", name="ACME TRADING GMBH", account="US77000111",
+                                    remittance="CTX PAYREF778899", booking_date="2026-03-02")], account="US01")
+    _ingest(engine, _advice(tmp_path, "a.820", "PAYREF778899", "1870", [
+        "RMR*IV*INV-1*PI*1000*1000", "RMR*IV*INV-2*PI*870*900", "ADX*-30*01"]))
+    service.run_posting(engine, config=CONFIG, as_of=NOW.date(), now=NOW)
+    ingest_lines(engine, [bank_line("P2", "100.00", currency="USD", name="ATG TREASURY SVCS", account="US77000111",
+                                    remittance="ACH PAYMENT", booking_date="2026-03-03"),
+                          bank_line("P3", "100.00", currency="USD", name="SOMEONE ELSE", account="US55000999",
+                                    remittance="ACH PAYMENT", booking_date="2026-03-03")], account="US01")
+    _ingest(engine, _advice(tmp_path, "b.820", "SETTLEMENT0002", "100", ["RMR*IV*INV-4*PI*100*100"]))
+    service.run_posting(engine, config=CONFIG, as_of=NOW.date(), now=NOW)
+    with db.transaction(engine) as session:
+        links = session.execute(select(tables.Advice.trace_number, tables.Advice.linked_by)
+                                .order_by(tables.Advice.id)).all()
+    assert [tuple(r) for r in links] == [("PAYREF778899", "trace"), ("SETTLEMENT0002", "payer_habit")]
+    assert _rows(engine, "P2") == [("invoice", "INV-4", "100.00", "advice")]
+    assert ledger.check(engine) == []

@@ -1,8 +1,9 @@
 """Remittance advices and their bank lines: which advice explains which payment, and what it allocates.
 
 Pure functions over frames, no database. `link` pairs each unlinked advice with the one credit it explains:
-by end-to-end id, by the trace number written in the line's text, or by amount, payer and a date window
-when only one payment fits; anything less certain stays unlinked for a person. `plan` turns a linked
+by end-to-end id, by the trace number written in the line's text, by amount and date from the bank account or
+name this payer's earlier advices were paid from (its habits: `habits`), or by amount, payer name and a date
+window when only one payment fits; anything less certain stays unlinked for a person. `plan` turns a linked
 advice's lines into allocation rows (invoice by invoice; a line short-paid with a discount or adjustment
 settles the invoice in full beside a write-off row with the advice's reason code) or queues the line with
 the advice shown and the differences named. `awaiting` names queued lines that look like they wait for
@@ -42,12 +43,37 @@ def _text_of(line: dict[str, Any]) -> str:
     return _key(" ".join(str(line.get(c) or "") for c in ("remittance", "reference", "end_to_end_id")))
 
 
-def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WINDOW) -> pl.DataFrame:
+def payer_key(payer_id: str | None, payer_name: str | None) -> str:
+    """Who sent an advice: its payer id where the format carries one, else its name."""
+    return f"id:{_key(payer_id)}" if _key(payer_id) else f"name:{_key(payer_name)}"
+
+
+def _identities(line: dict[str, Any]) -> set[str]:
+    """What a bank line says about who paid: its account and its name."""
+    found = {f"account:{_key(line.get('counterparty_account'))}", f"name:{_key(line.get('counterparty_name'))}"}
+    return {i for i in found if not i.endswith(":")}
+
+
+def habits(past_links: pl.DataFrame) -> dict[str, set[str]]:
+    """payer key -> the accounts and names its payments came from, learned from earlier links made by
+    evidence or by a person (past_links: payer_id, payer_name, counterparty_account, counterparty_name)."""
+    learned: dict[str, set[str]] = {}
+    for row in past_links.iter_rows(named=True):
+        learned.setdefault(payer_key(row["payer_id"], row["payer_name"]), set()).update(_identities(row))
+    return learned
+
+
+LINK_WAYS = ("end_to_end", "trace", "payer_habit", "amount_payer")  # strongest evidence first
+
+
+def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WINDOW,
+         payer_habits: dict[str, set[str]] | None = None) -> pl.DataFrame:
     """New links (advice_id, bank_line_id, linked_by) between unlinked advices and the run's credit lines.
 
     A link is made only when the evidence points one way: an advice matching several lines (or a line
-    several advices) at the strongest evidence found is left for a person.
+    several advices) at the strongest evidence found is left for a person. payer_habits: see `habits`.
     """
+    known = payer_habits or {}
     taken = set(advices.filter(pl.col("bank_line_id").is_not_null())["bank_line_id"].to_list())
     # every way of linking needs the same currency and amount: only those lines are looked at (a day of
     # thousands of payments and hundreds of advices stays linear)
@@ -59,14 +85,14 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
     found: list[tuple[int, int, str]] = []
     linked: set[int] = set()
     used_lines: set[int] = set()
-    for how in ("end_to_end", "trace", "amount_payer"):
+    for how in LINK_WAYS:
         candidates: dict[int, list[int]] = {}
         for advice in open_advices:
             if advice["advice_id"] in linked:
                 continue
             pool = by_amount.get((advice["currency"], advice["payment_amount_minor"]), [])
             fits = [c["bank_line_id"] for c in pool
-                    if c["bank_line_id"] not in used_lines and _fits(advice, c, how, window)]
+                    if c["bank_line_id"] not in used_lines and _fits(advice, c, how, window, known)]
             if fits:
                 candidates[advice["advice_id"]] = fits
         claimed: dict[int, list[int]] = {}
@@ -81,7 +107,8 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
     return pl.DataFrame(found, schema=LINKS, orient="row")
 
 
-def _fits(advice: dict[str, Any], line: dict[str, Any], how: str, window: timedelta) -> bool:
+def _fits(advice: dict[str, Any], line: dict[str, Any], how: str, window: timedelta,
+          known: dict[str, set[str]]) -> bool:
     if line["currency"] != advice["currency"] or line["amount_minor"] != advice["payment_amount_minor"]:
         return False
     if how == "end_to_end":
@@ -93,6 +120,8 @@ def _fits(advice: dict[str, Any], line: dict[str, Any], how: str, window: timede
     day = advice["payment_date"]
     if day is not None and abs(line["booking_date"] - day) > window:
         return False
+    if how == "payer_habit":
+        return bool(known.get(payer_key(advice.get("payer_id"), advice["payer_name"]), set()) & _identities(line))
     payer, name = advice["payer_name"] or "", line.get("counterparty_name") or ""
     return bool(payer and name) and fuzz.token_set_ratio(payer.upper(), name.upper()) >= NAME_SCORE
 

@@ -30,7 +30,7 @@ from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
 from reconcile.ledger.reverse import apply_return
 from reconcile.match import Book, MatchResult, fx
-from reconcile.match.advices import awaiting, link
+from reconcile.match.advices import awaiting, habits, link
 from reconcile.match.advices import plan as plan_advices
 from reconcile.match.fx import Rates
 from reconcile.parsers import parse_bytes, read_statement
@@ -38,7 +38,7 @@ from reconcile.parsers.advice import parse_advice, sniff_advice
 from reconcile.parsers.base import ParseOptions
 from reconcile.receivables.snapshot import read_snapshot
 from reconcile.receivables.store import LoadCounts, store_snapshot
-from reconcile.statements.advices import advices_for_run, record_links, store_advices
+from reconcile.statements.advices import advices_for_run, past_links, record_links, store_advices
 from reconcile.statements.ingest import IngestResult, sha256, store_parsed
 from reconcile.store import db, repo, tables
 from reconcile.store.runlock import RunLock, posting_lock
@@ -281,10 +281,11 @@ def _advise(engine: Engine, lines: pl.DataFrame, book: Book, queue: QueueConfig,
         advices, advice_lines = advices_for_run(session)
         payers = {str(p) for p in session.execute(select(tables.Advice.payer_name).where(
             tables.Advice.bank_line_id.is_not(None), tables.Advice.payer_name.is_not(None)).distinct()).scalars()}
+        learned = habits(past_links(session)) if advices.height else {}
     empty = frames.empty({**frames.ALLOCATIONS, "installment_id": pl.Int64()})
     if advices.height == 0:
         return _Advised(empty.drop("installment_id"), frames.empty(frames.EXCEPTIONS), [], book, payers)
-    links = link(lines, advices)
+    links = link(lines, advices, payer_habits=learned)
     if record and links.height:
         with db.transaction(engine) as session:
             record_links(session, links, now)

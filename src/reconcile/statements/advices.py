@@ -21,7 +21,8 @@ from reconcile.parsers.advice import ParsedAdvice
 from reconcile.store import repo, tables
 
 ADVICE_FRAME: dict[str, pl.DataType] = {
-    "advice_id": pl.Int64(), "advice_ref": pl.String(), "payer_name": pl.String(), "payment_amount_minor": pl.Int64(),
+    "advice_id": pl.Int64(), "advice_ref": pl.String(), "payer_name": pl.String(), "payer_id": pl.String(),
+    "payment_amount_minor": pl.Int64(),
     "currency": pl.String(), "payment_date": pl.Date(), "trace_number": pl.String(), "end_to_end_id": pl.String(),
     "balanced": pl.Boolean(), "bank_line_id": pl.Int64(), "linked_by": pl.String(),
 }
@@ -97,11 +98,25 @@ def advices_for_run(session: Session) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Advices not yet linked, and those linked to lines still waiting for a decision, with their lines."""
     a, bl = tables.Advice, tables.BankLine
     frame = repo.frame_of(session, select(
-        a.id, a.advice_ref, a.payer_name, a.payment_amount_minor, a.currency, a.payment_date, a.trace_number,
-        a.end_to_end_id, a.balanced, a.bank_line_id, a.linked_by,
+        a.id, a.advice_ref, a.payer_name, a.payer_id, a.payment_amount_minor, a.currency, a.payment_date,
+        a.trace_number, a.end_to_end_id, a.balanced, a.bank_line_id, a.linked_by,
     ).outerjoin(bl, bl.id == a.bank_line_id).where(
         a.bank_line_id.is_(None) | bl.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))), ADVICE_FRAME)
     return frame, advice_lines(session, frame["advice_id"].to_list())
+
+
+PAST_LINKS: dict[str, pl.DataType] = {"payer_id": pl.String(), "payer_name": pl.String(),
+                                      "counterparty_account": pl.String(), "counterparty_name": pl.String()}
+
+
+def past_links(session: Session) -> pl.DataFrame:
+    """Who paid each advice linked so far by evidence (end-to-end id, trace) or by a person: what a payer's
+    habits are learned from (match/advices.habits). Links guessed from amount and name teach nothing; an
+    advice unlinked by a person is forgotten with its link."""
+    a, bl = tables.Advice, tables.BankLine
+    return repo.frame_of(session, select(a.payer_id, a.payer_name, bl.counterparty_account, bl.counterparty_name)
+                         .join(bl, bl.id == a.bank_line_id)
+                         .where(a.linked_by.not_in(("amount_payer", "payer_habit"))).distinct(), PAST_LINKS)
 
 
 def advice_lines(session: Session, advice_ids: list[int]) -> pl.DataFrame:

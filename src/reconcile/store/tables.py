@@ -462,7 +462,8 @@ class Advice(Base):
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # the bank line it explains; null while no payment has been found for it
     bank_line_id: Mapped[int | None] = mapped_column(ForeignKey("bank_lines.id"), index=True)
-    linked_by: Mapped[str | None] = mapped_column(String(64))   # trace | end_to_end | amount_payer | a person
+    # how: end_to_end | trace | payer_habit | amount_payer, or the name of the person who linked it
+    linked_by: Mapped[str | None] = mapped_column(String(64))
     linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
