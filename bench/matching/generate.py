@@ -3,7 +3,8 @@
 Run: python bench/matching/generate.py OUT --customers 200 [--seed 1]
 
 Writes OUT/ar/ (customers, invoices, installments .csv: CONTRACTS §1), OUT/statements/
-(CAMT.053, OFX SGML and generic CSV over five business days, with overlapping files), OUT/truth.csv
+(CAMT.053, OFX SGML and generic CSV over five business days, with overlapping files, and the remittance
+advices that arrive apart from their payments, as generic-advice CSV), OUT/truth.csv
 (one row per expected allocation) and OUT/truth_lines.csv (one row per bank line: scenario, variant,
 should_post). Deterministic for a given seed. Scenarios and their shares are listed in SCENARIOS;
 README.md explains them. Money is integer minor units throughout; nothing here uses floats for amounts.
@@ -39,7 +40,7 @@ DISCOUNT_PERCENT = 2
 
 # scenario: (share of credit lines, should_post). Most payments are exact or lightly mangled, as in real AR.
 SCENARIOS: dict[str, tuple[float, bool]] = {
-    "exact": (0.52, True),
+    "exact": (0.496, True),        # 0.52 before the advice_* scenarios took their share from it
     "rf_reference": (0.14, True),
     "mangled_reference": (0.07, True),
     "known_account": (0.05, True),
@@ -60,7 +61,21 @@ SCENARIOS: dict[str, tuple[float, bool]] = {
     "unknown_payer": (0.015, False),
     "non_receivable": (0.02, False),
     "returned": (0.005, False),
+    # remittance advices that arrive apart from the payment (a generic-advice CSV in OUT/statements)
+    "advice_listed": (0.01, True),
+    "advice_deduction": (0.008, True),  # variant above_limit must not post (should_post set per line)
+    "advice_name_only": (0.006, True),
 }
+# The advice scenarios are made after every other line, from a random stream of their own, each in place of
+# an exact payment (same day and statement, so every other line keeps its data and source ref for a seed).
+ADVICE_SCENARIOS = ("advice_listed", "advice_deduction", "advice_name_only")
+ADVICE_REASONS = ["DAMAGED", "PROMO", "SHORTAGE", "PRICING", "RETURN", "FREIGHT", "COOP"]
+ADVICE_TEXTS = {  # the bank text of a payment with an advice: the advice's payment reference, nothing else
+    "EUR": ["PAYMENT ADV {r}", "Zahlungsavis {r}", "Avis de paiement {r}", "REMITTANCE {r}", "ADV {r} see advice",
+            "Pagamento distinta {r}"],
+    "USD": ["ACH CTX {r}", "CCD+ {r}", "ACH CTX PAYREF {r}", "EFT PAYMENT {r}", "CHECK {r}"],
+}
+ADVICE_LIMIT = 5000        # minor units: config/reconcile.toml [queue] write_off_approval_limit, 50.00
 MANGLE_KINDS = ["separators", "case", "leading_zeros", "no_prefix", "ocr", "transposition", "split", "truncated"]
 NAME_KINDS = ["suffix", "umlaut", "word_order", "abbreviation", "typo", "truncate32", "truncate35",
               "truncate70", "alias"]
@@ -179,6 +194,9 @@ class World:
 
     def __init__(self, customers: int, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.seed = seed
+        self.advices: list[dict] = []  # remittance advices: payment reference, date, amount, payer, rows
+        self.advice_refs: set[str] = set()
         self.customers: list[Customer] = []
         self.inv_number: list[str] = []
         self.inv_customer: list[int] = []
@@ -899,8 +917,10 @@ class World:
         rng = self.rng
         total = int(len(self.inv_number) * LINES_PER_INVOICE)
         credits = int(total * (1 - DEBIT_SHARE))
-        names = list(SCENARIOS)
-        weights = [SCENARIOS[s][0] for s in names]
+        # the advice scenarios' share is drawn as exact here and handed to them afterwards (make_advices)
+        names = [s for s in SCENARIOS if s not in ADVICE_SCENARIOS]
+        advice_share = sum(SCENARIOS[s][0] for s in ADVICE_SCENARIOS)
+        weights = [round(SCENARIOS[s][0] + (advice_share if s == "exact" else 0), 6) for s in names]
         makers = {s: getattr(self, f"gen_{s}", None) for s in names}
         makers["multi_listed"] = lambda: self.gen_multi(True)
         makers["multi_unlisted"] = lambda: self.gen_multi(False)
@@ -911,6 +931,106 @@ class World:
                 break  # the receivables are used up
         for _ in range(total - credits):
             self.gen_debit()
+        self.make_advices(credits)
+
+    # ---- remittance advices that arrive apart from the payment -----------------------------------------
+    def make_advices(self, credits: int) -> None:
+        """Each advice scenario's share of the credit lines, each line in place of an exact payment: the same
+        day and statement (USD lines are OFX, EUR lines CAMT or CSV, so the payer's currency follows the
+        slot), so every other line keeps its data and its source ref. Draws come from a stream of their own."""
+        self.rng = rng = random.Random(self.seed * 1_000_003 + 820)
+        index = {number: i for i, number in enumerate(self.inv_number)}
+        slots = [k for k, x in enumerate(self.lines) if x.scenario == "exact"]
+        rng.shuffle(slots)
+        jobs = []
+        for scenario in ADVICE_SCENARIOS:
+            count = max(2, round(credits * SCENARIOS[scenario][0]))
+            variants = ["within_limit", "above_limit"] if scenario == "advice_deduction" else ["before", "after"]
+            jobs += [(scenario, variants[k % len(variants)]) for k in range(count)]
+        for scenario, variant_ in jobs:
+            for _ in range(10):  # a slot whose currency has no customer left to pay this way: the next one
+                if not slots:
+                    return
+                slot = slots.pop()
+                old = self.lines[slot]
+                freed = index[old.truth[0][1]]
+                self.used[freed] = False
+                line = self.gen_advice(scenario, variant_, "USD" if old.channel == "ofx" else "EUR", old.channel,
+                                       old.day)
+                if line is not None:
+                    self.lines[slot] = self.lines.pop()
+                    break
+                self.used[freed] = True
+                slots.insert(0, slot)
+
+    def gen_advice(self, scenario: str, variant_: str, currency: str, channel: str, day: int) -> Line | None:
+        """A customer pays 2-4 open invoices in one payment and sends the list apart (a portal's CSV export):
+        the bank line quotes only the advice's payment reference (advice_listed, advice_deduction) or nothing
+        at all, only the payer's name (advice_name_only); one invoice of advice_deduction is paid short with a
+        deduction the advice states, within the write-off approval limit or above it (queued, not posted)."""
+        rng = self.rng
+        k = rng.choice([2, 2, 3, 3, 4])
+        deduction = 0
+        if variant_ == "above_limit":
+            deduction = rng.randint(ADVICE_LIMIT + 100, rng.choice([10_000, 30_000, 80_000]))
+        elif variant_ == "within_limit":
+            deduction = rng.randint(100, ADVICE_LIMIT - 100)
+
+        def free(c: Customer) -> list[int]:
+            return [i for i in c.invoices if not self.used[i] and not self.inv_plan[i] and self.inv_open[i] > 0]
+
+        def fit(c: Customer) -> bool:
+            items = free(c)
+            return c.currency == currency and len(items) >= k and \
+                (not deduction or max(self.inv_open[i] for i in items) >= 3 * deduction)
+
+        ci = self.pick_customer(fit)
+        if ci is None:
+            return None
+        c = self.customers[ci]
+        items = sorted(free(c), key=lambda i: self.inv_issue[i])
+        chosen = items[:k] if rng.random() < 0.5 else sorted(rng.sample(items, k), key=lambda i: self.inv_issue[i])
+        short = None
+        if deduction:
+            short = max(chosen, key=lambda i: self.inv_open[i])
+            if self.inv_open[short] < 3 * deduction:
+                return None
+        for i in chosen:
+            self.used[i] = True
+        reference = ""
+        while not reference or reference in self.advice_refs:  # it groups an advice's rows: one payment each
+            reference = rng.choice([f"{rng.randint(1000, 9999)}-{len(self.advices) + 1:06d}",
+                                    f"PAY{rng.randrange(10**8):08d}", f"{rng.randrange(10**10):010d}"])
+        self.advice_refs.add(reference)
+        paid = {i: self.inv_open[i] - (deduction if i == short else 0) for i in chosen}
+        amount = sum(paid.values())
+        lag = rng.randint(1, 3)  # the advice's payment date against the booking date (deductions: either way)
+        before = variant_ == "before" if variant_ in ("before", "after") else rng.random() < 0.5
+        when = DAYS[day] + timedelta(days=-lag if before else lag)
+        if scenario == "advice_name_only":
+            name, account = self.payer(c, with_account=False)
+            text = rng.choice(NO_REF_TEXTS)
+        else:
+            name, account = self.payer(c)
+            text = rng.choice(ADVICE_TEXTS[currency]).format(r=reference)
+        truth = []
+        if variant_ != "above_limit":
+            for i in chosen:
+                truth.append(self.inv_row(i, paid[i]))
+                if i == short:
+                    truth.append(self.inv_row(i, deduction, "write_off"))
+        line = self.add(c, scenario, variant_, amount, currency, name, account, text, truth, channel=channel,
+                        day=day)
+        line.should_post = variant_ != "above_limit"
+        reason = rng.choice(ADVICE_REASONS)
+        self.advices.append({
+            "reference": reference, "date": when, "amount": amount, "currency": currency, "payer_name": c.name,
+            "payer_id": c.cid,
+            "rows": [(self.inv_number[i], paid[i], self.inv_amount[i] if self.inv_open[i] == self.inv_amount[i]
+                      else self.inv_open[i], deduction if i == short else 0, reason if i == short else "")
+                     for i in chosen],
+        })
+        return line
 
 
 # ---- writers ------------------------------------------------------------------------------------------
@@ -1084,6 +1204,31 @@ def write_statements(world: World, out: Path) -> list[Path]:
     return files
 
 
+ADVICE_HEADER = ["payment_reference", "payment_date", "payment_amount", "currency", "payer_name", "payer_id",
+                 "invoice_number", "amount_paid", "invoice_amount", "discount", "deduction", "reason"]
+
+
+def write_advices(world: World, out: Path) -> list[Path]:
+    """The advices as a customer portal exports them (config/advice_profiles/generic-advice.toml): one row per
+    invoice, the payment's reference, date and total on each; two exports, split at the third day."""
+    files = []
+    advices = sorted(world.advices, key=lambda a: (a["date"], a["reference"]))
+    for part in ([a for a in advices if a["date"] <= DAYS[2]], [a for a in advices if a["date"] > DAYS[2]]):
+        if not part:
+            continue
+        path = out / f"advices_{part[-1]['date']}.csv"
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(ADVICE_HEADER)
+            for a in part:
+                for number, paid, invoice_amount, deduction, reason in a["rows"]:
+                    w.writerow([a["reference"], a["date"].isoformat(), money(a["amount"]), a["currency"],
+                                a["payer_name"], a["payer_id"], number, money(paid), money(invoice_amount), "",
+                                money(deduction) if deduction else "", reason])
+        files.append(path)
+    return files
+
+
 def account_of(line: Line) -> str:
     return {"camt": CAMT_ACCOUNT, "csv": CSV_ACCOUNT, "ofx": OFX_ACCOUNT}[line.channel]
 
@@ -1112,7 +1257,7 @@ def generate(out: Path, customers: int, seed: int = 1) -> dict:
     world.make_lines()
     assign_refs(world)
     write_snapshot(world, out / "ar")
-    files = write_statements(world, out / "statements")
+    files = write_statements(world, out / "statements") + write_advices(world, out / "statements")
     write_truth(world, out)
     for x in world.lines:  # cash rows add up to the line; write_off rows close the rest of the invoice
         assert not x.truth or sum(t[4] for t in x.truth if t[3] != "write_off") == x.amount, x

@@ -4,8 +4,9 @@ Run: python bench/matching/naive.py OUT [-o OUT/naive]
 
 Exact invoice numbers and payment references, a little repair (case, separators, OCR letters in
 numbers), payer by known account or by a lightly fuzzy name with one open item of exactly the amount.
-No combinations, no payment plans, no tolerances, no returns. Reads OUT/ar and OUT/statements (through
-reconcile.parsers) and writes allocations.csv and exceptions.csv in the CONTRACTS §4 formats.
+No combinations, no payment plans, no tolerances, no returns, no remittance advices (the advice files in
+OUT/statements are left alone). Reads OUT/ar and OUT/statements (through reconcile.parsers) and writes
+allocations.csv and exceptions.csv in the CONTRACTS §4 formats.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rapidfuzz import fuzz, process
 
 from reconcile.core.money import from_minor, to_minor
 from reconcile.parsers import parse_file
+from reconcile.parsers.advice import sniff_advice
 
 TOKEN = re.compile(r"[A-Z0-9][A-Z0-9\-/\.]{2,}[A-Z0-9]")
 RF_SPACED = re.compile(r"RF\d\d(?: ?[A-Z0-9]{1,4}){1,7}")
@@ -99,6 +101,9 @@ class Book:
 def read_lines(statements: Path) -> list[dict]:
     seen: dict[tuple[str, str], dict] = {}
     for path in sorted(statements.iterdir()):
+        with path.open("rb") as fh:
+            if sniff_advice(fh.read(65536)):  # a remittance advice, not a statement
+                continue
         for statement in parse_file(path).statements:
             for row in statement.lines.iter_rows(named=True):
                 seen.setdefault((statement.account, row["source_ref"]), {**row, "account": statement.account})

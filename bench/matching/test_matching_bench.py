@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from reconcile.parsers import parse_file
+from reconcile.parsers.advice import parse_advice, sniff_advice
 
 HERE = Path(__file__).resolve().parent
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 sys.path.insert(0, str(HERE))
 
 import generate
@@ -39,12 +41,23 @@ def test_generation_is_deterministic(bench: Path, tmp_path: Path) -> None:
     generate.generate(tmp_path, customers=200, seed=1)
     for name in ("truth.csv", "truth_lines.csv", "ar/invoices.csv", "statements/camt053_2026-11-23.xml"):
         assert (tmp_path / name).read_bytes() == (bench / name).read_bytes(), name
+    advices = sorted(p.name for p in (bench / "statements").glob("advices_*.csv"))
+    assert advices and advices == sorted(p.name for p in (tmp_path / "statements").glob("advices_*.csv"))
+    for name in advices:
+        assert (tmp_path / "statements" / name).read_bytes() == (bench / "statements" / name).read_bytes(), name
+
+
+def advice_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if sniff_advice(p.read_bytes()[:65536])]
 
 
 def test_statements_parse_to_exactly_the_truth_lines(bench: Path) -> None:
     parsed: dict[tuple[str, str], int] = {}
     occurrences = 0
+    advices = advice_files(bench / "statements")
     for path in sorted((bench / "statements").iterdir()):
+        if path in advices:
+            continue
         for statement in parse_file(path).statements:
             for ref, amount in statement.lines.select("source_ref", "amount_minor").iter_rows():
                 occurrences += 1
@@ -73,6 +86,29 @@ def test_truth_is_consistent(bench: Path) -> None:
     for ref in (i["payment_reference"] for i in invoices if i["payment_reference"]):
         digits = "".join(str(int(ch, 36)) for ch in ref[4:] + ref[:4])
         assert int(digits) % 97 == 1, ref
+
+
+def test_every_advice_line_has_its_advice(bench: Path) -> None:
+    """The advice files are the generic-advice layout, each advice balanced, one advice per advice_* line: its
+    amount and currency, and for a line that should post the invoices of its truth rows."""
+    advices: dict[tuple[str, int], list[set[str]]] = defaultdict(list)
+    for path in advice_files(bench / "statements"):
+        parsed = parse_advice(path.read_bytes(), path)
+        assert parsed.format == "csv-advice:generic-advice" and not parsed.warnings
+        for ref, ccy, amount in parsed.advices.select("advice_ref", "currency", "payment_amount_minor").iter_rows():
+            numbers = set(parsed.lines.filter(parsed.lines["advice_ref"] == ref)["invoice_number"].to_list())
+            advices[(ccy, amount)].append(numbers)
+    truth: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rows(bench / "truth.csv"):
+        truth[(r["account"], r["source_ref"])].add(r["invoice_number"])
+    lines = [r for r in rows(bench / "truth_lines.csv") if r["scenario"].startswith("advice_")]
+    assert {r["scenario"] for r in lines} == set(generate.ADVICE_SCENARIOS)
+    assert sum(len(v) for v in advices.values()) == len(lines)
+    for r in lines:
+        found = advices[(r["currency"], int(Decimal(r["amount"]) * 100))]
+        assert len(found) == 1, r
+        if r["should_post"] == "true":
+            assert found[0] == truth[(r["account"], r["source_ref"])], r
 
 
 def test_unique_fit_counts_subsets() -> None:

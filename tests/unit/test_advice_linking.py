@@ -60,3 +60,9 @@ def test_a_day_of_twenty_thousand_payments_and_two_thousand_advices_links_each_o
     assert found.filter(pl.col("advice_id") != pl.col("bank_line_id")).height == 0
     assert set(found["linked_by"].to_list()) == {"trace"}
     assert elapsed < 10, f"linking took {elapsed:.1f} s: it must look only at payments of the advice's amount"
+
+
+def test_a_payer_name_links_as_the_bank_spells_it_without_accents() -> None:
+    lines = _lines([(1, 480_00, "PAYMENT", "CERNY & DVORAK A.S."), (2, 480_00, "PAYMENT", "NOVAK STAVBY SRO")])
+    advices = _advices([(10, 480_00, None, "Černý & Dvořák a.s.")])
+    assert link(lines, advices).rows() == [(10, 1, "amount_payer")]

@@ -108,42 +108,51 @@ def reverse_line(
     return originals
 
 
-def _close_unposted(session: Session, line_id: int, status: str, resolution: str, actor: str, now: datetime,
-                    business_date: date) -> None:
-    """Move an unmatched or queued line to `status` and settle its open queue item; refuse if it moved meanwhile."""
+def _close_unposted(session: Session, line_ids: list[int], status: str, resolution: str, actor: str,
+                         now: datetime, business_date: date) -> None:
+    """Move unmatched or queued lines to `status` and settle their open queue items, in a few statements;
+    refuse if any moved meanwhile."""
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
-    moved = repo.changed(session, 
-        update(bl).where(bl.c.id == line_id, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION)))
-        .values(status=status)
-    )
-    if moved != 1:
-        raise LedgerError(f"bank line {line_id} changed status while its return was being applied")
-    session.execute(
-        update(ex).where(ex.c.bank_line_id == line_id, ex.c.status == ItemStatus.OPEN)
-        .values(status=ItemStatus.RESOLVED, resolution=resolution, resolved_by=actor, resolved_at=now,
-                closed_on=business_date)
-    )
+    for part, among in repo.among(session, bl.c.id, line_ids):
+        moved = repo.changed(session, update(bl).where(
+            among, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))).values(status=status))
+        if moved != len(part):
+            raise LedgerError(
+                f"{len(part) - moved} bank line(s) changed status while their returns were being applied")
+    for _, among in repo.among(session, ex.c.bank_line_id, line_ids):
+        session.execute(update(ex).where(among, ex.c.status == ItemStatus.OPEN).values(
+            status=ItemStatus.RESOLVED, resolution=resolution, resolved_by=actor, resolved_at=now,
+            closed_on=business_date))
 
 
-def apply_return(
-    session: Session, debit_id: int, credit_id: int, *, evidence: str, actor: str, now: datetime,
-    business_date: date, run_id: str | None = None,
+def apply_returns(
+    session: Session, pairs: list[tuple[int, int, str]], *, actor: str, now: datetime, business_date: date,
+    run_id: str | None = None,
 ) -> None:
-    """The bank took payment `credit_id` back with debit `debit_id`: reverse it if posted, never match it again."""
+    """The bank took each payment `credit_id` back with debit `debit_id`: reverse it if posted, never match it
+    again; pairs are (debit_id, credit_id, evidence), the unposted ones handled in bulk."""
+    if not pairs:
+        return
     bl = tables.BankLine.__table__
-    details = {"return_line_id": debit_id, "evidence": evidence}
-    status = session.execute(select(bl.c.status).where(bl.c.id == credit_id)).scalar_one()
-    if status == "posted":
-        reverse_line(session, credit_id, reason="bank_return", then=LineStatus.RETURNED, actor=actor, now=now,
-                     business_date=business_date, run_id=run_id, details=details)
-    else:
-        _close_unposted(session, credit_id, "returned", "returned", actor, now, business_date)
-        session.add(tables.AuditEntry(
-            at=now, actor=actor, action="return", bank_line_id=credit_id, run_id=run_id, reason="bank_return",
-            details=json.dumps(details),
-        ))
-    _close_unposted(session, debit_id, "skipped", "return_paired", actor, now, business_date)
-    session.add(tables.AuditEntry(
-        at=now, actor=actor, action="return", bank_line_id=debit_id, run_id=run_id, reason="bank_return",
-        details=json.dumps({"returns_line_id": credit_id, "evidence": evidence}),
-    ))
+    status: dict[int, str] = {}
+    for _, among in repo.among(session, bl.c.id, [credit for _, credit, _ in pairs]):
+        status.update(session.execute(select(bl.c.id, bl.c.status).where(among)).tuples().all())
+    audit: list[dict[str, object]] = []
+    unposted: list[int] = []
+    for debit, credit, evidence in pairs:
+        details = {"return_line_id": debit, "evidence": evidence}
+        if status[credit] == LineStatus.POSTED:
+            reverse_line(session, credit, reason="bank_return", then=LineStatus.RETURNED, actor=actor, now=now,
+                         business_date=business_date, run_id=run_id, details=details)
+        else:
+            unposted.append(credit)
+            audit.append({"at": now, "actor": actor, "action": "return", "bank_line_id": credit, "run_id": run_id,
+                          "invoice_number": None, "reason": "bank_return", "details": json.dumps(details)})
+        audit.append({"at": now, "actor": actor, "action": "return", "bank_line_id": debit, "run_id": run_id,
+                      "invoice_number": None, "reason": "bank_return",
+                      "details": json.dumps({"returns_line_id": credit, "evidence": evidence})})
+    if unposted:
+        _close_unposted(session, unposted, "returned", "returned", actor, now, business_date)
+    _close_unposted(session, [debit for debit, _, _ in pairs], "skipped", "return_paired", actor, now,
+                         business_date)
+    repo.insert_rows(session, tables.AuditEntry.__table__, audit)

@@ -26,6 +26,7 @@ from reconcile.core.allocation import Installment, take_in_due_order
 from reconcile.core.codes import Kind, Reason
 from reconcile.core.money import format_minor
 from reconcile.match.book import Book
+from reconcile.match.normalise import name_fold
 
 DATE_WINDOW = timedelta(days=10)
 NAME_SCORE = 85
@@ -78,10 +79,13 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
     # every way of linking needs the same currency and amount: only those lines are looked at (a day of
     # thousands of payments and hundreds of advices stays linear)
     by_amount: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for c in lines.filter(pl.col("amount_minor") > 0).sort("bank_line_id").iter_rows(named=True):
+    credits = lines.filter(pl.col("amount_minor") > 0).sort("bank_line_id") \
+        .with_columns(name_fold(pl.col("counterparty_name")).alias("_folded_name"))
+    for c in credits.iter_rows(named=True):
         if c["bank_line_id"] not in taken:
             by_amount.setdefault((c["currency"], c["amount_minor"]), []).append(c)
-    open_advices = list(advices.filter(pl.col("bank_line_id").is_null()).sort("advice_id").iter_rows(named=True))
+    open_advices = list(advices.filter(pl.col("bank_line_id").is_null()).sort("advice_id")
+                        .with_columns(name_fold(pl.col("payer_name")).alias("_folded_name")).iter_rows(named=True))
     found: list[tuple[int, int, str]] = []
     linked: set[int] = set()
     used_lines: set[int] = set()
@@ -122,8 +126,10 @@ def _fits(advice: dict[str, Any], line: dict[str, Any], how: str, window: timede
         return False
     if how == "payer_habit":
         return bool(known.get(payer_key(advice.get("payer_id"), advice["payer_name"]), set()) & _identities(line))
-    payer, name = advice["payer_name"] or "", line.get("counterparty_name") or ""
-    return bool(payer and name) and fuzz.token_set_ratio(payer.upper(), name.upper()) >= NAME_SCORE
+    # both names folded as the matcher folds payer names (accents, umlauts written out, legal forms): an
+    # advice from "Černý & Dvořák a.s." is paid by "CERNY & DVORAK A.S." as the bank spells it
+    payer, name = advice["_folded_name"], line["_folded_name"]
+    return bool(payer and name) and fuzz.token_set_ratio(payer, name) >= NAME_SCORE
 
 
 @dataclass(frozen=True)

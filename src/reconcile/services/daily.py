@@ -28,7 +28,7 @@ from reconcile.core.money import format_minor
 from reconcile.ledger.check import Scope, check_ledger
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.returns import pair_returns
-from reconcile.ledger.reverse import apply_return
+from reconcile.ledger.reverse import apply_returns
 from reconcile.match import Book, MatchResult, fx
 from reconcile.match.advices import awaiting, habits, link
 from reconcile.match.advices import plan as plan_advices
@@ -476,9 +476,8 @@ def _post_one_chunk(
             exceptions=part("exceptions", result.exceptions), skipped=part("skipped", result.skipped),
             run_id=run_id, actor=actor, now=now, business_date=day,
         )
-        for debit, credit, evidence in part("returns", result.returns).iter_rows():
-            apply_return(session, debit, credit, evidence=evidence, actor=actor, now=now, business_date=day,
-                         run_id=run_id)
+        apply_returns(session, list(part("returns", result.returns).iter_rows()), actor=actor, now=now,
+                      business_date=day, run_id=run_id)
         # commits with the chunk: tells a retry after a lost connection whether the chunk is in
         session.add(tables.AuditEntry(at=now, actor=actor, action="run_chunk", run_id=run_id, reason=marker,
                                       details=json.dumps({"lines": lines.height})))
