@@ -140,7 +140,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Every test carries its tier (the folder it lives in): `pytest -m unit` runs the fast tier alone,
     `pytest -m "not slow"` everything but the processes, browsers and static checks; CI runs them all."""
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        path = Path(str(item.fspath))
+        if not path.is_relative_to(REPO / "tests"):
+            continue  # bench/matching's test marks itself (e2e, slow)
+        parts = path.relative_to(REPO / "tests").parts
         tier = TIERS.get(parts[0]) if len(parts) > 1 else None
         if tier:
             item.add_marker(getattr(pytest.mark, tier))

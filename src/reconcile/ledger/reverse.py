@@ -136,7 +136,8 @@ def apply_returns(
     bl = tables.BankLine.__table__
     status: dict[int, str] = {}
     for _, among in repo.among(session, bl.c.id, [credit for _, credit, _ in pairs]):
-        status.update(session.execute(select(bl.c.id, bl.c.status).where(among)).tuples().all())
+        status.update({line_id: line_status for line_id, line_status in session.execute(
+            select(bl.c.id, bl.c.status).where(among)).all()})
     audit: list[dict[str, object]] = []
     unposted: list[int] = []
     for debit, credit, evidence in pairs:
