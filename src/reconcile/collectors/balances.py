@@ -19,7 +19,6 @@ stored state is read directly.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from reconcile.config import Config
 from reconcile.core import frames
 from reconcile.core.allocation import clamp_open_expr
 from reconcile.core.codes import ItemStatus, Kind, Reason
+from reconcile.core.evidence import evidence_of
 from reconcile.store import db, repo, tables
 
 PLAN_STATUSES = ("completed", "on track", "late", "broken")  # in order of concern
@@ -307,7 +307,7 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
         overtaken = overtaken.where(ex.customer_id == customer)
     extra: dict[tuple[str | None, str], int] = {}
     for who, evidence in session.execute(overtaken).all():
-        for item in json.loads(evidence or "{}").get("closed_elsewhere", []):
+        for item in evidence_of(evidence).get("closed_elsewhere", []):
             key = (who, item["currency"])
             extra[key] = extra.get(key, 0) + min(item["excess_minor"], item["posted_not_included_minor"])
     if extra:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from reconcile.core.codes import ItemStatus, Kind, LineStatus
 from reconcile.core.errors import ReconcileError
+from reconcile.core.evidence import evidence_of, evidence_text, suggestions_text
 from reconcile.ledger.post import post_chunk
 from reconcile.ledger.reverse import reverse_line
 from reconcile.store import repo, tables
@@ -69,10 +70,10 @@ def _queue(session: Session, found: pl.DataFrame, snapshot_id: int | None, now: 
              "posted_not_included_minor": r["posted_not_included"], "currency": r["currency"]}
             for r in rows.iter_rows(named=True)
         ]
-        evidence = json.dumps({"closed_elsewhere": invoices, "snapshot_id": snapshot_id,
-                               "why": "the receivables system leaves less open on these invoices than reconcile "
-                                      "posted to them in postings it has not imported yet"})
-        suggestions = "|".join(i["invoice_number"] for i in invoices)
+        evidence = evidence_text({"closed_elsewhere": invoices, "snapshot_id": snapshot_id,
+                                  "why": "the receivables system leaves less open on these invoices than reconcile "
+                                         "posted to them in postings it has not imported yet"})
+        suggestions = suggestions_text(i["invoice_number"] for i in invoices)
         existing = session.execute(select(ex.c.id).where(
             ex.c.bank_line_id == line_id, ex.c.reason == REASON, ex.c.status == ItemStatus.OPEN)).scalar()
         if existing is not None:
@@ -162,8 +163,8 @@ def keep_on_account(session: Session, line_id: int, amounts: dict[str, int], *, 
     reverse_line(session, line_id, reason=REASON, then=LineStatus.UNMATCHED, actor=actor, now=now,
                  business_date=business_date,
                  details={"kept_on_account": {k: v for k, v in amounts.items()}, "why": reason})
-    evidence = json.dumps({"closed_elsewhere": sorted(amounts), "kept_on_account": True, "by": actor,
-                           "why": reason})
+    evidence = evidence_text({"closed_elsewhere": sorted(amounts), "kept_on_account": True, "by": actor,
+                              "why": reason})
     allocations = pl.DataFrame([
         {"bank_line_id": line_id, "kind": r["kind"], "customer_id": r["customer_id"],
          "invoice_number": r["invoice_number"], "installment_no": r["installment_no"],
@@ -204,7 +205,7 @@ def resolve(session: Session, item: tables.ExceptionItem, choice: str, *, actor:
     line = session.execute(select(tables.BankLine).where(tables.BankLine.id == item.bank_line_id)).scalar_one()
     if line.status != LineStatus.POSTED or line.generation != item.generation:
         raise ReconcileError(f"exception {item.id}: its posting changed meanwhile (the line is {line.status})")
-    evidence = json.loads(item.evidence or "{}")
+    evidence = evidence_of(item.evidence)
     amounts = {i["invoice_number"]: min(i["excess_minor"], i["posted_not_included_minor"])
                for i in evidence.get("closed_elsewhere", [])}
     ex = tables.ExceptionItem.__table__

@@ -9,7 +9,6 @@ and unapplying the line takes it back whole. Credit is used oldest first.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from reconcile.core import frames
 from reconcile.core.allocation import Installment, take_in_due_order
 from reconcile.core.codes import Kind
 from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.core.evidence import evidence_text
 from reconcile.core.money import format_minor, parse_decimal, to_minor
 from reconcile.ledger.post import post_adjustment
 from reconcile.store import db, tables
@@ -119,7 +119,7 @@ def apply_credit(engine: Engine, customer: str, invoices: list[str], *, amount: 
         done: list[dict[str, Any]] = []
         pool_iter = iter(pools)
         line_id, ref, _, _, credit = next(pool_iter)
-        evidence = json.dumps({"credit_apply": True, "by": actor, "note": note})
+        evidence = evidence_text({"credit_apply": True, "by": actor, "note": note})
         for number, part in targets:
             plan = [Installment(no, due, open_) for _, no, due, open_ in session.execute(
                 select(ins.id, ins.installment_no, ins.due_date, ins.open_amount_minor)

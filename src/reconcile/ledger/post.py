@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from reconcile.core.codes import ItemStatus, LineStatus, Reason
 from reconcile.core.errors import LedgerError
+from reconcile.core.evidence import evidence_of
 from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
 
@@ -140,7 +141,7 @@ def post_chunk(
 
 def _proposal(evidence: str | None, now: datetime) -> dict[str, object]:
     """A decision the run proposes for a person to approve (an advice's deductions above the approval limit)."""
-    found = json.loads(evidence).get("proposal") if evidence else None
+    found = evidence_of(evidence).get("proposal")
     if not found:
         return {"proposal": None, "proposed_by": None, "proposed_at": None}
     return {"proposal": json.dumps(found), "proposed_by": "advice", "proposed_at": now}

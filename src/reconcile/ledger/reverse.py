@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from reconcile.core.codes import ItemStatus, Kind, LineStatus, Reason
 from reconcile.core.errors import LedgerError
+from reconcile.core.evidence import evidence_text, suggestions_text
 from reconcile.ledger.open_items import move_open
 from reconcile.store import repo, tables
 
@@ -74,7 +75,7 @@ def reverse_line(
             "amount_minor": -r["amount_minor"], "currency": r["currency"], "rule": "reversal",
             "settled_amount_minor": -r["settled_amount_minor"] if r["settled_amount_minor"] is not None else None,
             "settled_currency": r["settled_currency"],
-            "confidence": 1.0, "evidence": json.dumps({"reverses": r["kind"], **(details or {})}),
+            "confidence": 1.0, "evidence": evidence_text({"reverses": r["kind"], **(details or {})}),
             "reverses_id": r["id"], "reason": reason, "posted_at": now, "business_date": business_date,
         }
         for r in originals.iter_rows(named=True)
@@ -94,9 +95,9 @@ def reverse_line(
                     .unique(maintain_order=True))
         session.execute(tables.ExceptionItem.__table__.insert().values(
             bank_line_id=line_id, generation=line.generation + 1, run_id=run_id, reason=Reason.UNAPPLIED,
-            suggestions="|".join(invoices.to_list()) or None,
+            suggestions=suggestions_text(invoices.to_list()),
             customer_id=originals["customer_id"].drop_nulls().first() if originals.height else None,
-            evidence=json.dumps({"unapplied": reason, "by": actor}), status=ItemStatus.OPEN, created_at=now,
+            evidence=evidence_text({"unapplied": reason, "by": actor}), status=ItemStatus.OPEN, created_at=now,
             opened_on=business_date,
         ))
     session.add(tables.AuditEntry(

@@ -24,6 +24,7 @@ from rapidfuzz import fuzz
 from reconcile.core import frames
 from reconcile.core.allocation import Installment, take_in_due_order
 from reconcile.core.codes import Kind, Reason
+from reconcile.core.evidence import evidence_text, suggestions_text
 from reconcile.core.money import format_minor
 from reconcile.match.book import Book
 from reconcile.match.normalise import name_fold
@@ -248,7 +249,7 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
         write_off_total += -amount
     if len(customers) > 1:
         problems.append("the advice pays invoices of several customers: " + ", ".join(sorted(customers)))
-    suggestions = "|".join(dict.fromkeys(r["invoice_number"] for r in items if r["invoice_number"])) or None
+    suggestions = suggestions_text(r["invoice_number"] for r in items)
     guess = next(iter(sorted(customers)), None)
     if problems:
         for r in rows:  # what was taken for this line is given back: nothing of it is posted
@@ -256,7 +257,7 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
                 taken[r["invoice_number"]] -= r["amount_minor"] if r["amount_minor"] else 0
         evidence["differences"] = problems
         return {"bank_line_id": line["bank_line_id"], "reason": Reason.ADVICE_MISMATCH, "suggestions": suggestions,
-                "customer_id": guess, "evidence": json.dumps(evidence)}
+                "customer_id": guess, "evidence": evidence_text(evidence)}
     evidence["write_off"] = format_minor(write_off_total, ccy)
     if write_off_total > limit:
         parts = [(r["invoice_number"] if r["kind"] == "invoice" else f"write_off:{r['invoice_number']}",
@@ -270,8 +271,8 @@ def _plan_one(line: dict[str, Any], advice: dict[str, Any], own: list[dict[str, 
             if r["kind"] == "invoice":
                 taken[r["invoice_number"]] -= r["amount_minor"]
         return {"bank_line_id": line["bank_line_id"], "reason": Reason.ADVICE_DEDUCTION, "suggestions": suggestions,
-                "customer_id": guess, "evidence": json.dumps(evidence)}
-    return [{**r, "evidence": json.dumps(evidence)} for r in rows]
+                "customer_id": guess, "evidence": evidence_text(evidence)}
+    return [{**r, "evidence": evidence_text(evidence)} for r in rows]
 
 
 def _row(line: dict[str, Any], invoice: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:

@@ -27,7 +27,6 @@ with sorted keys. Nothing here depends on set or dict iteration order or on the 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -38,6 +37,7 @@ import polars as pl
 
 from reconcile.config import MatchingRules
 from reconcile.core import frames
+from reconcile.core.evidence import evidence_text, suggestions_text
 from reconcile.core.money import to_minor
 from reconcile.match import amounts
 from reconcile.match.book import Book, MatchResult
@@ -49,11 +49,6 @@ Key = tuple[str, int | None]  # (invoice_number, installment_no or None)
 Items = tuple[list[tuple[Key, int]], list[list[tuple[Key, int]]]]
 STRENGTH = {"fuzzy": 1, "joined": 2, "core": 3, "exact": 4}
 SUGGESTIONS = 8               # invoices suggested for a queued line, best first
-
-
-def evidence_json(evidence: dict[str, Any]) -> str:
-    """Compact JSON with sorted keys: the same decision always gives the same bytes."""
-    return json.dumps(evidence, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 @dataclass
@@ -685,11 +680,11 @@ def _result(lines: list[dict[str, Any]], decisions: list[Decision | None], open_
             continue
         if decision.reason:
             for name, value in (("bank_line_id", line_id), ("reason", decision.reason),
-                                ("suggestions", "|".join(decision.suggestions[:SUGGESTIONS]) or None),
-                                ("customer_id", decision.customer), ("evidence", evidence_json(decision.evidence))):
+                                ("suggestions", suggestions_text(decision.suggestions[:SUGGESTIONS])),
+                                ("customer_id", decision.customer), ("evidence", evidence_text(decision.evidence))):
                 exceptions[name].append(value)
             continue
-        evidence = evidence_json({"rule": decision.rule, "runner_up": None, "margin": None, **decision.evidence})
+        evidence = evidence_text({"rule": decision.rule, "runner_up": None, "margin": None, **decision.evidence})
         confidence = round(decision.confidence, 4)
         for (number, no), amount, kind in decision.rows:
             on_account = kind == "on_account"

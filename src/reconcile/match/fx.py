@@ -11,7 +11,6 @@ an `fx` gain/loss row beside the invoice rows instead of a write-off or money on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +22,7 @@ import polars as pl
 
 from reconcile.core import frames
 from reconcile.core.codes import Kind
+from reconcile.core.evidence import evidence_of, evidence_text
 from reconcile.core.money import exponent
 
 SETTLING = ("invoice", "installment")
@@ -192,8 +192,7 @@ def _booked(records: list[dict[str, Any]], c: Conversion, tolerance: Decimal) ->
 
 
 def _with(evidence: str | None, extra: dict[str, Any]) -> str:
-    base = json.loads(evidence) if evidence else {}
-    return json.dumps({**base, **extra}, sort_keys=True)
+    return evidence_text({**evidence_of(evidence), **extra})
 
 
 def empty_result_schema() -> dict[str, pl.DataType]:

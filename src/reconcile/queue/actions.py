@@ -28,6 +28,7 @@ from reconcile.core import frames
 from reconcile.core.allocation import Installment, check_installment_take, take_in_due_order
 from reconcile.core.codes import ItemStatus, LineStatus
 from reconcile.core.errors import LedgerError, NotFoundError, ReconcileError
+from reconcile.core.evidence import evidence_of, evidence_text
 from reconcile.core.money import exponent, format_minor, parse_decimal, to_minor
 from reconcile.ledger import conflicts
 from reconcile.ledger.post import post_chunk
@@ -498,8 +499,8 @@ def _plan_write_off(plan: Plan, item: tables.ExceptionItem, line: tables.BankLin
 
 
 def _allocation_frame(plan: Plan, actor: str) -> pl.DataFrame:
-    evidence = json.dumps({"manual": True, "by": actor, "decision": plan.decision.action,
-                           "note": plan.decision.note, **plan.details})
+    evidence = evidence_text({"manual": True, "by": actor, "decision": plan.decision.action,
+                              "note": plan.decision.note, **plan.details})
     # a write-off's rule is its reason code: post_chunk stores it as the allocation's reason
     records = [
         {"bank_line_id": plan.line_id, "currency": plan.currency, "confidence": 1.0, "evidence": evidence,
@@ -667,11 +668,11 @@ def reopen_in(session: Session, item: tables.ExceptionItem, line: tables.BankLin
             raise ReconcileError(f"exception {item.id}: {exc}") from None
         new_id = session.execute(select(ex.c.id).where(ex.c.bank_line_id == line.id,
                                                        ex.c.status == ItemStatus.OPEN)).scalar_one()
-        evidence = json.loads(item.evidence) if item.evidence else {}
+        evidence = evidence_of(item.evidence)
         session.execute(update(ex).where(ex.c.id == new_id).values(
             suggestions=item.suggestions, customer_id=item.customer_id, assignee=item.assignee,
-            evidence=json.dumps({**evidence, "reopened_from": item.id, "original_reason": item.reason,
-                                 "reopen_reason": reason}),
+            evidence=evidence_text({**evidence, "reopened_from": item.id, "original_reason": item.reason,
+                                    "reopen_reason": reason}),
         ))
         session.add(tables.AuditEntry(at=now, actor=actor, action="reopen", bank_line_id=line.id, reason=reason,
                                       details=json.dumps({**details, "new_exception_id": new_id})))

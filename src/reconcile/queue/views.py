@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from reconcile.config import QueueConfig
 from reconcile.core.codes import ItemStatus
 from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.core.evidence import evidence_of, suggestions_of
 from reconcile.core.money import _EXPONENTS, format_minor, parse_decimal, to_minor
 from reconcile.services.explain import explain
 from reconcile.services.exports import decimal_text
@@ -346,7 +347,7 @@ def rank_suggestions(session: Session, item: tables.ExceptionItem, line: tables.
     A candidate ranks higher when the remittance names it (exact before mangled), then the
     smaller the difference between the payment and what is open.
     """
-    evidence = json.loads(item.evidence) if item.evidence else {}
+    evidence = evidence_of(item.evidence)
     references: dict[str, str] = evidence.get("references") or {}
     payer = evidence.get("payer") or {}
     scores: dict[str, float] = {}
@@ -360,8 +361,8 @@ def rank_suggestions(session: Session, item: tables.ExceptionItem, line: tables.
     for combo in evidence.get("competing") or []:
         candidates.append(([parse_key(k) for k in combo], True))
     seen = {tuple(keys) for keys, _ in candidates}
-    for number in (item.suggestions or "").split("|"):
-        if number and ((number, None),) not in seen:
+    for number in suggestions_of(item.suggestions):
+        if ((number, None),) not in seen:
             candidates.append(([(number, None)], False))
             seen.add(((number, None),))
     opens = _open_of(session, [k for keys, _ in candidates for k in keys])
@@ -480,7 +481,7 @@ def get_item(engine: Engine, key: str | int, *, as_of: date | None = None,
         "customer_id": customer, "customer_name": customer_name,
         "suggestions": [s["items"][0] if len(s["items"]) == 1 else "+".join(s["items"]) for s in suggestions],
         "ranked_suggestions": suggestions,
-        "evidence": json.loads(item.evidence) if item.evidence else {},
+        "evidence": evidence_of(item.evidence),
         "open_items": open_items,
         "notes": notes,
         "proposal": json.loads(item.proposal) if item.proposal else None,

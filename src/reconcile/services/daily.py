@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select, update
 from reconcile.config import Config, MatchingRules, QueueConfig
 from reconcile.core import frames
 from reconcile.core.errors import ReconcileError
+from reconcile.core.evidence import evidence_text
 from reconcile.core.money import format_minor
 from reconcile.ledger.check import Scope, check_ledger
 from reconcile.ledger.post import post_chunk
@@ -337,7 +338,7 @@ def find_returns(engine: Engine, lines: pl.DataFrame, result: MatchResult) -> Ma
     taken = pl.concat([pairs["debit_line_id"], pairs["credit_line_id"], unpaired["bank_line_id"]]).implode()
     queued = frames.from_records([
         {"bank_line_id": i, "reason": "return_unmatched",
-         "evidence": json.dumps({"why": "a bank reversal entry that names no single earlier payment"})}
+         "evidence": evidence_text({"why": "a bank reversal entry that names no single earlier payment"})}
         for i in unpaired["bank_line_id"].to_list()
     ], frames.EXCEPTIONS)
     return MatchResult(

@@ -7,13 +7,13 @@ suggested. Shown by `reconcile explain`, `audit --line`, `exceptions show` and t
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from reconcile.core.errors import NotFoundError, ReconcileError
+from reconcile.core.evidence import evidence_of, suggestions_of
 from reconcile.core.money import format_minor
 from reconcile.store import db, tables
 
@@ -51,16 +51,6 @@ RULES = {
                                      "early-payment discount",
 }
 _NOT_SIGNALS = ("rule", "runner_up", "margin")
-
-
-def _load(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {"text": text}
-    return data if isinstance(data, dict) else {"value": data}
 
 
 def _payer_words(payer: dict[str, Any]) -> str | None:
@@ -173,13 +163,13 @@ def explain(session: Session, source_ref: str, account: str | None = None) -> di
     }
     open_item = item is not None and item.status == "open"
     if line.status == "posted" and live and not open_item:
-        evidence = _load(live[0].evidence)
+        evidence = evidence_of(live[0].evidence)
         found.update(rule=live[0].rule, confidence=live[0].confidence)
     elif item is not None:
         if line.status == "posted" and live:  # posted, then queued again (closed elsewhere): both hold
             found.update(rule=live[0].rule, confidence=live[0].confidence, decision="posted, then queued")
-        evidence = _load(item.evidence)
-        found.update(reason=item.reason, suggestions=[s for s in (item.suggestions or "").split("|") if s],
+        evidence = evidence_of(item.evidence)
+        found.update(reason=item.reason, suggestions=suggestions_of(item.suggestions),
                      customer_id=item.customer_id)
         if item.status != "open":
             found["decision"] = f"queued, then {item.resolution or item.status}"
