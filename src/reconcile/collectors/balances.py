@@ -98,6 +98,8 @@ def one_snapshot(engine: Engine) -> Iterator[Session]:
 
 def read_frame(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Rows of a select as a frame in `schema` (select order); datetimes as naive UTC on both databases."""
+    if not any(isinstance(d, pl.Datetime) for d in schema.values()):
+        return repo.frame_of(session, query, schema)  # its SQLite path takes the driver's rows straight
     rows = session.execute(query).all()
     if not rows:
         return frames.empty(schema)
@@ -214,16 +216,18 @@ def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
     return state.with_columns(open_.alias("open_minor"), excess.alias("excess_minor")).select(list(ITEM_STATE))
 
 
-def open_invoices(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
-    """Open items for aging at the end of `as_of`: invoices (> 0) and credit notes (< 0)."""
-    state = invoice_state(session, as_of, customer)
+def open_invoices(session: Session, as_of: date, customer: str | None = None, *,
+                  state: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Open items for aging at the end of `as_of`: invoices (> 0) and credit notes (< 0).
+    state: invoice_state(session, as_of, customer) when the caller has it already."""
+    state = invoice_state(session, as_of, customer) if state is None else state
     return state.filter(pl.col("open_minor") != 0).select("customer_id", "currency", "due_date", "open_minor")
 
 
 def installments(session: Session, as_of: date, customer: str | None = None, *,
-                 postings_through: date | None = None) -> pl.DataFrame:
+                 postings_through: date | None = None, state: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every installment of invoices issued by `as_of`, with its open amount at the end of that day
-    (postings_through: as in invoice_state)."""
+    (postings_through: as in invoice_state; state: that invoice_state when the caller has it already)."""
     ins, inv = tables.Installment, tables.Invoice
     schema = {"plan_id": pl.String(), "installment_no": pl.Int64(), "invoice_number": pl.String(),
               "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(),
@@ -236,8 +240,9 @@ def installments(session: Session, as_of: date, customer: str | None = None, *,
         if customer is not None:
             query = query.where(inv.customer_id == customer)
         return read_frame(session, query, schema)
-    heads = invoice_state(session, as_of, customer, postings_through=postings_through) \
-        .select("invoice_number", "customer_id", "currency")
+    if state is None:
+        state = invoice_state(session, as_of, customer, postings_through=postings_through)
+    heads = state.select("invoice_number", "customer_id", "currency")
     if heads.height == 0:
         return frames.empty(schema)
     sv, snap = tables.InstallmentVersion, tables.Snapshot
@@ -445,8 +450,9 @@ def balances(
     edges = list(edges or Collections.edges)
     labels = bucket_labels(edges)
     with one_snapshot(engine) as session:
-        invoices = open_invoices(session, as_of, customer)
-        schedule = installments(session, as_of, customer)
+        state = invoice_state(session, as_of, customer)  # read once: open items and the plans' invoices
+        invoices = open_invoices(session, as_of, customer, state=state)
+        schedule = installments(session, as_of, customer, state=state)
         credit = credit_on_account(session, as_of, customer)
         pending = pending_cash(session, as_of, customer)
         paid = last_payments(session, as_of, customer)
