@@ -37,13 +37,13 @@ def _conflicting_lines(session: Session, numbers: list[str]) -> pl.DataFrame:
     settles = al.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)) | (
         (al.kind == Kind.REVERSAL) & original.c.kind.in_((Kind.INVOICE, Kind.INSTALLMENT)))
     frames = []
-    for part in repo.chunks(numbers, 900):
+    for _, among in repo.among(session, inv.invoice_number, numbers):
         frames.append(repo.frame_of(session, select(
             al.bank_line_id, inv.invoice_number, inv.customer_id, inv.currency, inv.erp_status,
             inv.snapshot_open_minor, inv.excess_minor, bl.generation, bl.status, al.amount_minor,
         ).join(inv, inv.invoice_number == al.invoice_number).join(bl, bl.id == al.bank_line_id)
             .outerjoin(original, original.c.id == al.reverses_id)
-            .where(inv.invoice_number.in_(part), inv.excess_minor != 0, settles,
+            .where(among, inv.excess_minor != 0, settles,
                    or_(al.batch_seq.is_(None), al.batch_seq > inv.basis_seq)), {
             "bank_line_id": pl.Int64(), "invoice_number": pl.String(), "customer_id": pl.String(),
             "currency": pl.String(), "erp_status": pl.String(), "erp_open": pl.Int64(), "excess": pl.Int64(),

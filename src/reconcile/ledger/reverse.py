@@ -156,5 +156,5 @@ def apply_returns(
     if unposted:
         _close_unposted(session, unposted, "returned", "returned", actor, now, business_date)
     _close_unposted(session, [debit for debit, _, _ in pairs], "skipped", "return_paired", actor, now,
-                         business_date)
+                    business_date)
     repo.insert_rows(session, tables.AuditEntry.__table__, audit)

@@ -114,8 +114,7 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
 
 def _fits(advice: dict[str, Any], line: dict[str, Any], how: str, window: timedelta,
           known: dict[str, set[str]]) -> bool:
-    if line["currency"] != advice["currency"] or line["amount_minor"] != advice["payment_amount_minor"]:
-        return False
+    """Does `line` (of the advice's currency and amount: link looks at no other) fit `advice` the way `how`?"""
     if how == "end_to_end":
         ref = _key(advice["end_to_end_id"])
         return bool(ref) and ref != "NOTPROVIDED" and ref == _key(line.get("end_to_end_id"))

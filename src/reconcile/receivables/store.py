@@ -122,10 +122,10 @@ def _with_postings(session: Session, numbers: list[str]) -> set[str]:
     original = tables.Allocation.__table__.alias("posted_original")
     base = case((al.kind == Kind.REVERSAL, original.c.kind), else_=al.kind)
     found: set[str] = set()
-    for part in repo.chunks(numbers, 900):
+    for _, among in repo.among(session, al.invoice_number, numbers):
         rows = session.execute(
             select(al.invoice_number).outerjoin(original, original.c.id == al.reverses_id)
-            .where(al.invoice_number.in_(part), base.in_(("invoice", "installment", "write_off")))
+            .where(among, base.in_(("invoice", "installment", "write_off")))
             .group_by(al.invoice_number, base).having(func.sum(repo.settled_amount(al)) != 0)
         ).scalars().all()
         found.update(r for r in rows if r is not None)
@@ -217,9 +217,9 @@ def _recompute_invoices(session: Session, numbers: list[str], seq: int) -> None:
     i = tables.Invoice
     figures = pl.concat([
         repo.frame_of(session, select(i.invoice_number, i.snapshot_open_minor, i.amount_minor)
-                      .where(i.invoice_number.in_(part)),
+                      .where(among),
                       {"key": pl.String(), "snapshot_open": pl.Int64(), "amount": pl.Int64()})
-        for part in repo.chunks(numbers, 900)
+        for _, among in repo.among(session, i.invoice_number, numbers)
     ])
     pending = not_included(session, tables.Allocation.invoice_number, seq, pl.String())
     figures = figures.join(pending, on="key", how="left")

@@ -126,10 +126,10 @@ def _book(session: Any, day: date) -> Book:
 
 def _lines(session: Any, ids: list[int]) -> pl.DataFrame:
     bl = tables.BankLine
-    parts = [repo.frame_of(session, select(*[getattr(bl, c) for c in repo.BANK_LINE_COLUMNS]).where(bl.id.in_(part)),
+    parts = [repo.frame_of(session, select(*[getattr(bl, c) for c in repo.BANK_LINE_COLUMNS]).where(among),
                            {"bank_line_id": pl.Int64(),
                             **{c: frames.MATCH_LINES[c] for c in repo.BANK_LINE_COLUMNS[1:]}})
-             for part in repo.chunks(ids, 900)]
+             for _, among in repo.among(session, bl.id, ids)]
     return pl.concat(parts) if parts else frames.empty(frames.MATCH_LINES)
 
 

@@ -66,8 +66,8 @@ def store_advices(session: Session, path: Path, digest: str, parsed: ParsedAdvic
     session.flush()
     a = tables.Advice
     existing: set[str] = set()
-    for part in repo.chunks(parsed.advices["advice_ref"].to_list(), 900):
-        existing.update(session.execute(select(a.advice_ref).where(a.advice_ref.in_(part))).scalars().all())
+    for _, among in repo.among(session, a.advice_ref, parsed.advices["advice_ref"].to_list()):
+        existing.update(session.execute(select(a.advice_ref).where(among)).scalars().all())
     fresh = parsed.advices.filter(~pl.col("advice_ref").is_in(list(existing)))
     columns = ["advice_ref", "payer_name", "payer_id", "payee_name", "payment_method", "payment_amount_minor",
                "currency", "payment_date", "trace_number", "end_to_end_id", "remittance", "balanced", "location"]
@@ -76,8 +76,8 @@ def store_advices(session: Session, path: Path, digest: str, parsed: ParsedAdvic
         for r in fresh.iter_rows(named=True)
     ])
     ids: dict[str, int] = {}
-    for part in repo.chunks(fresh["advice_ref"].to_list(), 900):
-        ids.update(session.execute(select(a.advice_ref, a.id).where(a.advice_ref.in_(part))).all())
+    for _, among in repo.among(session, a.advice_ref, fresh["advice_ref"].to_list()):
+        ids.update(session.execute(select(a.advice_ref, a.id).where(among)).all())
     lines = parsed.lines.filter(pl.col("advice_ref").is_in(list(ids)))
     repo.insert_rows(session, tables.AdviceLine.__table__, [
         {"advice_id": ids[r["advice_ref"]], "line_no": r["line_no"], "line_kind": r["line_kind"],
@@ -124,8 +124,8 @@ def advice_lines(session: Session, advice_ids: list[int]) -> pl.DataFrame:
     parts = [repo.frame_of(session, select(
         al.advice_id, al.line_no, al.line_kind, al.invoice_number, al.amount_paid_minor, al.invoice_total_minor,
         al.discount_minor, al.adjustment_minor, al.adjustment_reasons,
-    ).where(al.advice_id.in_(part)).order_by(al.advice_id, al.line_no), ADVICE_LINE_FRAME)
-        for part in repo.chunks(advice_ids, 900)]
+    ).where(among).order_by(al.advice_id, al.line_no), ADVICE_LINE_FRAME)
+        for _, among in repo.among(session, al.advice_id, advice_ids)]
     return pl.concat(parts) if parts else pl.DataFrame(schema=ADVICE_LINE_FRAME)
 
 

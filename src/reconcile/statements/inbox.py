@@ -183,9 +183,9 @@ def _unstored_lines(engine: Engine, paths: list[Path], options: ParseOptions) ->
     bl = tables.BankLine
     known = []
     with db.transaction(engine) as session:
-        for refs in repo.chunks(lines["source_ref"].unique().to_list(), 900):
+        for _, among in repo.among(session, bl.source_ref, lines["source_ref"].unique().to_list()):
             known.append(repo.frame_of(
-                session, select(bl.account, bl.source_ref).where(bl.source_ref.in_(refs)),
+                session, select(bl.account, bl.source_ref).where(among),
                 {"account": pl.String(), "source_ref": pl.String()},
             ))
     if known:

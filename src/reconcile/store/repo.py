@@ -239,8 +239,8 @@ def posted_credits(session: Session, accounts: Sequence[str], amounts: Sequence[
     schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in columns[1:]}}
     found = [
         frame_of(session, select(*[getattr(bl, c) for c in columns]).where(
-            bl.status == "posted", bl.account.in_(accounts), bl.amount_minor.in_(part)), schema)
-        for part in chunks(list(amounts), 900)
+            bl.status == "posted", bl.account.in_(accounts), amount_in), schema)
+        for _, amount_in in among(session, bl.amount_minor, list(amounts))
     ]
     return pl.concat(found) if found else frames.empty(schema)
 
