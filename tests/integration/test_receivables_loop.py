@@ -320,3 +320,18 @@ def test_a_runs_own_check_covers_what_it_touched_and_reconcile_check_everything(
     ingest_lines(engine, [bank_line("P2", "100.00", name="Acme", remittance="INV-2", booking_date="2026-03-02")])
     failed = service.run_posting(engine, config=CONFIG, as_of=DAY1, now=_now(DAY1))
     assert failed.status == "failed" and any("INV-2" in v for v in failed.violations)
+
+
+def test_snapshot_times_compare_in_utc_whatever_offset_the_erp_writes(engine: Engine, tmp_path: Path) -> None:
+    """An ERP in Central Europe writes +01:00: a snapshot taken 15 minutes after the loaded one is newer (it
+    was refused as older when the offset was dropped on storing), and one taken earlier in UTC is refused."""
+    def taken(folder: Path, at: str, amount: str) -> Path:
+        _snapshot(folder, [{**INV1, "amount": amount}], day=DAY2)
+        (folder / "snapshot.toml").write_text(f'taken_at = "{at}"\nkind = "full"\n')
+        return folder
+
+    service.load_ar(engine, taken(tmp_path / "a", "2026-03-03T05:30:00+01:00", "1000.00"))
+    service.load_ar(engine, taken(tmp_path / "b", "2026-03-03T05:45:00+01:00", "1100.00"))
+    with pytest.raises(InputError, match="before the one already loaded"):
+        service.load_ar(engine, taken(tmp_path / "c", "2026-03-03T04:40:00+00:00", "1200.00"))
+    assert _open(engine, DAY2)["C1"][0] == 110_000

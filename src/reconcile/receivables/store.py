@@ -326,7 +326,9 @@ def store_snapshot(session: Session, snap: Snapshot, now: datetime, *, actor: st
             f"({_aware(latest.taken_at).isoformat()}): an older snapshot would undo newer figures"))
     seq = _basis(session, snap)
     day = snap.manifest.business_date or as_of or now.date()
-    record = tables.Snapshot(loaded_at=now, loaded_by=actor, taken_at=taken, business_date=day,
+    # stored in UTC: SQLite keeps a date-time's wall clock and drops its offset, and _aware reads it back as UTC
+    record = tables.Snapshot(loaded_at=now, loaded_by=actor, taken_at=taken.astimezone(UTC) if taken else None,
+                             business_date=day,
                              kind=snap.manifest.kind, includes_through_seq=seq, content_sha256=snap.content_sha256,
                              source=snap.source)
     session.add(record)
