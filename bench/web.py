@@ -7,8 +7,9 @@ under 1 s at p95, under 300 KB of HTML.
 The book comes from tests/web/scale.py (real snapshot load, ingest and posting run), so the queue
 holds what matching leaves: at least --queued open items. Pages are asked for in-process through
 Starlette's TestClient (server time without a network); each is asked --repeat times after one
-warm-up. Balances keeps the whole balances() frame while the ledger does not move, so its first
-view after any change pays balances() in full: that cold figure is measured and printed apart.
+warm-up. Balances keeps the whole balances() frame and, after a change, recomputes only the
+customers the change touched: the first view after a clerk's decision is measured apart, and the
+full recomputation a snapshot load causes (once a day) is printed as balances() alone.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ import tempfile
 import time
 import uuid
 import warnings
+from datetime import UTC, datetime
+from datetime import time as clock
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import polars as pl
 from sqlalchemy import create_engine, text
 
 from reconcile.collectors.balances import balances
 from reconcile.config import load_config
 from reconcile.queue import views
+from reconcile.queue.actions import Decision, resolve
 from reconcile.store import db
 from reconcile.web import create_app
 from reconcile.web.users import add_user
@@ -127,11 +132,15 @@ def run(url: str, args: argparse.Namespace) -> bool:
             f"{path[:48]:48s} {median:10.1f} {high:8.1f} {kb:7.1f}  {'ok' if fits else 'OVER'}",
             flush=True,
         )
-    # Balances after the ledger moved: the first view recomputes balances() for every customer
+    # Balances after a clerk's decision: the kept frame recomputes only the customers it touched
+    decided_at = datetime.combine(book.as_of, clock(12), tzinfo=UTC)
+    open_items = views.list_items(engine, config=config.queue, limit=50, sort="largest")
+    open_items = open_items.filter(pl.col("customer_id").is_not_null() & (pl.col("amount_minor") > 0))
     cold = []
     for k in range(min(args.repeat, 5)):
-        claimed = alice.post("/queue/claim-next", data={"csrf": _csrf(alice)})  # an audited change
-        assert claimed.status_code in (303, 200)
+        key, customer = int(open_items["id"][k]), str(open_items["customer_id"][k])
+        resolve(engine, key, Decision("on_account", customer=customer), actor="alice", now=decided_at,
+                config=config.queue)
         t0 = time.perf_counter()
         assert carl.get(f"/customers?page={k + 2}").status_code == 200
         cold.append((time.perf_counter() - t0) * 1000)
@@ -143,20 +152,16 @@ def run(url: str, args: argparse.Namespace) -> bool:
         broken_after_days=config.collections.plan_broken_after_days,
     )
     alone = (time.perf_counter() - t0) * 1000
-    fits = statistics.median(cold) < MEDIAN_MS
+    fits = statistics.median(cold) < MEDIAN_MS and p95(cold) < P95_MS
+    ok &= fits
     print(
-        f"{'/customers first view after a change (cold)':48s} {statistics.median(cold):10.1f} "
-        f"{p95(cold):8.1f} {'':>7s}  {'ok' if fits else 'OVER'} (balances() alone {alone:.0f} ms)",
+        f"{'/customers first view after a decision':48s} {statistics.median(cold):10.1f} "
+        f"{p95(cold):8.1f} {'':>7s}  {'ok' if fits else 'OVER'}",
         flush=True,
     )
+    print(f"(after a snapshot load every customer is recomputed once: balances() alone {alone:.0f} ms)", flush=True)
     engine.dispose()
     return ok
-
-
-def _csrf(client) -> str:  # type: ignore[no-untyped-def]
-    import re
-
-    return re.search(r'name="csrf" value="([^"]+)"', client.get("/runs").text).group(1)  # type: ignore[union-attr]
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Balances a page at a time: search, sort and page the rows of collectors.balances.balances().
 
-balances() computes every customer at once; a person looks at fifty. The whole frame is kept for
-as long as the ledger has not moved (keyed by the newest audit entry, allocation, queue item and
-snapshot, which every change to its inputs advances), so paging and searching do not recompute it.
+balances() computes every customer at once; a person looks at fifty. The whole frame is kept, so
+paging and searching do not recompute it; when the ledger moves (marks on the allocations, audit
+entries, queue items and snapshots) only the customers the change touched are recomputed, so a
+collector's first view after a clerk's decision does not pay for 20,000 customers.
 Also here: the customer picker's server-side search, one customer's posted payments and audit
 history. Formatting is left to the web pages and the CLI.
 """
@@ -11,55 +12,108 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
 
-from reconcile.collectors.balances import Collections, balances
+from reconcile.collectors.balances import Collections, balances_in, one_snapshot, pending_cash
 from reconcile.core.money import parse_decimal, to_minor
 from reconcile.store import db, tables
 
 SORTS = ("customer", "name", "open", "overdue", "unapplied", "last_payment")
 AMOUNT_LIMIT = 10**13
-_CACHE: OrderedDict[tuple[Any, ...], pl.DataFrame] = OrderedDict()
+_CACHE: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
 _CACHE_SIZE = 4
 _LOCK = threading.Lock()
 
 
-def ledger_version(engine: Engine) -> tuple[int, ...]:
-    """Cheap marks that move whenever anything balances() reads changes (max ids on their keys)."""
+INCREMENTAL_LIMIT = 400  # touched customers beyond which recomputing everyone is as quick (and one IN list)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    marks: tuple[int, ...]
+    frame: pl.DataFrame  # balances() for every customer
+    pending: pl.DataFrame  # pending_cash() for every customer, read with the frame
+
+
+def ledger_marks(session: Session) -> tuple[int, ...]:
+    """Cheap marks that move whenever anything balances() reads changes: newest id and row count of the
+    tables its inputs live in (counts catch a PostgreSQL transaction that commits a lower id late)."""
     # postings add allocations, decisions add audit entries, runs add queue items, and customers and
     # invoices change only through a snapshot load, which adds a snapshot
-    marks = (
-        tables.AuditEntry.id,
-        tables.Allocation.id,
-        tables.ExceptionItem.id,
-        tables.Snapshot.id,
-    )
-    with db.transaction(engine) as session:
-        return tuple(
-            session.execute(select(*(select(func.max(m)).scalar_subquery() for m in marks))).one()
-        )
+    marks = []
+    for table in (tables.Allocation, tables.AuditEntry, tables.ExceptionItem, tables.Snapshot):
+        marks += [select(func.coalesce(func.max(table.id), 0)).scalar_subquery(),
+                  select(func.count()).select_from(table).scalar_subquery()]
+    return tuple(int(v) for v in session.execute(select(*marks)).one())
+
+
+def _touched(session: Session, kept: _Kept, marks: tuple[int, ...], pending: pl.DataFrame) -> list[str] | None:
+    """The customers whose rows may differ from the kept frame, or None when everyone must be recomputed.
+
+    Open amounts move only with allocation rows, customers and invoices only with a snapshot, queue items
+    show in pending_cash: so the customers of the allocations added since (the row's own and its invoice's)
+    and those whose pending cash differs."""
+    alloc_max, alloc_count, new_count = kept.marks[0], kept.marks[1], marks[1]
+    if marks[6:] != kept.marks[6:]:  # a snapshot: customers, invoices and open amounts all reset
+        return None
+    al, inv, ins = tables.Allocation, tables.Invoice, tables.Installment
+    rows = session.execute(select(al.customer_id, al.invoice_number, al.installment_id)
+                           .where(al.id > alloc_max)).all()
+    if len(rows) != new_count - alloc_count:  # a row below the kept newest id arrived late
+        return None
+    if len(rows) > INCREMENTAL_LIMIT * 2:  # a run's worth of postings: recompute everyone
+        return None
+    numbers = {r.invoice_number for r in rows if r.invoice_number is not None}
+    plans = [r.installment_id for r in rows if r.installment_id is not None]
+    if plans:
+        numbers.update(session.execute(select(ins.invoice_number).where(ins.id.in_(plans))).scalars())
+    who = {r.customer_id for r in rows if r.customer_id is not None}
+    if numbers:  # the invoice's customer too, should a row name another one
+        who.update(session.execute(select(inv.customer_id).where(inv.invoice_number.in_(sorted(numbers))))
+                   .scalars())
+    columns = list(pending.columns)
+    either = pl.concat([kept.pending.select(columns), pending.select(columns)])
+    differ = either.group_by(columns).len().filter(pl.col("len") == 1)["customer_id"]
+    who.update(c for c in differ.to_list() if c is not None)
+    return sorted(who) if len(who) <= INCREMENTAL_LIMIT else None
+
+
+def _refreshed(kept: pl.DataFrame, fresh: pl.DataFrame, who: list[str]) -> pl.DataFrame:
+    """The kept frame with the touched customers' rows replaced by fresh ones, in balances() order."""
+    fresh = fresh.select([pl.col(c).cast(t) for c, t in kept.schema.items()])
+    return pl.concat([kept.filter(~pl.col("customer_id").is_in(who)), fresh]).sort("customer_id", "currency")
 
 
 def all_balances(engine: Engine, as_of: date, rules: Collections) -> pl.DataFrame:
-    """balances() for every customer, recomputed only when the ledger moved since the last call."""
-    key = (
-        str(engine.url),
-        as_of,
-        tuple(rules.edges),
-        rules.broken_after_days,
-        ledger_version(engine),
-    )
+    """balances() for every customer, kept while the ledger does not move; after a change only the customers
+    the change touched are recomputed (the whole frame after a snapshot load or a large change)."""
+    key = (str(engine.url), as_of, tuple(rules.edges), rules.broken_after_days)
     with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    frame = balances(engine, as_of, rules.edges, broken_after_days=rules.broken_after_days)
+        kept = _CACHE.get(key)
+    with one_snapshot(engine) as session:
+        marks = ledger_marks(session)
+        if kept is not None and kept.marks == marks:
+            return kept.frame
+        pending = pending_cash(session, as_of)
+        who = _touched(session, kept, marks, pending) if kept is not None else None
+        if who is None:
+            frame = balances_in(session, as_of, rules.edges, broken_after_days=rules.broken_after_days,
+                                pending=pending)
+        elif not who:
+            frame = kept.frame  # type: ignore[union-attr]
+        else:
+            fresh = balances_in(session, as_of, rules.edges, customer=who,
+                                broken_after_days=rules.broken_after_days, pending=pending)
+            frame = _refreshed(kept.frame, fresh, who)  # type: ignore[union-attr]
     with _LOCK:
-        _CACHE[key] = frame
+        _CACHE[key] = _Kept(marks, frame, pending)
+        _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return frame

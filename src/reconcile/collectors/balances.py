@@ -152,11 +152,23 @@ def _known_by(session: Session, as_of: date) -> date:
     return max(as_of, first) if first is not None else as_of
 
 
-def _numbers_of(session: Session, customer: str) -> Any:
+Who = str | Sequence[str] | None  # every customer, one, or a few (the customers a change touched)
+
+
+def _of(column: Any, who: str | Sequence[str]) -> Any:
+    """The condition: `column` is the customer asked for, or one of them."""
+    return column == who if isinstance(who, str) else column.in_(list(who))
+
+
+def _is(who: str | Sequence[str]) -> pl.Expr:
+    return pl.col("customer_id") == who if isinstance(who, str) else pl.col("customer_id").is_in(list(who))
+
+
+def _numbers_of(session: Session, customer: str | Sequence[str]) -> Any:
     """Every invoice ever listed for `customer` (an invoice can move between customers)."""
     iv = tables.InvoiceVersion
-    return select(iv.invoice_number).where(iv.customer_id == customer).union(
-        select(tables.Invoice.invoice_number).where(tables.Invoice.customer_id == customer))
+    return select(iv.invoice_number).where(_of(iv.customer_id, customer)).union(
+        select(tables.Invoice.invoice_number).where(_of(tables.Invoice.customer_id, customer)))
 
 
 def _settling_rows(session: Session, key: Any, as_of: date, keys: Any | None) -> pl.DataFrame:
@@ -177,22 +189,23 @@ def _pending(rows: pl.DataFrame, versions: pl.DataFrame, key: str) -> pl.DataFra
         .group_by("key").agg(pl.col("amount").sum().alias("pending")).rename({"key": key})
 
 
-def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
-                  postings_through: date | None = None) -> pl.DataFrame:
+def invoice_state(session: Session, as_of: date, customer: Who = None, *,
+                  postings_through: date | None = None, current: bool | None = None) -> pl.DataFrame:
     """Every invoice and credit note issued by `as_of` as it stood at the end of that business day: the
     snapshot in effect then, less reconcile's postings of days up to then that it did not include.
 
     postings_through: count postings of business days up to this day instead (the book a run of `as_of`
     started from: that morning's snapshot, the postings of the days before).
+    current: _is_current(session, as_of) when the caller has asked already.
     """
     inv = tables.Invoice
     query: Any
-    if postings_through is None and _is_current(session, as_of):
+    if postings_through is None and (_is_current(session, as_of) if current is None else current):
         query = select(inv.invoice_number, inv.customer_id, inv.issue_date, inv.due_date, inv.currency,
                        inv.amount_minor, inv.snapshot_open_minor, inv.erp_status, inv.open_amount_minor,
                        inv.excess_minor, inv.basis_seq).where(inv.issue_date <= as_of)
         if customer is not None:
-            query = query.where(inv.customer_id == customer)
+            query = query.where(_of(inv.customer_id, customer))
         return read_frame(session, query, ITEM_STATE)
     iv, snap = tables.InvoiceVersion, tables.Snapshot
     query = select(iv.invoice_number, iv.customer_id, iv.issue_date, iv.due_date, iv.currency, iv.amount_minor,
@@ -207,7 +220,7 @@ def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
         "basis_seq": pl.Int64(), "business_date": pl.Date(), "snapshot_id": pl.Int64(),
     }).sort("invoice_number", "business_date", "snapshot_id").group_by("invoice_number", maintain_order=True).last()
     if customer is not None:
-        versions = versions.filter(pl.col("customer_id") == customer)
+        versions = versions.filter(_is(customer))
     versions = versions.filter(pl.col("issue_date") <= as_of)
     rows = _settling_rows(session, tables.Allocation.invoice_number, postings_through or as_of, numbers)
     state = versions.join(_pending(rows, versions, "invoice_number"), on="invoice_number", how="left")
@@ -216,7 +229,7 @@ def invoice_state(session: Session, as_of: date, customer: str | None = None, *,
     return state.with_columns(open_.alias("open_minor"), excess.alias("excess_minor")).select(list(ITEM_STATE))
 
 
-def open_invoices(session: Session, as_of: date, customer: str | None = None, *,
+def open_invoices(session: Session, as_of: date, customer: Who = None, *,
                   state: pl.DataFrame | None = None) -> pl.DataFrame:
     """Open items for aging at the end of `as_of`: invoices (> 0) and credit notes (< 0).
     state: invoice_state(session, as_of, customer) when the caller has it already."""
@@ -224,8 +237,8 @@ def open_invoices(session: Session, as_of: date, customer: str | None = None, *,
     return state.filter(pl.col("open_minor") != 0).select("customer_id", "currency", "due_date", "open_minor")
 
 
-def installments(session: Session, as_of: date, customer: str | None = None, *,
-                 postings_through: date | None = None, state: pl.DataFrame | None = None) -> pl.DataFrame:
+def installments(session: Session, as_of: date, customer: Who = None, *, postings_through: date | None = None,
+                 state: pl.DataFrame | None = None, current: bool | None = None) -> pl.DataFrame:
     """Every installment of invoices issued by `as_of`, with its open amount at the end of that day
     (postings_through: as in invoice_state; state: that invoice_state when the caller has it already)."""
     ins, inv = tables.Installment, tables.Invoice
@@ -233,12 +246,12 @@ def installments(session: Session, as_of: date, customer: str | None = None, *,
               "customer_id": pl.String(), "currency": pl.String(), "due_date": pl.Date(),
               "amount_minor": pl.Int64(), "open_minor": pl.Int64()}
     query: Any
-    if postings_through is None and _is_current(session, as_of):
+    if postings_through is None and (_is_current(session, as_of) if current is None else current):
         query = (select(ins.plan_id, ins.installment_no, ins.invoice_number, inv.customer_id, inv.currency,
                         ins.due_date, ins.amount_minor, ins.open_amount_minor)
                  .join(inv, inv.invoice_number == ins.invoice_number).where(inv.issue_date <= as_of))
         if customer is not None:
-            query = query.where(inv.customer_id == customer)
+            query = query.where(_of(inv.customer_id, customer))
         return read_frame(session, query, schema)
     if state is None:
         state = invoice_state(session, as_of, customer, postings_through=postings_through)
@@ -267,14 +280,14 @@ def installments(session: Session, as_of: date, customer: str | None = None, *,
             .select(list(schema)))
 
 
-def credit_on_account(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
+def credit_on_account(session: Session, as_of: date, customer: Who = None) -> pl.DataFrame:
     """Per customer and currency: on-account rows net of their reversals and of credit applied, by `as_of`."""
     al = tables.Allocation
     query = with_original(
         select(al.customer_id, al.currency, func.sum(al.amount_minor)).select_from(al)
     ).where(al.business_date <= as_of, base_kind() == Kind.ON_ACCOUNT).group_by(al.customer_id, al.currency)
     if customer is not None:
-        query = query.where(al.customer_id == customer)
+        query = query.where(_of(al.customer_id, customer))
     frame = read_frame(session, query, {"customer_id": pl.String(), "currency": pl.String(), "on_account": pl.Int64()})
     return frame.filter(pl.col("on_account") != 0)
 
@@ -286,7 +299,7 @@ def queue_open_on(as_of: date) -> Any:
                                       | (ex.closed_on > as_of))
 
 
-def pending_cash(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
+def pending_cash(session: Session, as_of: date, customer: Who = None) -> pl.DataFrame:
     """Per guessed customer and currency: unapplied credits in the queue, and the count of open items.
 
     A closed_elsewhere item counts what its posting takes beyond what the receivables system left open:
@@ -302,14 +315,14 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
         .group_by(ex.customer_id, bl.currency)
     )
     if customer is not None:
-        query = query.where(ex.customer_id == customer)
+        query = query.where(_of(ex.customer_id, customer))
     frame = read_frame(session, query, {
         "customer_id": pl.String(), "currency": pl.String(), "pending_application": pl.Int64(),
         "open_exceptions": pl.Int64(),
     })
     overtaken = select(ex.customer_id, ex.evidence).where(queue_open_on(as_of), ex.reason == Reason.CLOSED_ELSEWHERE)
     if customer is not None:
-        overtaken = overtaken.where(ex.customer_id == customer)
+        overtaken = overtaken.where(_of(ex.customer_id, customer))
     extra: dict[tuple[str | None, str], int] = {}
     for who, evidence in session.execute(overtaken).all():
         for item in evidence_of(evidence).get("closed_elsewhere", []):
@@ -327,7 +340,7 @@ def pending_cash(session: Session, as_of: date, customer: str | None = None) -> 
     return frame
 
 
-def last_payments(session: Session, as_of: date, customer: str | None = None) -> pl.DataFrame:
+def last_payments(session: Session, as_of: date, customer: Who = None) -> pl.DataFrame:
     """Per customer and currency: the latest booking date that brought cash, and all cash booked that day.
 
     A payment is the net of one bank line's allocation rows for the customer (reversals included, so a
@@ -343,7 +356,7 @@ def last_payments(session: Session, as_of: date, customer: str | None = None) ->
         .having(amount > 0)
     )
     if customer is not None:
-        paid = paid.where(al.customer_id == customer)
+        paid = paid.where(_of(al.customer_id, customer))
     paid_cte = paid.cte("paid")
     latest = (
         select(paid_cte.c.customer_id, paid_cte.c.currency, func.max(paid_cte.c.booking_date).label("day"))
@@ -440,23 +453,38 @@ def plans_per_customer(plans: pl.DataFrame) -> pl.DataFrame:
 
 
 def balances(
-    engine: Engine, as_of: date, edges: Sequence[int] | None = None, *, customer: str | None = None,
+    engine: Engine, as_of: date, edges: Sequence[int] | None = None, *, customer: Who = None,
     broken_after_days: int = Collections.broken_after_days,
 ) -> pl.DataFrame:
     """One row per (customer, currency) with open, aging, credit, unapplied cash or open queue items.
 
     Amounts are Int64 minor units; aging columns are named by bucket_labels(edges).
     """
+    with one_snapshot(engine) as session:
+        return balances_in(session, as_of, edges, customer=customer, broken_after_days=broken_after_days)
+
+
+def balances_in(
+    session: Session, as_of: date, edges: Sequence[int] | None = None, *, customer: Who = None,
+    broken_after_days: int = Collections.broken_after_days, pending: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """balances() read in the caller's session (one_snapshot); pending: pending_cash(session, as_of) when the
+    caller has read it for every customer already."""
     edges = list(edges or Collections.edges)
     labels = bucket_labels(edges)
-    with one_snapshot(engine) as session:
-        state = invoice_state(session, as_of, customer)  # read once: open items and the plans' invoices
-        invoices = open_invoices(session, as_of, customer, state=state)
-        schedule = installments(session, as_of, customer, state=state)
-        credit = credit_on_account(session, as_of, customer)
+    current = _is_current(session, as_of)
+    state = invoice_state(session, as_of, customer, current=current)  # read once: open items, the plans' invoices
+    invoices = open_invoices(session, as_of, customer, state=state)
+    schedule = installments(session, as_of, customer, state=state, current=current)
+    credit = credit_on_account(session, as_of, customer)
+    if pending is None:
         pending = pending_cash(session, as_of, customer)
-        paid = last_payments(session, as_of, customer)
-        names = repo.customers(session)
+    elif customer is not None:
+        pending = pending.filter(_is(customer))
+    paid = last_payments(session, as_of, customer)
+    names = repo.customers(session) if customer is None else repo.frame_of(
+        session, select(tables.Customer.customer_id, tables.Customer.name).where(_of(tables.Customer.customer_id,
+                                                                                     customer)), frames.CUSTOMERS)
     return assemble(invoices, schedule, credit, pending, paid, names, as_of, edges, broken_after_days).select(
         "customer_id", "name", "currency", "open", *labels, "overdue", "on_account", "pending_application",
         "open_exceptions", "last_payment_date", "last_payment", "plan_status", "plan_missed", "hold_calls",
