@@ -89,10 +89,11 @@ def post_chunk(
 
     if posted_ids:
         _claim_lines(session, posted_ids, LineStatus.POSTED, open_statuses)
-        repo.insert_rows(session, tables.Posting.__table__, [
-            {"bank_line_id": i, "generation": generation[i], "run_id": run_id, "posted_at": now, "posted_by": actor}
-            for i in posted_ids
-        ])
+        repo.insert_frame(session, tables.Posting.__table__, pl.DataFrame({
+            "bank_line_id": posted_ids, "generation": [generation[i] for i in posted_ids],
+        }, schema={"bank_line_id": pl.Int64(), "generation": pl.Int64()}).with_columns(
+            pl.lit(run_id, dtype=pl.String()).alias("run_id"), pl.lit(now).alias("posted_at"),
+            pl.lit(actor, dtype=pl.String()).alias("posted_by")))
         posting_ids: dict[int, int] = {}
         p = tables.Posting
         for _, among in repo.among(session, p.bank_line_id, posted_ids):
@@ -105,8 +106,8 @@ def post_chunk(
             "evidence", pl.lit(None, dtype=pl.Int64()).alias("reverses_id"),
             pl.when(pl.col("kind") == "write_off").then(pl.col("rule")).alias("reason"),
             *settled_columns(allocations),
-        ).with_columns(pl.lit(now).alias("posted_at"), pl.lit(business_date).alias("business_date")).to_dicts()
-        repo.insert_rows(session, tables.Allocation.__table__, rows)
+        ).with_columns(pl.lit(now).alias("posted_at"), pl.lit(business_date).alias("business_date"))
+        repo.insert_frame(session, tables.Allocation.__table__, rows)
         move_open(session, allocations)
         # any open exception item of a line posted now is settled by this posting
         ex = tables.ExceptionItem.__table__
@@ -116,17 +117,17 @@ def post_chunk(
                 .values(status=ItemStatus.RESOLVED, resolved_by=actor, resolved_at=now, resolution="auto_posted",
                         closed_on=business_date)
             )
+        # one audit entry per line: {"allocations": [its rows]}, encoded by polars rather than a json.dumps each
         per_line = allocations.group_by("bank_line_id", maintain_order=True).agg(
-            pl.struct("kind", "invoice_number", "installment_no", "amount_minor", "currency", "rule").alias("parts")
+            pl.struct("kind", "invoice_number", "installment_no", "amount_minor", "currency", "rule").alias("parts"),
+            pl.col("invoice_number").first(),
         )
-        repo.insert_rows(session, tables.AuditEntry.__table__, [
-            {
-                "at": now, "actor": actor, "action": "post", "bank_line_id": line_id, "run_id": run_id,
-                "invoice_number": parts[0]["invoice_number"], "reason": None,
-                "details": json.dumps({"allocations": parts}, default=str),
-            }
-            for line_id, parts in per_line.iter_rows()
-        ])
+        repo.insert_frame(session, tables.AuditEntry.__table__, per_line.select(
+            pl.lit(now).alias("at"), pl.lit(actor, dtype=pl.String()).alias("actor"),
+            pl.lit("post").alias("action"), "bank_line_id", pl.lit(run_id, dtype=pl.String()).alias("run_id"),
+            "invoice_number", pl.lit(None, dtype=pl.String()).alias("reason"),
+            pl.struct(pl.col("parts").alias("allocations")).struct.json_encode().alias("details"),
+        ))
 
     if exceptions.height:
         ids = exceptions["bank_line_id"].to_list()

@@ -148,10 +148,15 @@ def plan(lines: pl.DataFrame, advices: pl.DataFrame, advice_lines: pl.DataFrame,
     """
     linked = advices.filter(pl.col("bank_line_id").is_not_null())
     by_line = {r["bank_line_id"]: r for r in linked.iter_rows(named=True)}
-    invoices = {r["invoice_number"]: r for r in book.invoices.iter_rows(named=True)}
+    advice_lines = advice_lines.filter(pl.col("advice_id").is_in(linked["advice_id"].implode())).sort(
+        "advice_id", "line_no")
+    lines_of = {k[0]: part.to_dicts() for k, part in advice_lines.partition_by("advice_id", as_dict=True).items()}
+    named = advice_lines["invoice_number"].drop_nulls().unique().implode()  # only the invoices the advices name
+    invoices = {r["invoice_number"]: r for r in book.invoices.filter(pl.col("invoice_number").is_in(named))
+                .iter_rows(named=True)}
     schedule: dict[str, list[Installment]] = {}
     installment_ids: dict[tuple[str, int], int] = {}
-    for r in book.installments.iter_rows(named=True):
+    for r in book.installments.filter(pl.col("invoice_number").is_in(named)).iter_rows(named=True):
         schedule.setdefault(r["invoice_number"], []).append(Installment(r["installment_no"], r["due_date"],
                                                                           r["open_minor"]))
         installment_ids[(r["invoice_number"], r["installment_no"])] = r["installment_id"]
@@ -161,7 +166,7 @@ def plan(lines: pl.DataFrame, advices: pl.DataFrame, advice_lines: pl.DataFrame,
     for line in lines.filter(pl.col("bank_line_id").is_in(list(by_line))).sort("booking_date", "bank_line_id") \
             .iter_rows(named=True):
         advice = by_line[line["bank_line_id"]]
-        own = advice_lines.filter(pl.col("advice_id") == advice["advice_id"]).sort("line_no").to_dicts()
+        own = lines_of.get(advice["advice_id"], [])
         outcome = _plan_one(line, advice, own, invoices, taken, approval_limit.get(line["currency"], 0))
         if isinstance(outcome, dict):
             queued.append(outcome)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile.core.codes import LineStatus
@@ -129,14 +129,15 @@ def advice_lines(session: Session, advice_ids: list[int]) -> pl.DataFrame:
     return pl.concat(parts) if parts else pl.DataFrame(schema=ADVICE_LINE_FRAME)
 
 
-def record_links(session: Session, links: pl.DataFrame, now: datetime) -> int:
-    """Remember which bank line each advice explains (advice_id, bank_line_id, linked_by)."""
+def record_links(session: Session, links: pl.DataFrame, now: datetime) -> None:
+    """Remember which bank line each advice explains (advice_id, bank_line_id, linked_by); an advice a person
+    linked meanwhile keeps that link. One executemany, not a statement per advice."""
     a = tables.Advice.__table__
-    done = 0
-    for advice_id, line_id, how in links.select("advice_id", "bank_line_id", "linked_by").iter_rows():
-        done += repo.changed(session, update(a).where(a.c.id == advice_id, a.c.bank_line_id.is_(None)).values(
-            bank_line_id=line_id, linked_by=how, linked_at=now))
-    return done
+    rows = [{"advice": advice_id, "line": line_id, "how": how}
+            for advice_id, line_id, how in links.select("advice_id", "bank_line_id", "linked_by").iter_rows()]
+    if rows:
+        session.execute(update(a).where(a.c.id == bindparam("advice"), a.c.bank_line_id.is_(None)).values(
+            bank_line_id=bindparam("line"), linked_by=bindparam("how"), linked_at=now), rows)
 
 
 def advice_list(session: Session, *, unlinked_only: bool = False) -> list[dict[str, Any]]:

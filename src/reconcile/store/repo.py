@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, Select, String, Table, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Select, String, Table, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,7 +69,9 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> list[tuple[Se
         element = BigInteger() if isinstance(values[0], int) else String()
         array = bindparam(None, value=list(values), type_=postgresql.ARRAY(element))
         return [(values, column.in_(select(func.unnest(array))))]
-    return [(part, column.in_(part)) for part in chunks(values, 900)]
+    # one expanding parameter per part: in_(list) would coerce each value into its own bound literal
+    return [(part, column.in_(bindparam(None, value=list(part), expanding=True, type_=column.type)))
+            for part in chunks(values, 900)]
 
 
 COPY_FROM = 500  # rows from which PostgreSQL gets COPY instead of an executemany INSERT
@@ -100,27 +102,54 @@ def _plain_defaults(table: Table, row: Mapping[str, Any]) -> bool:
 def _insert_tuples(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], verb: str = "INSERT") -> None:
     """SQLite executemany with plain tuples, each column's bind conversion (dates, booleans) applied
     once per value: SQLAlchemy's per-row parameter building is ~2/3 of a large INSERT's time."""
+    names = list(rows[0])
+    _insert_columns(session, table, names, [[row[name] for row in rows] for name in names], verb)
+
+
+def _insert_columns(session: Session, table: Table, names: list[str], values: list[list[Any]],
+                    verb: str = "INSERT") -> None:
+    """_insert_tuples from the values column by column (zip() then makes the rows' tuples in C)."""
     dialect = session.get_bind().dialect
 
     def converter(name: str) -> Any:
         return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
-    names = list(rows[0])
-    convert = [converter(name) for name in names]
-    constants = [column.name for column in table.columns if column.name not in rows[0] and column.default is not None]
-    extra = []
+    count = len(values[0])
+    constants = [column.name for column in table.columns if column.name not in names and column.default is not None]
+    columns_of_values = [_converted(column, f) if (f := converter(name)) else column
+                         for name, column in zip(names, values, strict=True)]
     for name in constants:
         value = table.c[name].default.arg  # type: ignore[union-attr]
-        extra.append(converter(name)(value) if converter(name) else value)
-    columns_of_values = []  # column by column: zip() then makes the rows' tuples in C
-    for name, f in zip(names, convert, strict=True):
-        values = [row[name] for row in rows]
-        columns_of_values.append([f(v) for v in values] if f else values)
-    columns_of_values += [[value] * len(rows) for value in extra]
+        columns_of_values.append([converter(name)(value) if converter(name) else value] * count)
     data = list(zip(*columns_of_values, strict=True))
     columns = ", ".join(f'"{n}"' for n in [*names, *constants])
     marks = ", ".join("?" for _ in range(len(names) + len(constants)))
     session.connection().exec_driver_sql(f'{verb} INTO "{table.name}" ({columns}) VALUES ({marks})', data)
+
+
+def _converted(values: list[Any], convert: Any) -> list[Any]:
+    """convert(v) for each value, once per distinct value: a run's rows share their stamps and days."""
+    done: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        if value not in done:
+            done[value] = convert(value)
+        out.append(done[value])
+    return out
+
+
+def insert_frame(session: Session, table: Table, frame: pl.DataFrame) -> None:
+    """insert_rows for rows already in a frame: COPY straight from it on PostgreSQL, column lists into
+    the driver on SQLite, without a dict per row in between."""
+    if frame.height == 0:
+        return
+    dialect = session.get_bind().dialect.name
+    if frame.height >= COPY_FROM and dialect == "postgresql":
+        copy_frame(session, table, frame)
+    elif frame.height >= COPY_FROM and dialect == "sqlite" and _plain_defaults(table, dict.fromkeys(frame.columns)):
+        _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns])
+    else:
+        insert_rows(session, table, frame.to_dicts())
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -157,10 +186,9 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
             {"keys": keys, "amounts": amounts},
         )
         return
-    session.execute(
-        update(table).where(table.c[key] == bindparam("k")).values({column: table.c[column] - bindparam("a")}),
-        [{"k": k, "a": a} for k, a in pairs],
-    )
+    # plain tuples into the driver: SQLAlchemy's per-row parameter building costs more than SQLite's update
+    session.connection().exec_driver_sql(
+        f'UPDATE "{table.name}" SET "{column}" = "{column}" - ? WHERE "{key}" = ?', [(a, k) for k, a in pairs])
 
 
 def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
