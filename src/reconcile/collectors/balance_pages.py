@@ -11,6 +11,7 @@ history. Formatting is left to the web pages and the CLI.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
@@ -32,6 +33,8 @@ _LOCK = threading.Lock()
 
 
 INCREMENTAL_LIMIT = 400  # touched customers beyond which recomputing everyone is as quick (and one IN list)
+RECENT_IDS = 20_000  # the newest ids counted in the marks: where a late-committing transaction's rows land
+FULL_EVERY_SECONDS = 600.0  # a kept frame is recomputed in full at least this often, whatever the marks say
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,20 @@ class _Kept:
     marks: tuple[int, ...]
     frame: pl.DataFrame  # balances() for every customer
     pending: pl.DataFrame  # pending_cash() for every customer, read with the frame
+    full_at: float  # time.monotonic() of the last full recomputation the frame descends from
 
 
 def ledger_marks(session: Session) -> tuple[int, ...]:
-    """Cheap marks that move whenever anything balances() reads changes: newest id and row count of the
-    tables its inputs live in (counts catch a PostgreSQL transaction that commits a lower id late)."""
+    """Cheap marks that move whenever anything balances() reads changes: per table its newest id, and how many
+    rows hold the newest RECENT_IDS ids (which moves when a PostgreSQL transaction commits a lower id after a
+    higher one was seen). Index range scans only: the tables' full counts would grow with the history."""
     # postings add allocations, decisions add audit entries, runs add queue items, and customers and
     # invoices change only through a snapshot load, which adds a snapshot
     marks = []
     for table in (tables.Allocation, tables.AuditEntry, tables.ExceptionItem, tables.Snapshot):
-        marks += [select(func.coalesce(func.max(table.id), 0)).scalar_subquery(),
-                  select(func.count()).select_from(table).scalar_subquery()]
+        newest = select(func.coalesce(func.max(table.id), 0)).scalar_subquery()
+        marks += [newest, select(func.count()).select_from(table).where(table.id > newest - RECENT_IDS)
+                  .scalar_subquery()]
     return tuple(int(v) for v in session.execute(select(*marks)).one())
 
 
@@ -59,14 +65,16 @@ def _touched(session: Session, kept: _Kept, marks: tuple[int, ...], pending: pl.
     Open amounts move only with allocation rows, customers and invoices only with a snapshot, queue items
     show in pending_cash: so the customers of the allocations added since (the row's own and its invoice's)
     and those whose pending cash differs."""
-    alloc_max, alloc_count, new_count = kept.marks[0], kept.marks[1], marks[1]
+    alloc_max, alloc_recent = kept.marks[0], kept.marks[1]
     if marks[6:] != kept.marks[6:]:  # a snapshot: customers, invoices and open amounts all reset
         return None
     al, inv, ins = tables.Allocation, tables.Invoice, tables.Installment
+    late = session.execute(select(func.count()).select_from(al).where(
+        al.id > alloc_max - RECENT_IDS, al.id <= alloc_max)).scalar_one()
+    if late != alloc_recent:  # a row below the kept newest id committed since
+        return None
     rows = session.execute(select(al.customer_id, al.invoice_number, al.installment_id)
                            .where(al.id > alloc_max)).all()
-    if len(rows) != new_count - alloc_count:  # a row below the kept newest id arrived late
-        return None
     if len(rows) > INCREMENTAL_LIMIT * 2:  # a run's worth of postings: recompute everyone
         return None
     numbers = {r.invoice_number for r in rows if r.invoice_number is not None}
@@ -96,12 +104,16 @@ def all_balances(engine: Engine, as_of: date, rules: Collections) -> pl.DataFram
     key = (str(engine.url), as_of, tuple(rules.edges), rules.broken_after_days)
     with _LOCK:
         kept = _CACHE.get(key)
+    started = time.monotonic()
+    if kept is not None and started - kept.full_at > FULL_EVERY_SECONDS:
+        kept = None  # whatever a mark might miss is bounded in time
     with one_snapshot(engine) as session:
         marks = ledger_marks(session)
         if kept is not None and kept.marks == marks:
             return kept.frame
         pending = pending_cash(session, as_of)
         who = _touched(session, kept, marks, pending) if kept is not None else None
+        full_at = started if who is None else kept.full_at  # type: ignore[union-attr]
         if who is None:
             frame = balances_in(session, as_of, rules.edges, broken_after_days=rules.broken_after_days,
                                 pending=pending)
@@ -112,7 +124,7 @@ def all_balances(engine: Engine, as_of: date, rules: Collections) -> pl.DataFram
                                 broken_after_days=rules.broken_after_days, pending=pending)
             frame = _refreshed(kept.frame, fresh, who)  # type: ignore[union-attr]
     with _LOCK:
-        _CACHE[key] = _Kept(marks, frame, pending)
+        _CACHE[key] = _Kept(marks, frame, pending, full_at)
         _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
