@@ -176,14 +176,13 @@ def _store_invoices(session: Session, snap: Snapshot, seq: int, snapshot_id: int
             .with_columns(pl.lit(0, dtype=pl.Int64).alias("open_minor"), pl.lit(seq, dtype=pl.Int64).alias("basis_seq"),
                           pl.lit("closed").alias("erp_status"))
     t = tables.Invoice.__table__
-    repo.insert_rows(session, t, [
-        {"invoice_number": r["invoice_number"], "customer_id": r["customer_id"], "issue_date": r["issue_date"],
-         "due_date": r["due_date"], "currency": r["currency"], "amount_minor": r["amount_minor"],
-         "snapshot_open_minor": r["open_minor"], "open_amount_minor": r["open_minor"], "excess_minor": 0,
-         "payment_reference": r["payment_reference"], "updated_at": now, "basis_seq": seq, "erp_status": "open",
-         "snapshot_id": snapshot_id}
-        for r in new.iter_rows(named=True)
-    ])
+    repo.insert_frame(session, t, new.select(
+        "invoice_number", "customer_id", "issue_date", "due_date", "currency", "amount_minor",
+        pl.col("open_minor").alias("snapshot_open_minor"), pl.col("open_minor").alias("open_amount_minor"),
+        pl.lit(0, dtype=pl.Int64).alias("excess_minor"), "payment_reference", pl.lit(now).alias("updated_at"),
+        pl.lit(seq, dtype=pl.Int64).alias("basis_seq"), pl.lit("open").alias("erp_status"),
+        pl.lit(snapshot_id, dtype=pl.Int64).alias("snapshot_id"),
+    ))
     updates = pl.concat([changed.select(list(INVOICE_COLUMNS)).cast(INVOICE_COLUMNS),  # type: ignore[arg-type]
                          closed.select(list(INVOICE_COLUMNS)).cast(INVOICE_COLUMNS)])  # type: ignore[arg-type]
     if updates.height:
@@ -200,13 +199,11 @@ def _store_invoices(session: Session, snap: Snapshot, seq: int, snapshot_id: int
              for r in updates.iter_rows(named=True)],
         )
     versions = pl.concat([new.select(list(INVOICE_COLUMNS)).cast(INVOICE_COLUMNS), updates])  # type: ignore[arg-type]
-    repo.insert_rows(session, tables.InvoiceVersion.__table__, [
-        {"snapshot_id": snapshot_id, "invoice_number": r["invoice_number"], "customer_id": r["customer_id"],
-         "issue_date": r["issue_date"], "due_date": r["due_date"], "currency": r["currency"],
-         "amount_minor": r["amount_minor"], "snapshot_open_minor": r["open_minor"], "basis_seq": r["basis_seq"],
-         "erp_status": r["erp_status"]}
-        for r in versions.iter_rows(named=True)
-    ])
+    repo.insert_frame(session, tables.InvoiceVersion.__table__, versions.select(
+        pl.lit(snapshot_id, dtype=pl.Int64).alias("snapshot_id"), "invoice_number", "customer_id", "issue_date",
+        "due_date", "currency", "amount_minor", pl.col("open_minor").alias("snapshot_open_minor"), "basis_seq",
+        "erp_status",
+    ))
     return new.height, changed.height, closed.height, updates["invoice_number"].to_list()
 
 

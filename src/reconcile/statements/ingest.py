@@ -84,7 +84,7 @@ def store_parsed(
             pl.lit(now).alias("ingested_at"),
         )
         before = session.execute(select(func.count()).select_from(bl).where(bl.account == account)).scalar_one()
-        repo.insert_ignore(session, bl.__table__, lines.to_dicts())
+        repo.insert_ignore(session, bl.__table__, lines)
         after = session.execute(select(func.count()).select_from(bl).where(bl.account == account)).scalar_one()
         new_total += after - before
     file_row.new_line_count = new_total

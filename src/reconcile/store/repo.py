@@ -191,9 +191,15 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
         f'UPDATE "{table.name}" SET "{column}" = "{column}" - ? WHERE "{key}" = ?', [(a, k) for k, a in pairs])
 
 
-def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]] | pl.DataFrame) -> None:
     """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
     dialect = session.get_bind().dialect.name
+    if isinstance(rows, pl.DataFrame):
+        if dialect == "sqlite" and rows.height >= COPY_FROM and _plain_defaults(table, dict.fromkeys(rows.columns)):
+            _insert_columns(session, table, rows.columns, [rows.get_column(n).to_list() for n in rows.columns],
+                            verb="INSERT OR IGNORE")
+            return
+        rows = rows.to_dicts()
     if dialect == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
         _insert_tuples(session, table, rows, verb="INSERT OR IGNORE")
         return
