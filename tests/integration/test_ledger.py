@@ -80,6 +80,37 @@ def test_check_names_each_violation(engine: Engine, tmp_path: Path, tamper: str,
     assert (rule, subject) in [(v.rule, v.subject) for v in found]
 
 
+@pytest.mark.parametrize("index_walk_customers", [0, 2_000], ids=["read-all", "index-walk"])
+def test_a_runs_own_check_finds_a_tampered_item_of_a_customer_it_touched(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_walk_customers: int,
+) -> None:
+    """The run's scoped check reads a few customers through the index and many by reading everything: both find
+    what is wrong with a customer the run touched, and neither reports a customer it did not touch."""
+    from reconcile.ledger import check
+
+    monkeypatch.setattr(check, "INDEX_WALK_CUSTOMERS", index_walk_customers)
+    service.load_ar(engine, write_snapshot(
+        tmp_path / "ar",
+        customers=[{"customer_id": "C1", "name": "Acme"}, {"customer_id": "C3", "name": "Quiet Ltd"}],
+        invoices=[
+            {"invoice_number": "INV-101", "customer_id": "C1", "amount": "60.00"},
+            {"invoice_number": "INV-102", "customer_id": "C1", "amount": "30.00"},
+            {"invoice_number": "INV-301", "customer_id": "C3", "amount": "45.00"},
+        ],
+    ))
+    ingest_lines(engine, [bank_line("P1", "90.00", name="ACME", remittance="INV-101 INV-102")])
+    assert _run(engine).lines_posted == 1
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE invoices SET open_amount_minor = open_amount_minor + 1 "
+                                "WHERE invoice_number IN ('INV-102', 'INV-301')"))
+        run_id = connection.execute(select(tables.PostingRun.run_id)).scalar_one()
+    with db.transaction(engine) as session:
+        found = {(v.rule, v.subject) for v in check.check_ledger(session, check.Scope(run_id))}
+    assert ("invoice_open", "invoice INV-102") in found
+    assert not any("INV-301" in subject for _, subject in found)  # C3's: the run did not touch it
+    assert ("invoice_open", "invoice INV-301") in {(v.rule, v.subject) for v in ledger.check(engine)}
+
+
 def test_unapply_reverses_exactly_and_queues_the_line(engine: Engine, tmp_path: Path) -> None:
     _book(engine, tmp_path)
     before = _open(engine)

@@ -144,28 +144,45 @@ def _applied(key: Any, basis: Any) -> Any:
     return (key, func.sum(settled).label("applied"), func.sum(pending).label("pending"))
 
 
-def _invoice_frame(session: Session, scope: Scope) -> pl.DataFrame:
-    """Every invoice (in scope: every invoice of the customers the run touched) with what was applied to it."""
+INDEX_WALK_CUSTOMERS = 2_000  # up to this many customers in scope, walk the customer index; beyond, read all
+
+
+def _walk_index(customers: list[str] | None) -> bool:
+    """True when the scope is a few customers: filter in SQL through the customer index."""
+    return customers is not None and len(customers) <= INDEX_WALK_CUSTOMERS
+
+
+def _only(frame: pl.DataFrame, customers: list[str] | None) -> pl.DataFrame:
+    return frame if customers is None else frame.filter(pl.col("customer_id").is_in(customers))
+
+
+def _invoice_frame(session: Session, scope: Scope, customers: list[str] | None) -> pl.DataFrame:
+    """Every invoice (in scope: every invoice of the customers the run touched) with what was applied to it.
+
+    A run that touched a few customers reads their invoices through the customer index. A first run of the
+    day touches nearly everyone: walking the index customer by customer, and the allocations invoice by
+    invoice, then costs three times one plain read of each table joined here (18 s against 6 s at 100,000
+    customers)."""
     inv, al = tables.Invoice, tables.Allocation
     applied_query = (
         select(*_applied(al.invoice_number, inv.basis_seq)).join(inv, inv.invoice_number == al.invoice_number)
         .where(al.invoice_number.is_not(None), _settles_items())
     )
-    if not scope.everything:
-        applied_query = applied_query.where(inv.customer_id.in_(scope.customers()))
-    applied = applied_query.group_by(al.invoice_number).subquery()
-    query = select(
-        inv.invoice_number, inv.customer_id, inv.currency, inv.amount_minor, inv.snapshot_open_minor,
-        inv.open_amount_minor, inv.excess_minor, func.coalesce(applied.c.applied, 0),
-        func.coalesce(applied.c.pending, 0),
-    ).outerjoin(applied, applied.c.invoice_number == inv.invoice_number)
-    if not scope.everything:
-        query = query.where(inv.customer_id.in_(scope.customers()))
-    return repo.frame_of(session, query, {
-        "invoice_number": pl.String(), "customer_id": pl.String(), "currency": pl.String(), "amount": pl.Int64(),
-        "snapshot_open": pl.Int64(), "open": pl.Int64(), "excess": pl.Int64(), "applied": pl.Int64(),
-        "pending": pl.Int64(),
-    })
+    columns = (inv.invoice_number, inv.customer_id, inv.currency, inv.amount_minor, inv.snapshot_open_minor,
+               inv.open_amount_minor, inv.excess_minor)
+    schema = {"invoice_number": pl.String(), "customer_id": pl.String(), "currency": pl.String(),
+              "amount": pl.Int64(), "snapshot_open": pl.Int64(), "open": pl.Int64(), "excess": pl.Int64()}
+    sums = {"applied": pl.Int64(), "pending": pl.Int64()}
+    if _walk_index(customers):
+        applied = applied_query.where(inv.customer_id.in_(scope.customers())).group_by(al.invoice_number).subquery()
+        query = select(*columns, func.coalesce(applied.c.applied, 0), func.coalesce(applied.c.pending, 0)) \
+            .outerjoin(applied, applied.c.invoice_number == inv.invoice_number) \
+            .where(inv.customer_id.in_(scope.customers()))
+        return repo.frame_of(session, query, {**schema, **sums}).sort("invoice_number")
+    invoices = _only(repo.frame_of(session, select(*columns), schema), customers)
+    totals = repo.frame_of(session, applied_query.group_by(al.invoice_number), {"invoice_number": pl.String(), **sums})
+    return invoices.join(totals, on="invoice_number", how="left").with_columns(
+        pl.col("applied", "pending").fill_null(0)).sort("invoice_number")
 
 
 def _invoice_violations(frame: pl.DataFrame) -> list[Violation]:
@@ -235,7 +252,8 @@ def _installment_violations(session: Session, scope: Scope) -> list[Violation]:
     return found
 
 
-def _attribution_violations(session: Session, invoices: pl.DataFrame, scope: Scope) -> list[Violation]:
+def _attribution_violations(session: Session, invoices: pl.DataFrame, scope: Scope,
+                            customers: list[str] | None) -> list[Violation]:
     """Rows on an invoice carry its customer and currency; a customer's statement of account ends at its
     open items less its credit on account (the figures balances shows)."""
     al, inv = tables.Allocation, tables.Invoice
@@ -255,10 +273,10 @@ def _attribution_violations(session: Session, invoices: pl.DataFrame, scope: Sco
     # statement of account: issued + settled by the receivables system - reconcile's payments + excess
     paid_query = select(al.customer_id, settled_ccy, func.sum(repo.settled_amount(al))) \
         .where(al.invoice_number.is_not(None), _settles_items())
-    if not scope.everything:
+    if _walk_index(customers):
         paid_query = paid_query.where(al.customer_id.in_(scope.customers()))
-    paid = repo.frame_of(session, paid_query.group_by(al.customer_id, settled_ccy),
-                         {"customer_id": pl.String(), "currency": pl.String(), "paid": pl.Int64()})
+    paid = _only(repo.frame_of(session, paid_query.group_by(al.customer_id, settled_ccy),
+                               {"customer_id": pl.String(), "currency": pl.String(), "paid": pl.Int64()}), customers)
     keyed = ["customer_id", "currency"]
     per_customer = invoices.group_by(keyed).agg(
         pl.col("open").sum().alias("open"),
@@ -321,7 +339,7 @@ def _allocation_violations(session: Session, scope: Scope) -> list[Violation]:
     return found
 
 
-def _on_account_violations(session: Session, scope: Scope) -> list[Violation]:
+def _on_account_violations(session: Session, scope: Scope, customers: list[str] | None) -> list[Violation]:
     """Credit on account is applied to invoices (negative on_account rows) only as far as it exists."""
     al = tables.Allocation
     original = tables.Allocation.__table__.alias("credit_original")
@@ -329,9 +347,12 @@ def _on_account_violations(session: Session, scope: Scope) -> list[Violation]:
     rows = session.execute(
         select(al.customer_id, al.currency, func.sum(al.amount_minor))
         .outerjoin(original, original.c.id == al.reverses_id).where(base == Kind.ON_ACCOUNT)
-        .where(al.customer_id.in_(scope.customers()) if not scope.everything else base == Kind.ON_ACCOUNT)
+        .where(al.customer_id.in_(scope.customers()) if _walk_index(customers) else base == Kind.ON_ACCOUNT)
         .group_by(al.customer_id, al.currency).having(func.sum(al.amount_minor) < 0)
     ).all()
+    if customers is not None:
+        wanted = set(customers)
+        rows = [r for r in rows if r[0] in wanted]
     return [Violation("on_account_negative", f"customer {c} ({ccy})",
                       f"credit on account is {_money(total, ccy)}: more was applied than was kept")
             for c, ccy, total in rows]
@@ -340,12 +361,14 @@ def _on_account_violations(session: Session, scope: Scope) -> list[Violation]:
 def check_ledger(session: Session, scope: Scope | None = None) -> list[Violation]:
     """Every invariant violation in the ledger (or in what one run touched), or [] when it is consistent."""
     scope = scope or Scope()
-    invoices = _invoice_frame(session, scope)
+    # the customers in scope, read once (None: every customer)
+    customers = None if scope.everything else list(session.execute(scope.customers()).scalars().all())
+    invoices = _invoice_frame(session, scope, customers)
     return [
         *_line_violations(_lines(session, scope)),
         *_invoice_violations(invoices),
         *_installment_violations(session, scope),
         *_allocation_violations(session, scope),
-        *_attribution_violations(session, invoices, scope),
-        *_on_account_violations(session, scope),
+        *_attribution_violations(session, invoices, scope, customers),
+        *_on_account_violations(session, scope, customers),
     ]
