@@ -138,16 +138,22 @@ def _converted(values: list[Any], convert: Any) -> list[Any]:
     return out
 
 
+def _insert_sqlite_frame(session: Session, table: Table, frame: pl.DataFrame, verb: str) -> bool:
+    """A large frame into SQLite column by column (_insert_columns); False when that path does not apply."""
+    if session.get_bind().dialect.name != "sqlite" or frame.height < COPY_FROM \
+            or not _plain_defaults(table, dict.fromkeys(frame.columns)):
+        return False
+    _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns], verb)
+    return True
+
+
 def insert_frame(session: Session, table: Table, frame: pl.DataFrame) -> None:
     """insert_rows for rows already in a frame: COPY straight from it on PostgreSQL, column lists into
     the driver on SQLite, without a dict per row in between."""
-    if frame.height == 0:
+    if frame.height == 0 or _insert_sqlite_frame(session, table, frame, "INSERT"):
         return
-    dialect = session.get_bind().dialect.name
-    if frame.height >= COPY_FROM and dialect == "postgresql":
+    if frame.height >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
         copy_frame(session, table, frame)
-    elif frame.height >= COPY_FROM and dialect == "sqlite" and _plain_defaults(table, dict.fromkeys(frame.columns)):
-        _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns])
     else:
         insert_rows(session, table, frame.to_dicts())
 
@@ -195,9 +201,7 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, An
     """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
     dialect = session.get_bind().dialect.name
     if isinstance(rows, pl.DataFrame):
-        if dialect == "sqlite" and rows.height >= COPY_FROM and _plain_defaults(table, dict.fromkeys(rows.columns)):
-            _insert_columns(session, table, rows.columns, [rows.get_column(n).to_list() for n in rows.columns],
-                            verb="INSERT OR IGNORE")
+        if _insert_sqlite_frame(session, table, rows, "INSERT OR IGNORE"):
             return
         rows = rows.to_dicts()
     if dialect == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
