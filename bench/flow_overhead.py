@@ -1,12 +1,14 @@
 """Prefect's overhead on a daily run: 10 statement files through the flow vs the same steps as plain calls.
 
-Run: python bench/flow_overhead.py [--files 10] [--lines 2000] [--pg postgresql://postgres@127.0.0.1:5432/test]
+Run: python bench/flow_overhead.py [--files 10] [--lines 2000] [--repeat 5] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
 The day: a receivables snapshot and one generic CSV of --lines payments
 (tests/bulk.py) split into --files inbox files. Each variant gets its own
 fresh database and inbox: reconcile.inbox.run_day (no Prefect), then the
-daily-posting-run flow twice, cold (a fresh process starts Prefect's temporary
-server) and warm. Both must post the same; the difference is Prefect's cost.
+daily-posting-run flow, cold (the first in the process; with no PREFECT_API_URL it
+starts Prefect's temporary server) and warm. Plain and warm runs are repeated
+--repeat times and their medians compared. Both must post the same; the
+difference is Prefect's cost.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -68,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5, help="plain and warm runs each, medians compared")
     parser.add_argument("--pg", help="PostgreSQL URL (a throwaway schema per variant); default SQLite")
     args = parser.parse_args()
 
@@ -86,33 +90,37 @@ def main() -> None:
           f"{'PostgreSQL' if args.pg else 'SQLite'}; {args.files} files, {bulk.lines} lines; "
           f"Prefect API: {os.environ.get('PREFECT_API_URL') or 'temporary local server'}")
 
-    plain = {}
-    for run in ("plain1", "plain2"):  # the first pays for imports and warm-up; the second is compared
-        url, box = prepared(root, run, data, args.files, args.pg)
+    plain = []
+    for run in range(args.repeat + 1):  # the first pays for imports and warm-up and is not compared
+        url, box = prepared(root, f"plain{run}", data, args.files, args.pg)
         started = time.perf_counter()
         direct = inbox.run_day(db.make_engine(url), settings, inbox=box, as_of=AS_OF).to_dict()
-        plain[run] = time.perf_counter() - started
-    direct_s = plain["plain2"]
+        plain.append(time.perf_counter() - started)
+    direct_s = statistics.median(plain[1:])
 
     import prefect
 
-    from reconcile.flows.daily import posting_run_flow
+    from reconcile.flows.daily import run_posting_flow
 
-    timings = {}
-    for run in ("cold", "warm"):
-        url, box = prepared(root, run, data, args.files, args.pg)
+    flows = []
+    for run in range(args.repeat + 1):
+        url, box = prepared(root, f"flow{run}", data, args.files, args.pg)
         started = time.perf_counter()
-        via_flow = posting_run_flow(db_url=url, config_dir=CONFIG_DIR, inbox=str(box), as_of=AS_OF.isoformat())
-        timings[run] = time.perf_counter() - started
+        via_flow = run_posting_flow(db_url=url, config_dir=CONFIG_DIR, inbox=str(box), as_of=AS_OF.isoformat())
+        flows.append(time.perf_counter() - started)
         same = all(via_flow[k] == direct[k] for k in ("lines_posted", "lines_exception", "posted", "on_account"))
         assert same and len(via_flow["files"]) == args.files, "the flow must post what the plain run posts"
+    timings = {"cold": flows[0], "warm": statistics.median(flows[1:])}
+    overheads = [t - direct_s for t in flows[1:]]
 
     print(f"prefect {prefect.__version__}; posted {direct['lines_posted']} of {direct['lines_considered']} lines "
           f"({direct['auto_rate'] * 100:.1f} %), same through the flow")
-    print(f"plain calls (inbox.run_day)      {direct_s:7.2f} s   (first time in the process {plain['plain1']:.2f} s)")
-    print(f"flow, cold (starts the server)   {timings['cold']:7.2f} s   overhead {timings['cold'] - direct_s:+.2f} s")
+    print(f"plain calls (inbox.run_day)      {direct_s:7.2f} s   (median of {args.repeat}; first time in the process "
+          f"{plain[0]:.2f} s)")
+    print(f"flow, cold (first in the process){timings['cold']:7.2f} s   overhead {timings['cold'] - direct_s:+.2f} s")
     print(f"flow, warm                       {timings['warm']:7.2f} s   overhead {timings['warm'] - direct_s:+.2f} s "
-          f"({(timings['warm'] - direct_s) / args.files * 1000:+.0f} ms per file)")
+          f"({(timings['warm'] - direct_s) / args.files * 1000:+.0f} ms per file; median of {args.repeat}, "
+          f"range {min(overheads):+.2f} to {max(overheads):+.2f} s)")
     shutil.rmtree(root, ignore_errors=True)
     if args.pg:
         with create_engine(db.resolve_url(args.pg)).begin() as conn:

@@ -39,8 +39,8 @@ LAZY = """
 import sys
 from reconcile.cli.common import quiet_prefect
 quiet_prefect()
-from reconcile.flows.daily import posting_run_flow
-posting_run_flow(db_url=sys.argv[1], config_dir=sys.argv[2], inbox=sys.argv[3], as_of=sys.argv[4])
+from reconcile.flows.daily import run_posting_flow
+run_posting_flow(db_url=sys.argv[1], config_dir=sys.argv[2], inbox=sys.argv[3], as_of=sys.argv[4])
 """
 
 

@@ -10,6 +10,7 @@ without Prefect is reconcile.inbox.run_day.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 
 import polars as pl
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_logger
 from prefect.states import Completed, Failed, State
@@ -90,7 +91,7 @@ def _progress() -> Reporter:
     return _reporter or _LogLines()
 
 
-def _notify_on_failure(flow: Any, flow_run: Any, state: State) -> None:
+async def _notify_on_failure(flow: Any, flow_run: Any, state: State) -> None:
     """on_failure / on_crashed: tell [notify] (webhook, Prefect block); never raises."""
     try:
         from prefect.settings import PREFECT_UI_URL
@@ -98,14 +99,17 @@ def _notify_on_failure(flow: Any, flow_run: Any, state: State) -> None:
         config = _config(flow_run.parameters.get("config_dir"))
         if not (config.notify.webhook_url or config.notify.prefect_block):
             return
-        result = state.result(raise_on_failure=False) if state.data is not None else None
+        result = await state.aresult(raise_on_failure=False) if state.data is not None else None
         report = result.report if isinstance(result, inbox_lib.RunFailed) else None
         ui = PREFECT_UI_URL.value()
-        notify_failure(config.notify, failure_payload(
+        payload = failure_payload(
             state=state.name or str(state.type), message=state.message or "", flow_run=flow_run.name,
             flow_run_id=str(flow_run.id), report=report,
             ui_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None,
-        ))
+        )
+        # an executor thread carries neither the run context nor a loop, so Prefect's blocks answer
+        # synchronously there, as they do for a run without Prefect
+        await asyncio.get_running_loop().run_in_executor(None, notify_failure, config.notify, payload)
     except Exception as exc:  # noqa: BLE001 - a notification problem never changes the run's outcome
         get_logger("reconcile.notify").warning("failure notification not sent: %s", exc)
 
@@ -113,7 +117,7 @@ def _notify_on_failure(flow: Any, flow_run: Any, state: State) -> None:
 def _transient(task: Any, task_run: Any, state: State) -> bool:
     """Retry condition: only errors inbox_lib.is_transient accepts (never a bad file)."""
     try:
-        state.result()
+        state.result(_sync=True)  # type: ignore[call-overload]  # called inside the async flow's loop
     except Exception as exc:  # noqa: BLE001 - sorting any failure into retry or not
         return inbox_lib.is_transient(exc)
     return False
@@ -121,19 +125,19 @@ def _transient(task: Any, task_run: Any, state: State) -> bool:
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient,
       task_run_name="ingest {path}")
-def ingest_statement(db_url: str | None, config_dir: str, path: str, quarantine: str) -> dict[str, Any]:
+async def ingest_statement(db_url: str | None, config_dir: str, path: str, quarantine: str) -> dict[str, Any]:
     options = _config(config_dir).parse_options()
     return inbox_lib.ingest_one(_engine(db_url), Path(path), Path(quarantine), options).to_dict()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="check {path}")
-def check_statement(config_dir: str, path: str) -> dict[str, Any]:
+async def check_statement(config_dir: str, path: str) -> dict[str, Any]:
     return inbox_lib.check_one(Path(path), _config(config_dir).parse_options()).to_dict()
 
 
 # No Prefect retries: run_posting retries a chunk whose connection dropped itself, knowing what committed.
 @task(cache_policy=NO_CACHE)
-def match_and_post(
+async def match_and_post(
     db_url: str | None, config_dir: str, as_of: str, dry_run: bool, actor: str, new_files: list[str],
     dask: str | None = None,
 ) -> dict[str, Any]:
@@ -150,7 +154,9 @@ def match_and_post(
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
-def archive_statements(files: list[dict[str, Any]], folder: str, archive: str, as_of: str) -> list[dict[str, Any]]:
+async def archive_statements(
+    files: list[dict[str, Any]], folder: str, archive: str, as_of: str,
+) -> list[dict[str, Any]]:
     # a retry finds the files it already moved gone from the inbox, and leaves them be
     present = [inbox_lib.FileOutcome(**f) for f in files if f["status"] not in ("ingested", "already imported")
                or (Path(folder) / f["file"]).exists()]
@@ -158,8 +164,8 @@ def archive_statements(files: list[dict[str, Any]], folder: str, archive: str, a
     return [f.to_dict() for f in moved]
 
 
-def _file_outcome(path: Path, state: State) -> dict[str, Any]:
-    result = state.result(raise_on_failure=False)
+async def _file_outcome(path: Path, state: State) -> dict[str, Any]:
+    result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):  # not a bad file: retried and still failing, so it waits for the next run
         return inbox_lib.FileOutcome(path.name, "left in inbox", reason=f"{type(result).__name__}: {result}").to_dict()
     return result
@@ -218,9 +224,12 @@ def summary_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# async: Prefect's async engine does not wait for the heartbeat thread at the end of a run (the sync
+# engine joins it, which costs up to 1 s); its tasks are async so they share the flow's API client.
+# Synchronous callers use run_posting_flow.
 @flow(name="daily-posting-run", log_prints=True, on_failure=[_notify_on_failure],
       on_crashed=[_notify_on_failure])
-def posting_run_flow(
+async def posting_run_flow(
     db_url: str | None = None,
     config_dir: str | None = None,
     inbox: str | None = None,
@@ -251,28 +260,31 @@ def posting_run_flow(
     files = []
     for number, p in enumerate(paths, 1):
         if dry_run:
-            files.append(check_statement(folder, str(p)))
+            files.append(await check_statement(folder, str(p)))
         else:
-            state = ingest_statement(db_url, folder, str(p), str(box.quarantine), return_state=True)
-            files.append(_file_outcome(p, state))
+            # Prefect types an async task's State as not awaitable; at run time it is a coroutine
+            state = await ingest_statement(db_url, folder, str(p), str(box.quarantine),  # type: ignore[misc]
+                                           return_state=True)
+            files.append(await _file_outcome(p, state))
         progress("ingest", number, len(paths))
     new_files = [str(box.path / f["file"]) for f in files if f["status"] == "would ingest"]
-    posting = match_and_post(db_url, folder, day, dry_run, actor, new_files, dask, return_state=True)
+    posting = await match_and_post(db_url, folder, day, dry_run, actor, new_files, dask,  # type: ignore[misc]
+                                   return_state=True)
     if posting.is_failed():
-        error = posting.result(raise_on_failure=False)
-        create_markdown_artifact(
+        error = await posting.aresult(raise_on_failure=False)
+        await acreate_markdown_artifact(
             markdown=f"# Posting run as of {day} failed\n\n{type(error).__name__}: {error}\n\n"
                      "Committed chunks stay posted; the inbox files were not archived. Run again to post the rest.",
             key="posting-run-summary",
         )
         raise error if isinstance(error, BaseException) else RuntimeError(str(error))
-    summary = posting.result()
+    summary = await posting.aresult()
     if not dry_run and summary["status"] == "completed":
-        files = archive_statements(files, str(box.path), str(box.archive), day)
+        files = await archive_statements(files, str(box.path), str(box.archive), day)
 
     report = inbox_lib.day_dict(summary, str(box.path), files, time.perf_counter() - started)
-    create_markdown_artifact(markdown=summary_markdown(report), key="posting-run-summary")
-    create_table_artifact(table=summary_rows(report), key="posting-run-table")
+    await acreate_markdown_artifact(markdown=summary_markdown(report), key="posting-run-summary")
+    await acreate_table_artifact(table=summary_rows(report), key="posting-run-table")
     warnings = _warnings(files)
     for f in warnings:
         logger.warning("%s %s: %s", f["file"], f["status"], f["reason"])
@@ -283,6 +295,12 @@ def posting_run_flow(
         names = ", ".join(f["file"] for f in warnings)
         return Completed(message=f"completed with warnings: {len(warnings)} file(s) not ingested: {names}", data=report)
     return report
+
+
+def run_posting_flow(**parameters: Any) -> Any:
+    """posting_run_flow from synchronous code (the CLI, the demo, scripts): its result, or its State
+    with return_state=True."""
+    return asyncio.run(posting_run_flow(**parameters))
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)

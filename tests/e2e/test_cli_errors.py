@@ -4,6 +4,7 @@ every command that writes speaks JSON with --json; multi-file ingest reports eve
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,16 @@ def test_run_without_a_prefect_server_goes_without_prefect_and_says_so(
 ) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # no `reconcile serve` note here
+    if "prefect.settings" in sys.modules:  # the flow tests' session server may be set in this process
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            _run_without_a_server(tmp_path)
+    else:
+        _run_without_a_server(tmp_path)
+
+
+def _run_without_a_server(tmp_path: Path) -> None:
     files = write_demo_data(tmp_path / "data")
     db = ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
     for args in (["init"], ["load-ar", str(files.snapshot_dir)]):

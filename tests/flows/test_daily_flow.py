@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from reconcile.config import load_config
 from reconcile.core.errors import ReconcileError
 from reconcile.flows import daily
-from reconcile.flows.daily import load_ar_flow, posting_run_flow, reports_flow
+from reconcile.flows.daily import load_ar_flow, reports_flow, run_posting_flow
 from reconcile.services import daily as service
 from reconcile.services import exports as export
 from reconcile.services.demo_data import ACCOUNT, write_demo_data
@@ -53,7 +53,7 @@ class Day:
         return db.make_engine(self.url)
 
     def run(self, **kwargs: Any) -> State:
-        return posting_run_flow(db_url=self.url, config_dir=CONFIG_DIR, inbox=str(self.inbox), as_of=AS_OF,
+        return run_posting_flow(db_url=self.url, config_dir=CONFIG_DIR, inbox=str(self.inbox), as_of=AS_OF,
                                 return_state=True, **kwargs)
 
 

@@ -226,7 +226,7 @@ def run(
 
         quiet_prefect()
         with Reporter() as progress, prefect_api() as temporary:
-            from reconcile.flows.daily import posting_run_flow, reporting
+            from reconcile.flows.daily import reporting, run_posting_flow
 
             if temporary is not None:
                 with progress.phase("starting Prefect's temporary server (set PREFECT_API_URL, or keep a "
@@ -234,7 +234,7 @@ def run(
                     temporary.wait()
             with reporting(progress):
                 # the URL as given (or None: the flow reads $RECONCILE_DB_URL), never rendered with its password
-                final = posting_run_flow(
+                final = run_posting_flow(
                     db_url=db_url or state.db_url, config_dir=str(config.directory), inbox=inbox,
                     as_of=day.isoformat() if day else None, dry_run=dry_run, actor=actor, dask=dask,
                     return_state=True,

@@ -37,11 +37,11 @@ def run_demo(directory: Path, use_flow: bool = True) -> None:
 
     if use_flow:
         quiet_prefect()
-        from reconcile.flows.daily import posting_run_flow
+        from reconcile.flows.daily import run_posting_flow
 
         inbox = directory / "inbox"  # the statements above are ingested already: the flow finds an empty inbox
         inbox.mkdir(exist_ok=True)
-        summary = posting_run_flow(db_url=url, config_dir=str(config.directory), inbox=str(inbox),
+        summary = run_posting_flow(db_url=url, config_dir=str(config.directory), inbox=str(inbox),
                                    as_of=files.as_of.isoformat())
     else:
         summary = service.run_posting(engine, config=config, as_of=files.as_of).to_dict()
