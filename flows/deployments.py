@@ -103,7 +103,8 @@ def build_deployments(
         tags=["reconcile"],
         entrypoint_type=module,
     )
-    # to_deployment is sync here (the flows are sync); its union with a coroutine is Prefect's typing
+    # to_deployment answers synchronously here (called outside an event loop, whether the flow is async or
+    # not); its union with a coroutine is Prefect's typing
     return [cast(RunnerDeployment, d) for d in (posting, load_ar, reports)]
 
 
