@@ -7,6 +7,7 @@ modules (exceptions, export, profiles); this module wires them together.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -138,9 +139,15 @@ def ingest(
     engine = engine_for(db_url)
     options = config_for(config_dir).parse_options(profile)
     outcomes = []
-    with Reporter() as progress:
+    # the next file is read and parsed in a second thread while this one is stored (files are still
+    # stored one at a time, in the order given)
+    with Reporter() as progress, ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(service.read_file, files[0], options) if files else None
         for number, path in enumerate(files, 1):
-            outcomes.append(ingest_outcome(engine, path, options, account))
+            read, ahead = ahead, reader.submit(service.read_file, files[number], options) if number < len(files) \
+                else None
+            assert read is not None
+            outcomes.append(ingest_outcome(engine, path, read, account))
             progress("ingest", number, len(files))
     refused = [o for o in outcomes if o["status"] == "refused"]
     if as_json:
@@ -158,13 +165,13 @@ def ingest(
              + (f" (stored: {', '.join(stored)})" if stored else " (nothing stored)"))
 
 
-def ingest_outcome(engine: Any, path: Path, options: Any, account: str | None) -> dict[str, Any]:
+def ingest_outcome(engine: Any, path: Path, read: Future[Any], account: str | None) -> dict[str, Any]:
     """One file's fate for `ingest`: stored, already imported, or refused with the reason (a bad
     file is reported and the next one is read; a database error still stops the command)."""
     base: dict[str, Any] = {"file": path.name, "path": str(path), "format": None, "statements": 0, "lines": 0,
                             "new_lines": 0, "warnings": [], "reason": None}
     try:
-        result = service.ingest_file(engine, path, options, account=account)
+        result = service.store_file(engine, read.result(), account=account)
     except ReconcileError as exc:
         return {**base, "status": "refused", "reason": str(exc).removeprefix(f"{path}: ")}
     except OSError as exc:

@@ -12,7 +12,6 @@ an advice (an ACH CTX/CCD+ payment, a payer who sends advices).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +23,7 @@ from rapidfuzz import fuzz
 from reconcile.core import frames
 from reconcile.core.allocation import Installment, take_in_due_order
 from reconcile.core.codes import Kind, Reason
-from reconcile.core.evidence import evidence_text, suggestions_text
+from reconcile.core.evidence import evidence_of, evidence_text, suggestions_text
 from reconcile.core.money import format_minor
 from reconcile.match.book import Book
 from reconcile.match.normalise import name_fold
@@ -292,7 +291,8 @@ def awaiting(lines: pl.DataFrame, exceptions: pl.DataFrame, advice_payers: set[s
     if exceptions.height == 0:
         return exceptions
     payers = {_key(p) for p in advice_payers if p}
-    text = lines.select("bank_line_id", "remittance", "reference", "counterparty_name")
+    queued = lines.filter(pl.col("bank_line_id").is_in(exceptions["bank_line_id"].implode()))  # the rest is posted
+    text = queued.select("bank_line_id", "remittance", "reference", "counterparty_name")
     marked = []
     for r in text.iter_rows(named=True):
         words = " ".join(str(r[c] or "") for c in ("remittance", "reference"))
@@ -301,8 +301,8 @@ def awaiting(lines: pl.DataFrame, exceptions: pl.DataFrame, advice_payers: set[s
     waiting = pl.col("bank_line_id").is_in(marked) & pl.col("reason").is_in(["no_candidate", "ambiguous",
                                                                              "amount_mismatch", "low_confidence"])
     evidence = [
-        json.dumps({**(json.loads(e) if e else {}), "matcher_reason": reason,
-                    "why": "the payment looks like it comes with a separate remittance advice"})
+        evidence_text({**evidence_of(e), "matcher_reason": reason,
+                       "why": "the payment looks like it comes with a separate remittance advice"})
         if wait else e
         for e, reason, wait in exceptions.select("evidence", "reason", waiting.alias("w")).iter_rows()
     ]

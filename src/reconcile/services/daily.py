@@ -75,22 +75,41 @@ def load_ar(engine: Engine, directory: str | Path, now: datetime | None = None, 
                               closed_elsewhere=closed_elsewhere)
 
 
-def ingest_file(
-    engine: Engine, path: str | Path, options: ParseOptions, *, now: datetime | None = None,
-    account: str | None = None,
-) -> IngestResult:
-    """Parse one statement file with the configured parse options (profiles, time zones, a chosen
-    profile) and store its lines; a file that fails stores nothing."""
+@dataclass(frozen=True)
+class ReadFile:
+    """A statement or advice file read and parsed, not yet stored (read_file, then store_file)."""
+    path: Path
+    digest: str
+    parsed: Any        # ParsedFile for a statement, the parsed advice for a remittance advice
+    is_advice: bool
+
+
+def read_file(path: str | Path, options: ParseOptions) -> ReadFile:
+    """Read and parse one file with the configured parse options (profiles, time zones, a chosen
+    profile); touches no database, so it may run while another file is being stored."""
     path = Path(path)
     data = read_statement(path)
     if options.profile is None and sniff_advice(data[:65536], options.advice_profiles):
         # a remittance advice, not a statement: stored to be linked to its payment (statements/advices.py)
-        advice = parse_advice(data, path, options.advice_profiles)
-        with db.transaction(engine) as session:
-            return store_advices(session, path, sha256(data), advice, now or utcnow())  # type: ignore[return-value]
-    parsed = parse_bytes(data, path, options)
+        return ReadFile(path, sha256(data), parse_advice(data, path, options.advice_profiles), True)
+    return ReadFile(path, sha256(data), parse_bytes(data, path, options), False)
+
+
+def store_file(engine: Engine, read: ReadFile, *, now: datetime | None = None,
+               account: str | None = None) -> IngestResult:
+    """Store what read_file parsed, in one transaction: a file that fails stores nothing."""
     with db.transaction(engine) as session:
-        return store_parsed(session, path, sha256(data), parsed, now or utcnow(), account)
+        if read.is_advice:
+            return store_advices(session, read.path, read.digest, read.parsed, now or utcnow())  # type: ignore[return-value]
+        return store_parsed(session, read.path, read.digest, read.parsed, now or utcnow(), account)
+
+
+def ingest_file(
+    engine: Engine, path: str | Path, options: ParseOptions, *, now: datetime | None = None,
+    account: str | None = None,
+) -> IngestResult:
+    """Parse one statement file and store its lines; a file that fails stores nothing."""
+    return store_file(engine, read_file(path, options), now=now, account=account)
 
 
 # --- the posting run -------------------------------------------------------
