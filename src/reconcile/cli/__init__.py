@@ -7,6 +7,7 @@ modules (exceptions, export, profiles); this module wires them together.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -139,14 +140,8 @@ def ingest(
     engine = engine_for(db_url)
     options = config_for(config_dir).parse_options(profile)
     outcomes = []
-    # the next file is read and parsed in a second thread while this one is stored (files are still
-    # stored one at a time, in the order given)
     with Reporter() as progress, ThreadPoolExecutor(max_workers=1) as reader:
-        ahead = reader.submit(service.read_file, files[0], options) if files else None
-        for number, path in enumerate(files, 1):
-            read, ahead = ahead, reader.submit(service.read_file, files[number], options) if number < len(files) \
-                else None
-            assert read is not None
+        for number, (path, read) in enumerate(_read_ahead(reader, files, options), 1):
             outcomes.append(ingest_outcome(engine, path, read, account))
             progress("ingest", number, len(files))
     refused = [o for o in outcomes if o["status"] == "refused"]
@@ -163,6 +158,17 @@ def ingest(
         fail(f"{len(refused)} of {len(outcomes)} file(s) refused: "
              + "; ".join(f"{o['path']}: {o['reason']}" for o in refused)
              + (f" (stored: {', '.join(stored)})" if stored else " (nothing stored)"))
+
+
+def _read_ahead(reader: ThreadPoolExecutor, files: list[Path], options: Any) -> Iterator[tuple[Path, Future[Any]]]:
+    """Each file with its read and parse. The next file's read starts before this one is handed out, so it
+    parses in the reader's thread while this one is stored; files are still stored one at a time, in the
+    order given, and at most two are in memory."""
+    pending = reader.submit(service.read_file, files[0], options) if files else None
+    for number, path in enumerate(files):
+        current = cast(Future[Any], pending)
+        pending = reader.submit(service.read_file, files[number + 1], options) if number + 1 < len(files) else None
+        yield path, current
 
 
 def ingest_outcome(engine: Any, path: Path, read: Future[Any], account: str | None) -> dict[str, Any]:
