@@ -1,8 +1,9 @@
 """The deployments `reconcile serve` runs: the same names, schedules and parameters as prefect.yaml.
 
 The daily posting run on a cron schedule (config [schedule]) with at most one
-run at a time; the receivables load before it; the reports after each
-completed posting run (an event trigger, so they never race the posting).
+run at a time (it publishes the day's balances itself when it completes); the
+receivables load before it; the reports on demand (with a CSV when given an
+output folder).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any, cast
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
-from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 
 from reconcile.config import Config
@@ -92,14 +92,8 @@ def build_deployments(
     )
     reports = reports_flow.to_deployment(
         name="reports",
-        triggers=[DeploymentEventTrigger(
-            name="after the daily posting run",
-            expect={"prefect.flow-run.Completed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow", "prefect.resource.name": POSTING_RUN},
-        )],
         parameters={"config_dir": folder},
-        description="Balances and aging after each completed posting run.",
+        description="Balances and aging on demand; each completed posting run publishes them too.",
         tags=["reconcile"],
         entrypoint_type=module,
     )

@@ -119,13 +119,18 @@ def test_good_day_posts_what_the_plain_run_posts_and_archives_the_files(
     assert inbox.pending_files(day.inbox) == []
 
     artifacts = _artifacts(state)
-    assert set(artifacts) == {"posting-run-summary", "posting-run-table"}
+    assert set(artifacts) == {"posting-run-summary", "posting-run-table", "receivables-balances"}
     table = artifacts["posting-run-table"].data
     rows = {r["measure"]: r["value"] for r in (json.loads(table) if isinstance(table, str) else table)}
     assert rows["files"] == "3" and rows["lines posted"] == str(report["lines_posted"])
     assert rows["posted amount"] == f"{report['posted']['EUR']} EUR"
     assert {"automatic posting rate", "duration", "exceptions: no_candidate"} <= set(rows)
     assert f"{report['posted']['EUR']} EUR" in artifacts["posting-run-summary"].data
+    # the completed run published the day's balances (what the reports flow computes), after its posting
+    published = artifacts["receivables-balances"].data
+    totals = json.loads(published) if isinstance(published, str) else published
+    assert totals == daily._balance_totals(day.url, CONFIG_DIR, AS_OF, None)["totals"]
+    assert totals[0]["currency"] == "EUR" and totals[0]["open"] != "0.00"
 
     # the same day again: the inbox is empty, nothing is posted
     again = day.run().result()

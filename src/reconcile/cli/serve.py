@@ -101,8 +101,7 @@ def _announce(described: list[dict[str, Any]]) -> None:
                 every = f"cron {s['cron']}" if "cron" in s else f"every {s['interval_seconds']:g} s"
                 say(f"serving {item['name']}: {every} ({s['timezone']}), next runs {', '.join(s['next_runs'])}")
         else:
-            say(f"serving {item['name']}: " + ("after each completed posting run" if item["triggers"]
-                                               else "by hand"))
+            say(f"serving {item['name']}: " + ("on its event trigger" if item["triggers"] else "on demand"))
 
 
 def register(app: typer.Typer) -> None:
