@@ -4,9 +4,10 @@ Run: python bench/flow_overhead.py [--files 10] [--lines 2000] [--repeat 5] [--p
 
 The day: a receivables snapshot and one generic CSV of --lines payments
 (tests/bulk.py) split into --files inbox files. Each variant gets its own
-fresh database and inbox: reconcile.inbox.run_day (no Prefect), then the
-daily-posting-run flow, cold (the first in the process; with no PREFECT_API_URL it
-starts Prefect's temporary server) and warm. Plain and warm runs are repeated
+fresh database and inbox: reconcile.inbox.run_day and the day's balances (what
+the flow does, as plain calls without Prefect), then the daily-posting-run flow,
+cold (the first in the process; with no PREFECT_API_URL it starts Prefect's
+temporary server) and warm. Plain and warm runs are repeated
 --repeat times and their medians compared. Both must post the same; the
 difference is Prefect's cost.
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import create_engine, text
 
+from reconcile.collectors.balances import balances
 from reconcile.config import load_config
 from reconcile.services import daily as service
 from reconcile.statements import inbox
@@ -94,7 +96,9 @@ def main() -> None:
     for run in range(args.repeat + 1):  # the first pays for imports and warm-up and is not compared
         url, box = prepared(root, f"plain{run}", data, args.files, args.pg)
         started = time.perf_counter()
-        direct = inbox.run_day(db.make_engine(url), settings, inbox=box, as_of=AS_OF).to_dict()
+        engine = db.make_engine(url)
+        direct = inbox.run_day(engine, settings, inbox=box, as_of=AS_OF).to_dict()
+        balances(engine, AS_OF, list(settings.aging.buckets))  # the flow publishes them after a completed run
         plain.append(time.perf_counter() - started)
     direct_s = statistics.median(plain[1:])
 
@@ -115,7 +119,7 @@ def main() -> None:
 
     print(f"prefect {prefect.__version__}; posted {direct['lines_posted']} of {direct['lines_considered']} lines "
           f"({direct['auto_rate'] * 100:.1f} %), same through the flow")
-    print(f"plain calls (inbox.run_day)      {direct_s:7.2f} s   (median of {args.repeat}; first time in the process "
+    print(f"plain calls (run_day, balances) {direct_s:7.2f} s   (median of {args.repeat}; first time in the process "
           f"{plain[0]:.2f} s)")
     print(f"flow, cold (first in the process){timings['cold']:7.2f} s   overhead {timings['cold'] - direct_s:+.2f} s")
     print(f"flow, warm                       {timings['warm']:7.2f} s   overhead {timings['warm'] - direct_s:+.2f} s "

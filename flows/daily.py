@@ -283,10 +283,8 @@ async def posting_run_flow(
         files = await archive_statements(files, str(box.path), str(box.archive), day)
         # the balances follow every completed run from here rather than from a Prefect automation on the
         # run's Completed event, which Prefect 3.9's server never fired for a served deployment (tried on
-        # SQLite and PostgreSQL); a failure here is logged and leaves the posted run completed
-        published = await publish_balances(db_url, folder, day, return_state=True)  # type: ignore[misc]
-        if published.is_failed():
-            logger.warning("balances not published: %s", published.message)
+        # SQLite and PostgreSQL)
+        await publish_balances(db_url, folder, day)
 
     report = inbox_lib.day_dict(summary, str(box.path), files, time.perf_counter() - started)
     await acreate_markdown_artifact(markdown=summary_markdown(report), key="posting-run-summary")
@@ -328,12 +326,15 @@ def balance_totals(db_url: str | None, config_dir: str | None, as_of: str, outpu
     return _balance_totals(db_url, config_dir, as_of, output)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="publish balances")
-async def publish_balances(db_url: str | None, config_dir: str, as_of: str) -> dict[str, Any]:
-    """The day's balances and aging at the end of a completed posting run (the reports flow's table)."""
-    result = _balance_totals(db_url, config_dir, as_of, None)
-    await acreate_table_artifact(table=result["totals"] or [{"currency": "-"}], key="receivables-balances")
-    return result
+async def publish_balances(db_url: str | None, config_dir: str, as_of: str) -> None:
+    """The day's balances and aging at the end of a completed posting run (the reports flow's table). A step
+    of the flow, not a task: a task run's own events would cost more than the step at a small team's size.
+    A failure is logged and leaves the run completed: its postings are in."""
+    try:
+        result = _balance_totals(db_url, config_dir, as_of, None)
+        await acreate_table_artifact(table=result["totals"] or [{"currency": "-"}], key="receivables-balances")
+    except Exception as exc:  # noqa: BLE001 - the run's outcome is its posting, not its report
+        get_run_logger().warning("balances not published: %s: %s", type(exc).__name__, exc)
 
 
 def _balance_totals(db_url: str | None, config_dir: str | None, as_of: str, output: str | None) -> dict[str, Any]:

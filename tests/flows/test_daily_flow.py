@@ -213,6 +213,20 @@ def test_a_run_whose_ledger_check_fails_ends_failed_with_its_summary(
     assert len(inbox.pending_files(day.inbox)) == 3
 
 
+def test_balances_that_cannot_be_published_leave_the_posted_run_completed(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    day = _day(demo, tmp_path)
+
+    def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("balances unavailable")
+
+    monkeypatch.setattr(daily, "_balance_totals", broken)
+    state = day.run()
+    assert state.is_completed() and state.result()["lines_posted"] > 0
+    assert set(_artifacts(state)) == {"posting-run-summary", "posting-run-table"}
+
+
 def test_load_ar_and_reports_flows(demo: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     db.upgrade(db.make_engine(url))
