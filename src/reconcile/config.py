@@ -135,6 +135,8 @@ class PostingConfig:
     """[posting]."""
 
     chunk_lines: int = 5000
+    # PostgreSQL: chunks posted at once, each on its own connection (SQLite always posts one at a time)
+    connections: int = 2
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,8 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [aging] buckets must be increasing whole numbers, e.g. [0, 30, 60, 90]")
     if config.posting.chunk_lines < 1:
         raise ConfigError(f"{path}: [posting] chunk_lines must be at least 1")
+    if config.posting.connections < 1:
+        raise ConfigError(f"{path}: [posting] connections must be at least 1, e.g. connections = 2")
     if config.receivables.closed_elsewhere not in ("queue", "on_account", "unapply"):
         raise ConfigError(f'{path}: [receivables] closed_elsewhere must be "queue", "on_account" or "unapply"')
     zones = {"[statements] timezone": config.statements.timezone, "[schedule] timezone": config.schedule.timezone,

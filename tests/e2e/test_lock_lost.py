@@ -4,6 +4,7 @@ chunk, while a second run takes the lock and posts the rest: nothing is posted t
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
@@ -44,13 +45,29 @@ def _allocations(url: str) -> list[tuple]:
         engine.dispose()
 
 
-def test_a_run_that_loses_its_lock_stops_and_the_next_posts_each_line_once(pg_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_run_that_loses_its_lock_stops_and_the_next_posts_each_line_once(
+    pg_url: str, tmp_path: Path, connections: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two connections the first run's second chunk is already posting when the lock is lost; it is
+    held back until the second run has the lock (else it could take the free lock back, which is allowed),
+    and must then be refused whole."""
     files = write_bulk(tmp_path / "data", customers=120, lines=900)
     base = load_config(REPO / "config")
-    config = replace(base, posting=replace(base.posting, chunk_lines=100))
+    config = replace(base, posting=replace(base.posting, chunk_lines=100, connections=connections))
     _prepared(pg_url, files)
     engine = db.make_engine(pg_url)
     second: dict[str, object] = {}
+    committed_when_lost: list[int] = []
+    second_has_the_lock = threading.Event()
+    post_one = service._post_one_chunk
+
+    def held_back(engine_, run_id, chunk, result, actor, now, marker, *rest):  # type: ignore[no-untyped-def]
+        if actor == "first" and not marker.startswith("chunk 1 "):
+            assert second_has_the_lock.wait(timeout=120)
+        post_one(engine_, run_id, chunk, result, actor, now, marker, *rest)
+
+    monkeypatch.setattr(service, "_post_one_chunk", held_back)
 
     def after_chunk(phase: str, done: int, total: int) -> None:
         if phase != "posting" or done != 1:
@@ -59,10 +76,17 @@ def test_a_run_that_loses_its_lock_stops_and_the_next_posts_each_line_once(pg_ur
         assert pid is not None, "the first run holds the lock while it posts"
         with engine.connect() as admin:
             assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+            # chunks posted at once ([posting] connections): those in flight may have committed before
+            committed_when_lost.append(admin.execute(text(
+                "SELECT count(*) FROM audit_log WHERE action = 'run_chunk' AND actor = 'first'")).scalar_one())
         # the lock is free now: a second run takes it and posts everything still unposted
         worker = threading.Thread(target=lambda: second.update(
             summary=service.run_posting(engine, config=config, as_of=AS_OF, actor="second")))
         worker.start()
+        deadline = time.monotonic() + 120
+        while lock_holder(engine) in (None, pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second_has_the_lock.set()
         worker.join(timeout=240)
         assert "summary" in second, "the second run finished while the first was between chunks"
 
@@ -78,7 +102,7 @@ def test_a_run_that_loses_its_lock_stops_and_the_next_posts_each_line_once(pg_ur
             "GROUP BY bank_line_id, invoice_number, installment_no, kind HAVING count(*) > 1) d")).scalar()
     engine.dispose()
     assert runs == {"first": "failed", "second": "completed"}
-    assert chunks == 1  # it stopped before its second chunk
+    assert chunks == committed_when_lost[0] >= 1  # nothing of the first run committed after it lost the lock
     assert twice == 0
 
     # and the ledger ends exactly where one uninterrupted run leaves it

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -419,9 +420,18 @@ def begin_run(engine: Engine, run_id: str, as_of: date, actor: str, now: datetim
 def post_result(
     engine: Engine, run_id: str, lines: pl.DataFrame, book: Book, result: MatchResult, actor: str, now: datetime,
     chunk_lines: int = POST_CHUNK_LINES, lock: RunLock | None = None, progress: Progress | None = None,
+    connections: int = 1,
 ) -> None:
-    """Post decisions chunk by chunk in booking order; each chunk is one transaction. Before each
-    chunk the run lock is verified (LockLost: stop, another run may hold it now)."""
+    """Post decisions chunk by chunk in booking order; each chunk is one transaction. The run lock is
+    verified before each chunk starts and inside its transaction before it commits (LockLost: the chunk is
+    rolled back and the run stops, another run may hold the lock now).
+
+    On PostgreSQL up to `connections` chunks are posted at once, each on its own connection: the
+    database's per-row work (constraint checks, index entries) is most of a chunk's time and runs on one
+    core per connection. Chunks hold disjoint lines and their open-amount moves add up in any order; a
+    chunk with bank returns runs alone, after the chunks before it: a return reads the status of the payment
+    it takes back. SQLite has one writer, so it always posts one chunk at a time.
+    """
     allocations = _with_installment_ids(result.allocations, book)
     order = lines.sort("booking_date", "bank_line_id").select(
         "bank_line_id", (pl.int_range(pl.len()) // chunk_lines + 1).alias("_chunk")
@@ -436,30 +446,95 @@ def post_result(
         "lines": by_chunk(lines), "allocations": by_chunk(allocations), "exceptions": by_chunk(result.exceptions),
         "skipped": by_chunk(result.skipped), "returns": by_chunk(result.returns, "debit_line_id"),
     }
-    for number in range(1, total + 1):
+
+    def post(number: int) -> None:
         chunk = {name: frames_.get(number) for name, frames_ in parts.items()}
-        marker = f"chunk {number} of {total}"
-        for attempt in range(1, CONNECTION_ATTEMPTS + 1):
-            if lock is not None:
-                lock.verify()
-            try:
-                _post_one_chunk(engine, run_id, chunk, result, actor, now, marker)
+        _post_chunk_retrying(engine, run_id, chunk, result, actor, now, number, total,
+                             before_commit=None if lock is None else lock.verify)
+
+    def ready(number: int) -> None:  # before each chunk starts
+        if lock is not None:
+            lock.verify()
+
+    def done(count: int) -> None:
+        if progress is not None:
+            progress("posting", count, total)
+
+    at_once = max(1, connections) if engine.dialect.name == "postgresql" else 1
+    if at_once == 1 or total == 1:
+        for number in range(1, total + 1):
+            ready(number)
+            post(number)
+            done(number)
+        return
+    _post_concurrently(total, at_once, post, ready, done, alone=set(parts["returns"]))
+
+
+def _post_concurrently(total: int, at_once: int, post: Callable[[int], None], ready: Callable[[int], None],
+                       done: Callable[[int], None], alone: set[int]) -> None:
+    """Chunks 1..total in order, up to `at_once` in flight; a chunk in `alone` runs by itself, after every
+    earlier chunk has committed and before any later one starts. The first failure stops new chunks; those
+    in flight finish (each commits whole or not at all) and the failure is raised."""
+    failure: BaseException | None = None
+    finished = 0
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="posting") as pool:
+        running: set[Future[None]] = set()
+
+        def settle(until: str) -> None:
+            nonlocal failure, finished
+            completed, _ = wait(running, return_when=until)
+            running.difference_update(completed)
+            for future in completed:
+                if (exc := future.exception()) is not None:
+                    failure = failure or exc
+                else:
+                    finished += 1
+                    done(finished)
+
+        for number in range(1, total + 1):
+            while running and (len(running) >= at_once or number in alone):
+                settle(ALL_COMPLETED if number in alone else FIRST_COMPLETED)
+            if failure is not None:
                 break
-            except Exception as exc:
-                if not db.lost_connection(exc):
-                    raise
-                if _chunk_committed(engine, run_id, marker):
-                    break  # the commit reached the server; only its answer was lost
+            ready(number)  # raising (LockLost): the pool's exit lets the chunks in flight finish first
+            running.add(pool.submit(post, number))
+            if number in alone:
+                settle(ALL_COMPLETED)
+        while running:
+            settle(ALL_COMPLETED)
+    if failure is not None:
+        raise failure
+
+
+def _post_chunk_retrying(engine: Engine, run_id: str, chunk: dict[str, pl.DataFrame | None], result: MatchResult,
+                         actor: str, now: datetime, number: int, total: int,
+                         before_commit: Callable[[], None] | None = None) -> None:
+    """One chunk; again on a fresh connection if the connection dropped (unless the commit got through)
+    or the database chose it as a deadlock's victim (it was rolled back whole)."""
+    marker = f"chunk {number} of {total}"
+    for attempt in range(1, CONNECTION_ATTEMPTS + 1):
+        try:
+            _post_one_chunk(engine, run_id, chunk, result, actor, now, marker, before_commit)
+            return
+        except Exception as exc:
+            if db.rolled_back_by_conflict(exc):
                 if attempt == CONNECTION_ATTEMPTS:
                     raise ReconcileError(
-                        f"database connection lost while posting chunk {number} of {total} "
-                        f"({CONNECTION_ATTEMPTS} attempts): the chunks before it are committed, this one was "
-                        f"rolled back; run `reconcile run` again to post the rest "
-                        f"({type(getattr(exc, 'orig', exc)).__name__})"
-                    ) from None
-                time.sleep(RETRY_PAUSE_SECONDS * attempt)
-        if progress is not None:
-            progress("posting", number, total)
+                        f"chunk {number} of {total} was rolled back by the database {CONNECTION_ATTEMPTS} times "
+                        f"(a deadlock with another writer); nothing from it was applied, the other chunks are "
+                        f"committed; run `reconcile run` again to post the rest") from None
+            elif not db.lost_connection(exc):
+                raise
+            elif _chunk_committed(engine, run_id, marker):
+                return  # the commit reached the server; only its answer was lost
+            elif attempt == CONNECTION_ATTEMPTS:
+                raise ReconcileError(
+                    f"database connection lost while posting chunk {number} of {total} "
+                    f"({CONNECTION_ATTEMPTS} attempts): this chunk was rolled back, the chunks posted before "
+                    f"it are committed; run `reconcile run` again to post the rest "
+                    f"({type(getattr(exc, 'orig', exc)).__name__})"
+                ) from None
+            time.sleep(RETRY_PAUSE_SECONDS * attempt)
 
 
 def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
@@ -479,9 +554,9 @@ def _chunk_committed(engine: Engine, run_id: str, marker: str) -> bool:
 
 def _post_one_chunk(
     engine: Engine, run_id: str, chunk: dict[str, pl.DataFrame | None], result: MatchResult, actor: str,
-    now: datetime, marker: str,
+    now: datetime, marker: str, before_commit: Callable[[], None] | None = None,
 ) -> None:
-    """One chunk's lines, with their decisions, in one transaction."""
+    """One chunk's lines, with their decisions, in one transaction; `before_commit` may still refuse it."""
     def part(name: str, empty: pl.DataFrame) -> pl.DataFrame:
         found = chunk[name]
         return empty.clear() if found is None else found
@@ -501,6 +576,8 @@ def _post_one_chunk(
         # commits with the chunk: tells a retry after a lost connection whether the chunk is in
         session.add(tables.AuditEntry(at=now, actor=actor, action="run_chunk", run_id=run_id, reason=marker,
                                       details=json.dumps({"lines": lines.height})))
+        if before_commit is not None:
+            before_commit()
 
 
 def run_posting(
@@ -547,7 +624,8 @@ def run_posting(
         begin_run(engine, run_id, as_of, actor, now)
         try:
             post_result(engine, run_id, lines, book, result, actor, now,
-                        chunk_lines=config.posting.chunk_lines, lock=lock, progress=progress)
+                        chunk_lines=config.posting.chunk_lines, lock=lock, progress=progress,
+                        connections=config.posting.connections)
         except Exception:
             summary.status = "failed"
             try:

@@ -82,5 +82,12 @@ def lost_connection(exc: BaseException) -> bool:
     )
 
 
+def rolled_back_by_conflict(exc: BaseException) -> bool:
+    """True when PostgreSQL rolled the transaction back to resolve a conflict (a deadlock's victim, a
+    serialization failure): the work was not applied and can simply be done again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and sqlstate in ("40P01", "40001")
+
+
 def is_initialised(engine: Engine) -> bool:
     return inspect(engine).has_table("alembic_version")

@@ -3,7 +3,8 @@
 PostgreSQL: a session-level advisory lock (freed when the connection closes), keyed by
 the schema the tables live in, so two ledgers in two schemas of one database never wait on each other.
 SQLite: an OS file lock beside the database file (freed when the process exits).
-The holder calls `RunLock.verify()` before each chunk it commits: a PostgreSQL lock whose
+The holder calls `RunLock.verify()` before each chunk it starts and again inside the chunk's transaction
+just before it commits: a PostgreSQL lock whose
 connection was terminated is gone, and unless it can be taken back safely the run must stop.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -59,6 +61,7 @@ class RunLock:
         self.backend_pid: int | None = None
         self.retaken = 0
         self._runs = 0
+        self._one_at_a_time = threading.Lock()  # chunks posted at once verify from their own threads
         if conn is not None:
             self.backend_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             self._runs = conn.execute(text(RUNS)).scalar_one()  # before this run's own row
@@ -67,12 +70,21 @@ class RunLock:
     def verify(self) -> None:
         if self._conn is None:
             return  # the file lock lives as long as this process
+        with self._one_at_a_time:
+            self._verify()
+
+    def _verify(self) -> None:
+        assert self._conn is not None
         why = "no longer held"
         try:
             held = self._conn.execute(text(PG_HELD), {"k": LOCK_KEY}).scalar_one()
             self._conn.commit()
         except DBAPIError as exc:
             held, why = 0, f"the lock's database connection ended: {type(exc.orig).__name__}"
+            with suppress(SQLAlchemyError):
+                self._conn.rollback()  # so that asking again (another chunk's check) gets the same answer
+        except SQLAlchemyError as exc:  # asked again after the connection ended
+            held, why = 0, f"the lock's database connection ended: {type(exc).__name__}"
         if held or self._retake():
             return
         raise LockLost(f"the posting run lost its run lock ({why}) and another run may hold it now; "
