@@ -135,3 +135,25 @@ def test_a_lost_lock_stops_before_the_next_chunk() -> None:
     with pytest.raises(LockLost):
         service._post_concurrently(10, 2, started.append, ready, lambda n: None, alone=set())
     assert sorted(started) == [1, 2, 3]
+
+
+def test_a_deadlock_victim_chunk_is_posted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL rolled the chunk back whole to break a deadlock: it is simply posted again."""
+    from psycopg import errors
+    from sqlalchemy.exc import OperationalError
+
+    calls: list[str] = []
+
+    def post_one(*args: object) -> None:
+        calls.append("post")
+        if len(calls) == 1:
+            raise OperationalError("UPDATE invoices ...", {}, errors.DeadlockDetected("deadlock detected"))
+
+    def committed(*args: object) -> bool:
+        raise AssertionError("a deadlock's victim was rolled back: no need to ask whether it committed")
+
+    monkeypatch.setattr(service, "_post_one_chunk", post_one)
+    monkeypatch.setattr(service, "_chunk_committed", committed)
+    monkeypatch.setattr(service, "RETRY_PAUSE_SECONDS", 0)
+    service._post_chunk_retrying(None, "run", {}, None, "test", NOW, 1, 3)  # type: ignore[arg-type]
+    assert calls == ["post", "post"]

@@ -521,8 +521,8 @@ def _post_chunk_retrying(engine: Engine, run_id: str, chunk: dict[str, pl.DataFr
                 if attempt == CONNECTION_ATTEMPTS:
                     raise ReconcileError(
                         f"chunk {number} of {total} was rolled back by the database {CONNECTION_ATTEMPTS} times "
-                        f"(a deadlock with another writer); nothing from it was applied, the other chunks are "
-                        f"committed; run `reconcile run` again to post the rest") from None
+                        f"(a deadlock with another writer); nothing from it was applied, the chunks posted "
+                        f"before it are committed; run `reconcile run` again to post the rest") from None
             elif not db.lost_connection(exc):
                 raise
             elif _chunk_committed(engine, run_id, marker):
