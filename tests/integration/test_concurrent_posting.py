@@ -132,9 +132,11 @@ def test_a_lost_lock_stops_before_the_next_chunk() -> None:
         if number == 4:
             raise LockLost("the posting run lost its run lock")
 
+    counted: list[int] = []
     with pytest.raises(LockLost):
-        service._post_concurrently(10, 2, started.append, ready, lambda n: None, alone=set())
+        service._post_concurrently(10, 2, started.append, ready, counted.append, alone=set())
     assert sorted(started) == [1, 2, 3]
+    assert counted == [1, 2, 3]  # the chunks in flight finished and were reported before it stopped
 
 
 def test_a_deadlock_victim_chunk_is_posted_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -496,7 +496,11 @@ def _post_concurrently(total: int, at_once: int, post: Callable[[int], None], re
                 settle(ALL_COMPLETED if number in alone else FIRST_COMPLETED)
             if failure is not None:
                 break
-            ready(number)  # raising (LockLost): the pool's exit lets the chunks in flight finish first
+            try:
+                ready(number)
+            except ReconcileError as exc:  # LockLost: the chunks in flight finish (and are counted) first
+                failure = exc
+                break
             running.add(pool.submit(post, number))
             if number in alone:
                 settle(ALL_COMPLETED)
