@@ -119,7 +119,7 @@ def test_the_first_failure_stops_new_chunks_and_those_in_flight_finish() -> None
             finished.append(number)
 
     with pytest.raises(ReconcileError, match="chunk 3 refused"):
-        service._post_concurrently(10, 2, post, lambda n: None, progress.append, alone=set())
+        service._post_chunks(10, 2, post, lambda n: None, progress.append, alone=set())
     assert 3 in started and max(started) <= 5, started  # nothing started long after the failure
     assert sorted(finished) == sorted(n for n in started if n != 3)  # whatever started, finished
     assert progress == list(range(1, len(finished) + 1))
@@ -134,7 +134,7 @@ def test_a_lost_lock_stops_before_the_next_chunk() -> None:
 
     counted: list[int] = []
     with pytest.raises(LockLost):
-        service._post_concurrently(10, 2, started.append, ready, counted.append, alone=set())
+        service._post_chunks(10, 2, started.append, ready, counted.append, alone=set())
     assert sorted(started) == [1, 2, 3]
     assert counted == [1, 2, 3]  # the chunks in flight finished and were reported before it stopped
 

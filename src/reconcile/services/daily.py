@@ -461,20 +461,15 @@ def post_result(
             progress("posting", count, total)
 
     at_once = max(1, connections) if engine.dialect.name == "postgresql" else 1
-    if at_once == 1 or total == 1:
-        for number in range(1, total + 1):
-            ready(number)
-            post(number)
-            done(number)
-        return
-    _post_concurrently(total, at_once, post, ready, done, alone=set(parts["returns"]))
+    _post_chunks(total, at_once, post, ready, done, alone=set(parts["returns"]))
 
 
-def _post_concurrently(total: int, at_once: int, post: Callable[[int], None], ready: Callable[[int], None],
+def _post_chunks(total: int, at_once: int, post: Callable[[int], None], ready: Callable[[int], None],
                        done: Callable[[int], None], alone: set[int]) -> None:
-    """Chunks 1..total in order, up to `at_once` in flight; a chunk in `alone` runs by itself, after every
-    earlier chunk has committed and before any later one starts. The first failure stops new chunks; those
-    in flight finish (each commits whole or not at all) and the failure is raised."""
+    """Chunks 1..total in order, up to `at_once` in flight (1: one after another, on a worker thread); a
+    chunk in `alone` runs by itself, after every earlier chunk has committed and before any later one starts.
+    The first failure stops new chunks; those in flight finish (each commits whole or not at all) and the
+    failure is raised."""
     failure: BaseException | None = None
     finished = 0
     with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="posting") as pool:
