@@ -156,3 +156,36 @@ def test_an_opening_balance_that_does_not_continue_the_previous_closing_is_a_war
     # a statement that arrives late is compared with the one before it by period, not by arrival
     late = ingest(engine, tmp_path, "d3", write(3, closing, opening))
     assert not [w for w in late.warnings if "differs from the closing" in w]
+
+
+# --- a large file: PostgreSQL stores it through COPY and one INSERT ... ON CONFLICT DO NOTHING ------------
+
+AWKWARD = ['He said "paid", twice', "a,b;c", "\\N", "NULL", "Müller & Søn ÆØÅ", "tab\there", "back\\slash"]
+
+
+def many_lines(start: int, stop: int) -> bytes:
+    rows = ["id,booking_date,value_date,amount,currency,counterparty_name,counterparty_account,remittance"]
+    for i in range(start, stop):
+        text = AWKWARD[i % len(AWKWARD)].replace('"', '""')
+        ref = "TX-REPEATED" if i % 100 == 7 else f"TX-{i:05d}"  # the bank reuses one reference now and then
+        rows.append(f'{ref},2026-03-02,,{i}.{i % 100:02d},EUR,"Payer {i}",,"INV-{i} {text}"')
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_a_large_file_is_stored_in_file_order_with_every_text_intact_and_reimports_add_only_new_lines(
+        engine: Engine, tmp_path: Path) -> None:
+    first = ingest(engine, tmp_path, "big.csv", many_lines(0, 1200))  # above repo.COPY_FROM: the bulk path
+    assert first.new_lines == first.lines == 1200
+    with engine.connect() as conn:
+        rows = conn.execute(select(tables.BankLine.source_ref, tables.BankLine.amount_minor,
+                                   tables.BankLine.counterparty_name, tables.BankLine.remittance)
+                            .order_by(tables.BankLine.id)).all()
+    assert [amount for _, amount, _, _ in rows] == [i * 100 + i % 100 for i in range(1200)]  # ids follow the file
+    assert [name for _, _, name, _ in rows] == [f"Payer {i}" for i in range(1200)]
+    assert [text for _, _, _, text in rows] == [f"INV-{i} {AWKWARD[i % len(AWKWARD)]}" for i in range(1200)]
+    refs = [ref for ref, _, _, _ in rows]
+    assert refs[7] == "TX-REPEATED" and refs[107].startswith("TX-REPEATED#") and len(set(refs)) == 1200
+
+    overlapping = ingest(engine, tmp_path, "next.csv", many_lines(600, 1800))
+    assert (overlapping.lines, overlapping.new_lines) == (1200, 600)
+    assert len(stored(engine)) == 1800 and stored(engine)[:1200] == [(r, a) for r, a, _, _ in rows]

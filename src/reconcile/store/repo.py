@@ -23,8 +23,8 @@ BATCH = 5000
 
 def frame_of(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Run a select and return its rows as a frame in the given schema (column order = select order)."""
-    if session.get_bind().dialect.name == "sqlite" and all(type(d) in _PLAIN for d in schema.values()):
-        return _sqlite_frame(session, query, schema)
+    if all(type(d) in _PLAIN for d in schema.values()):
+        return _raw_frame(session, query, schema)
     rows = session.execute(query).all()
     names = list(schema)
     if not rows:
@@ -36,9 +36,10 @@ def frame_of(session: Session, query: Select, schema: Mapping[str, pl.DataType])
 _PLAIN = (pl.String, pl.Int64, pl.Int32, pl.Float64, pl.Boolean, pl.Date)
 
 
-def _sqlite_frame(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    """The driver's rows straight into polars (dates come as ISO text and are parsed column-wise): half the
-    time of SQLAlchemy's per-row Row objects and result processing on the large reads of a run."""
+def _raw_frame(session: Session, query: Select, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """The driver's rows straight into polars: half the time of SQLAlchemy's per-row Row objects and result
+    processing on the large reads of a run. SQLite gives dates as ISO text (parsed column-wise here);
+    psycopg gives date objects."""
     result = session.connection().execute(query)  # Core execution: SQLAlchemy binds, the driver's cursor reads
     try:
         rows = result.cursor.fetchall()  # type: ignore[union-attr]
@@ -46,8 +47,11 @@ def _sqlite_frame(session: Session, query: Select, schema: Mapping[str, pl.DataT
         result.close()
     if not rows:
         return frames.empty(schema)
-    as_read = {n: pl.String() if isinstance(d, pl.Date) else d for n, d in schema.items()}
+    text_dates = session.get_bind().dialect.name == "sqlite"
+    as_read = {n: pl.String() if text_dates and isinstance(d, pl.Date) else d for n, d in schema.items()}
     frame = pl.DataFrame(rows, schema=as_read, orient="row", strict=False)
+    if not text_dates:
+        return frame
     return frame.with_columns(pl.col(n).str.to_date("%Y-%m-%d") for n, d in schema.items() if isinstance(d, pl.Date))
 
 
@@ -166,14 +170,29 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     copy_frame(session, table, frame)
 
 
-def copy_frame(session: Session, table: Table, frame: pl.DataFrame) -> None:
+def copy_frame(session: Session, table: Table | str, frame: pl.DataFrame) -> None:
     """A frame into `table` with COPY ... (FORMAT csv): NULL is an unquoted \\N, every text quoted, so an
     empty string stays an empty string and no text can be read as NULL."""
+    name = table if isinstance(table, str) else table.name
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     quoted = ", ".join(f'"{n}"' for n in frame.columns)
     body = frame.write_csv(include_header=False, null_value="\\N", quote_style="non_numeric")
-    with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')') as copy:
+    with cursor.copy(f'COPY "{name}" ({quoted}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')') as copy:
         copy.write(body.encode("utf-8"))
+
+
+def _copy_ignore(session: Session, table: Table, frame: pl.DataFrame) -> None:
+    """insert_ignore of a large frame on PostgreSQL: COPY into a column-only staging table (no keys, no
+    constraints), then one INSERT ... SELECT ... ON CONFLICT DO NOTHING in the frame's order, so ids follow
+    the file as they do row by row. ~4x an executemany of single-row INSERTs at 65k bank lines."""
+    staging = f"staging_{table.name}"
+    columns = ", ".join(f'"{n}"' for n in frame.columns)
+    session.execute(text(f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
+                         f'SELECT {columns}, 0::bigint AS staged_order FROM "{table.name}" WITH NO DATA'))
+    copy_frame(session, staging, frame.with_row_index("staged_order").select(*frame.columns, "staged_order"))
+    session.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{staging}" '
+                         "ORDER BY staged_order ON CONFLICT DO NOTHING"))
+    session.execute(text(f'DROP TABLE "{staging}"'))  # a second frame in this transaction stages afresh
 
 
 def update_by_key(session: Session, table: Table, key: str, column: str, pairs: Sequence[tuple[Any, int]]) -> None:
@@ -202,6 +221,9 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, An
     dialect = session.get_bind().dialect.name
     if isinstance(rows, pl.DataFrame):
         if _insert_sqlite_frame(session, table, rows, "INSERT OR IGNORE"):
+            return
+        if dialect == "postgresql" and rows.height >= COPY_FROM:
+            _copy_ignore(session, table, rows)
             return
         rows = rows.to_dicts()
     if dialect == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
