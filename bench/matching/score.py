@@ -1,9 +1,11 @@
 """Scores the matching engine (through the real CLI) and the naive baseline against the generated truth.
 
-Run: python bench/matching/score.py OUT [--skip-naive] [--skip-engine]
+Run: python bench/matching/score.py OUT [--skip-naive] [--skip-engine] [--pg postgresql://...]
 
 Engine: `python -m reconcile.cli` init / load-ar / ingest / run --no-flow / export allocations / export
-exceptions on sqlite:///OUT/bench.db (a fresh database each time), each step timed with its peak memory.
+exceptions on sqlite:///OUT/bench.db (a fresh database each time), each step timed with its peak memory;
+with --pg, on a fresh schema of that PostgreSQL database instead (dropped afterwards; the matcher's
+in-process stage timings are then not taken, and peak memory is the CLI's, not the server's).
 Baseline: naive.py. Then, per scenario: lines, automatic-posting rate (lines posted exactly as the truth /
 lines that should post), wrong-posting rate (lines posted to anything but the truth / lines posted),
 exception rate (lines queued / lines) and, for queued lines that should have posted, how often one of the
@@ -70,12 +72,33 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_engine(out: Path, log: Path, python: str) -> list[Step]:
+def run_engine(out: Path, log: Path, python: str, pg: str | None = None) -> list[Step]:
+    if pg is None:
+        return _run_engine(out, log, python, None)
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, text
+
+    from reconcile.store import db as store
+
+    schema = f"bench_{uuid4().hex[:8]}"
+    admin = create_engine(store.resolve_url(pg))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        return _run_engine(out, log, python, f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}")
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _run_engine(out: Path, log: Path, python: str, pg_url: str | None) -> list[Step]:
     db = out / "bench.db"
     (out / "engine").mkdir(exist_ok=True)
-    for stale in (db, out / "engine" / "allocations.csv", out / "engine" / "exceptions.csv"):
+    for stale in (db, out / "pre_run.db", out / "engine" / "allocations.csv", out / "engine" / "exceptions.csv"):
         stale.unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
+    url = pg_url or f"sqlite:///{db}"
     cli = [python, "-m", "reconcile.cli"]
     statements = sorted(str(p) for p in (out / "statements").iterdir())
     last_day = max(r["booking_date"] for r in _read(out / "truth_lines.csv"))
@@ -91,7 +114,7 @@ def run_engine(out: Path, log: Path, python: str) -> list[Step]:
     ]
     done = []
     for name, argv in steps:
-        if name == "run":  # the database as the run finds it, for the matcher's stage timings
+        if name == "run" and pg_url is None:  # the database as the run finds it, for the matcher's stage timings
             shutil.copyfile(db, out / "pre_run.db")
         step = run_step(name, argv, log, out)
         done.append(step)
@@ -296,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--by", choices=["scenario", "variant"], default="scenario")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--pg", metavar="URL", help="run the engine on a fresh schema of this PostgreSQL database")
     parser.add_argument("--stages-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = args.out.resolve()
@@ -306,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     steps: list[Step] = []
     if not args.skip_engine:
         log.write_text("")
-        steps += run_engine(out, log, args.python)
+        steps += run_engine(out, log, args.python, args.pg)
     if not args.skip_naive:
         steps.append(run_step("naive.py", [args.python, str(HERE / "naive.py"), str(out)], log, out))
     results = {"engine": load_outcome(out / "engine")}

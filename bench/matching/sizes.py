@@ -1,6 +1,7 @@
 """The matching benchmark at several sizes, per scenario side by side: engine and naive baseline.
 
 Run: python bench/matching/sizes.py BASE [--sizes 200 20000] [--seed 1] [--by variant] [--skip-engine]
+                                        [--pg postgresql://...]  (the engine on PostgreSQL instead of SQLite)
 
 For each size, generates BASE/c<size> (unless it is there), runs score.py on it (the real CLI on a fresh
 database, then naive.py; its full report goes to BASE/c<size>/score.txt) and prints one table: per
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--by", choices=["scenario", "variant"], default="scenario")
     parser.add_argument("--skip-engine", action="store_true", help="score the last exports again")
+    parser.add_argument("--pg", metavar="URL", help="run the engine on a fresh schema of this PostgreSQL database")
     args = parser.parse_args(argv)
     results = {}
     reports = {}
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (out / "truth_lines.csv").is_file():
             print(f"generating {size} customers:", generate.generate(out, size, args.seed), flush=True)
         extra = ["--skip-engine", "--skip-naive"] if args.skip_engine else []
+        extra += ["--pg", args.pg] if args.pg and not args.skip_engine else []
         report = subprocess.run([sys.executable, str(HERE / "score.py"), str(out), *extra], capture_output=True,
                                 text=True, check=False)
         (out / "score.txt").write_text(report.stdout + report.stderr)

@@ -235,7 +235,7 @@ def _store_installments(session: Session, snap: Snapshot, seq: int, snapshot_id:
     listed = snap.installments.with_columns(pl.lit(seq, dtype=pl.Int64).alias("basis_seq"))
     if listed.height:
         plans = listed.select("plan_id", "invoice_number").unique(maintain_order=True)
-        repo.insert_ignore(session, tables.PaymentPlan.__table__, plans.to_dicts())
+        repo.insert_ignore(session, tables.PaymentPlan.__table__, plans)
     new = listed.join(old, on=["plan_id", "installment_no"], how="anti")
     repo.insert_rows(session, s.__table__, [
         {"plan_id": r["plan_id"], "invoice_number": r["invoice_number"], "installment_no": r["installment_no"],
