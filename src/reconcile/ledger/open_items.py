@@ -46,7 +46,8 @@ def write_open(session: Session, table: Table, key: str, values: Sequence[tuple[
             f'UPDATE "{table.name}" AS t SET open_amount_minor = v.o, excess_minor = v.e '
             f"FROM unnest(CAST(:k AS {key_type}[]), CAST(:o AS bigint[]), CAST(:e AS bigint[])) AS v(k, o, e) "
             f'WHERE t."{key}" = v.k'
-        ), {"k": keys, "o": [v[1] for v in values], "e": [v[2] for v in values]})
+        ), {"k": repo.pg_array(keys), "o": repo.pg_array([v[1] for v in values]),
+            "e": repo.pg_array([v[2] for v in values])})
         return
     session.execute(
         update(table).where(table.c[key] == bindparam("k")).values(

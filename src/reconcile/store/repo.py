@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, Select, String, Table, bindparam, func, select, text
+from sqlalchemy import BigInteger, Select, String, Table, Text, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,21 @@ def chunks(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
         yield rows[start:start + size]
 
 
+def pg_array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of ints or texts, for `CAST(:param AS type[])`: one string the server parses.
+    psycopg dumps a Python list element by element, 4-5 ms of client CPU per 5,000 keys against under 1 ms
+    here, and a posting chunk sends several such lists."""
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+
+    def element(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(map(element, values)) + "}"
+
+
 def among(session: Session, column: Any, values: Sequence[Any]) -> list[tuple[Sequence[Any], Any]]:
     """`column IN values` for a long list, as (part, condition) pairs in as few statements as the database allows.
 
@@ -71,7 +86,7 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> list[tuple[Se
         return []
     if session.get_bind().dialect.name == "postgresql":
         element = BigInteger() if isinstance(values[0], int) else String()
-        array = bindparam(None, value=list(values), type_=postgresql.ARRAY(element))
+        array = cast(bindparam(None, value=pg_array(values), type_=Text()), postgresql.ARRAY(element))
         return [(values, column.in_(select(func.unnest(array))))]
     # one expanding parameter per part: in_(list) would coerce each value into its own bound literal
     return [(part, column.in_(bindparam(None, value=list(part), expanding=True, type_=column.type)))
@@ -208,7 +223,7 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
                 f"FROM unnest(CAST(:keys AS {key_type}[]), CAST(:amounts AS bigint[])) AS v(k, amount) "
                 f'WHERE t."{key}" = v.k'
             ),
-            {"keys": keys, "amounts": amounts},
+            {"keys": pg_array(keys), "amounts": pg_array(amounts)},
         )
         return
     # plain tuples into the driver: SQLAlchemy's per-row parameter building costs more than SQLite's update
