@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reconcile.core.money import format_minor
@@ -83,10 +83,7 @@ def store_parsed(
             pl.lit(0).alias("generation"),
             pl.lit(now).alias("ingested_at"),
         )
-        before = session.execute(select(func.count()).select_from(bl).where(bl.account == account)).scalar_one()
-        repo.insert_ignore(session, bl.__table__, lines)
-        after = session.execute(select(func.count()).select_from(bl).where(bl.account == account)).scalar_one()
-        new_total += after - before
+        new_total += repo.insert_ignore(session, bl.__table__, lines)
     file_row.new_line_count = new_total
     return IngestResult(
         str(path), parsed.format, len(parsed.statements), parsed.line_count, new_total, False, tuple(warnings)

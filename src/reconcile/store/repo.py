@@ -118,16 +118,17 @@ def _plain_defaults(table: Table, row: Mapping[str, Any]) -> bool:
                for column in table.columns if column.name not in row)
 
 
-def _insert_tuples(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], verb: str = "INSERT") -> None:
+def _insert_tuples(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], verb: str = "INSERT") -> int:
     """SQLite executemany with plain tuples, each column's bind conversion (dates, booleans) applied
     once per value: SQLAlchemy's per-row parameter building is ~2/3 of a large INSERT's time."""
     names = list(rows[0])
-    _insert_columns(session, table, names, [[row[name] for row in rows] for name in names], verb)
+    return _insert_columns(session, table, names, [[row[name] for row in rows] for name in names], verb)
 
 
 def _insert_columns(session: Session, table: Table, names: list[str], values: list[list[Any]],
-                    verb: str = "INSERT") -> None:
-    """_insert_tuples from the values column by column (zip() then makes the rows' tuples in C)."""
+                    verb: str = "INSERT") -> int:
+    """_insert_tuples from the values column by column (zip() then makes the rows' tuples in C); the number of
+    rows stored (sqlite3 sums an executemany's changes, so INSERT OR IGNORE counts only the new ones)."""
     dialect = session.get_bind().dialect
 
     def converter(name: str) -> Any:
@@ -143,7 +144,8 @@ def _insert_columns(session: Session, table: Table, names: list[str], values: li
     data = list(zip(*columns_of_values, strict=True))
     columns = ", ".join(f'"{n}"' for n in [*names, *constants])
     marks = ", ".join("?" for _ in range(len(names) + len(constants)))
-    session.connection().exec_driver_sql(f'{verb} INTO "{table.name}" ({columns}) VALUES ({marks})', data)
+    result = session.connection().exec_driver_sql(f'{verb} INTO "{table.name}" ({columns}) VALUES ({marks})', data)
+    return int(result.rowcount)
 
 
 def _converted(values: list[Any], convert: Any) -> list[Any]:
@@ -157,19 +159,20 @@ def _converted(values: list[Any], convert: Any) -> list[Any]:
     return out
 
 
-def _insert_sqlite_frame(session: Session, table: Table, frame: pl.DataFrame, verb: str) -> bool:
-    """A large frame into SQLite column by column (_insert_columns); False when that path does not apply."""
+def _insert_sqlite_frame(session: Session, table: Table, frame: pl.DataFrame, verb: str) -> int | None:
+    """A large frame into SQLite column by column (_insert_columns): rows stored, None when that path does not
+    apply."""
     if session.get_bind().dialect.name != "sqlite" or frame.height < COPY_FROM \
             or not _plain_defaults(table, dict.fromkeys(frame.columns)):
-        return False
-    _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns], verb)
-    return True
+        return None
+    return _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns],
+                           verb)
 
 
 def insert_frame(session: Session, table: Table, frame: pl.DataFrame) -> None:
     """insert_rows for rows already in a frame: COPY straight from it on PostgreSQL, column lists into
     the driver on SQLite, without a dict per row in between."""
-    if frame.height == 0 or _insert_sqlite_frame(session, table, frame, "INSERT"):
+    if frame.height == 0 or _insert_sqlite_frame(session, table, frame, "INSERT") is not None:
         return
     if frame.height >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
         copy_frame(session, table, frame)
@@ -196,8 +199,8 @@ def copy_frame(session: Session, table: Table | str, frame: pl.DataFrame) -> Non
         copy.write(body.encode("utf-8"))
 
 
-def _copy_ignore(session: Session, table: Table, frame: pl.DataFrame) -> None:
-    """insert_ignore of a large frame on PostgreSQL: COPY into a column-only staging table (no keys, no
+def _copy_ignore(session: Session, table: Table, frame: pl.DataFrame) -> int:
+    """insert_ignore on PostgreSQL: COPY into a column-only staging table (no keys, no
     constraints), then one INSERT ... SELECT ... ON CONFLICT DO NOTHING in the frame's order, so ids follow
     the file as they do row by row. ~4x an executemany of single-row INSERTs at 65k bank lines."""
     staging = f"staging_{table.name}"
@@ -205,9 +208,10 @@ def _copy_ignore(session: Session, table: Table, frame: pl.DataFrame) -> None:
     session.execute(text(f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
                          f'SELECT {columns}, 0::bigint AS staged_order FROM "{table.name}" WITH NO DATA'))
     copy_frame(session, staging, frame.with_row_index("staged_order").select(*frame.columns, "staged_order"))
-    session.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{staging}" '
-                         "ORDER BY staged_order ON CONFLICT DO NOTHING"))
+    stored = changed(session, text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{staging}" '
+                                   "ORDER BY staged_order ON CONFLICT DO NOTHING"))
     session.execute(text(f'DROP TABLE "{staging}"'))  # a second frame in this transaction stages afresh
+    return stored
 
 
 def update_by_key(session: Session, table: Table, key: str, column: str, pairs: Sequence[tuple[Any, int]]) -> None:
@@ -231,23 +235,21 @@ def update_by_key(session: Session, table: Table, key: str, column: str, pairs: 
         f'UPDATE "{table.name}" SET "{column}" = "{column}" - ? WHERE "{key}" = ?', [(a, k) for k, a in pairs])
 
 
-def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]] | pl.DataFrame) -> None:
-    """Insert rows, silently skipping those that hit a unique constraint (idempotent imports)."""
-    dialect = session.get_bind().dialect.name
-    if isinstance(rows, pl.DataFrame):
-        if _insert_sqlite_frame(session, table, rows, "INSERT OR IGNORE"):
-            return
-        if dialect == "postgresql" and rows.height >= COPY_FROM:
-            _copy_ignore(session, table, rows)
-            return
-        rows = rows.to_dicts()
-    if dialect == "sqlite" and len(rows) >= COPY_FROM and _plain_defaults(table, rows[0]):
-        _insert_tuples(session, table, rows, verb="INSERT OR IGNORE")
-        return
-    for part in chunks(rows):
-        if part:
-            statement = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
-            session.execute(statement.on_conflict_do_nothing(), list(part))
+def insert_ignore(session: Session, table: Table, frame: pl.DataFrame) -> int:
+    """Insert a frame's rows, silently skipping those that hit a unique constraint (idempotent imports); the
+    number stored.
+
+    The count is the database's own (rows the statement stored), not a count of the table before and after:
+    that would read the whole history and, on PostgreSQL, take in rows another import committed meanwhile.
+    PostgreSQL goes through a staging table at any size: an executemany's rowcount is not reliable there."""
+    if frame.height == 0:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_ignore(session, table, frame)
+    if _plain_defaults(table, dict.fromkeys(frame.columns)):
+        return _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns],
+                               "INSERT OR IGNORE")
+    return changed(session, sqlite.insert(table).on_conflict_do_nothing(), frame.to_dicts())
 
 
 def known_invoices(session: Session) -> pl.DataFrame:
@@ -336,10 +338,11 @@ def settled_currency(allocation: Any = None) -> Any:
     return func.coalesce(al.settled_currency, al.currency)
 
 
-def changed(session: Session, statement: Any) -> int:
-    """Run an UPDATE or DELETE in the session's transaction; the number of rows it changed."""
+def changed(session: Session, statement: Any, params: Sequence[Mapping[str, Any]] | None = None) -> int:
+    """Run an INSERT, UPDATE or DELETE (once, or once per params row) in the session's transaction; the number
+    of rows it changed (the drivers sum an executemany's)."""
     from sqlalchemy.engine import CursorResult
 
-    result = session.execute(statement)
+    result = session.execute(statement, params) if params is not None else session.execute(statement)
     assert isinstance(result, CursorResult)  # DML runs on a cursor: its rowcount is what changed
     return result.rowcount
