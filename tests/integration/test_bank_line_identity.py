@@ -5,14 +5,17 @@ statement that does not continue the previous one's closing balance is reported 
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
 from reconcile.parsers.base import ParseOptions
-from reconcile.services.daily import ingest_file
-from reconcile.store import tables
+from reconcile.services.daily import ingest_file, read_file, store_file
+from reconcile.statements.ingest import store_parsed
+from reconcile.store import db, tables
 
 REPEATED = "reference repeated in the file for different transactions"
 
@@ -189,3 +192,27 @@ def test_a_large_file_is_stored_in_file_order_with_every_text_intact_and_reimpor
     overlapping = ingest(engine, tmp_path, "next.csv", many_lines(600, 1800))
     assert (overlapping.lines, overlapping.new_lines) == (1200, 600)
     assert len(stored(engine)) == 1800 and stored(engine)[:1200] == [(r, a) for r, a, _, _ in rows]
+
+
+def test_two_imports_at_once_of_overlapping_files_count_each_line_once(pg_url: str, tmp_path: Path) -> None:
+    """The second import waits on the first's uncommitted lines and skips them: its count is what it stored
+    (counting the account's lines before and after took in the first import's 600 and reported 900)."""
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_bytes(many_lines(0, 600))
+    second.write_bytes(many_lines(300, 900))
+    options = ParseOptions.builtin()
+    read_first, read_second = read_file(first, options), read_file(second, options)
+    outcome: dict[str, int] = {}
+    with db.transaction(engine) as session:  # the first import, its transaction still open
+        outcome["first"] = store_parsed(session, first, read_first.digest, read_first.parsed,  # type: ignore[arg-type]
+                                        datetime.now(UTC)).new_lines
+        later = threading.Thread(target=lambda: outcome.update(second=store_file(engine, read_second).new_lines))
+        later.start()
+        later.join(timeout=2)
+        assert later.is_alive()  # waiting on the first import's lines 300-599
+    later.join(timeout=30)
+    assert outcome == {"first": 600, "second": 300}
+    assert len(stored(engine)) == 900 == outcome["first"] + outcome["second"]
+    engine.dispose()
