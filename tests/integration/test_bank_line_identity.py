@@ -8,9 +8,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from reconcile.parsers.base import ParseOptions
 from reconcile.services.daily import ingest_file, read_file, store_file
@@ -216,3 +218,39 @@ def test_two_imports_at_once_of_overlapping_files_count_each_line_once(pg_url: s
     assert outcome == {"first": 600, "second": 300}
     assert len(stored(engine)) == 900 == outcome["first"] + outcome["second"]
     engine.dispose()
+
+
+@pytest.mark.pg
+def test_a_database_without_the_temporary_privilege_still_imports_and_counts_exactly(tmp_path: Path) -> None:
+    """Some hardened servers revoke PostgreSQL's default TEMPORARY privilege: imports then insert row by row."""
+    from tests.conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("no PostgreSQL")
+    name = f"notemp_{uuid4().hex[:10]}"
+    admin = create_engine(db.resolve_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC'))
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{name}" TO "{name}"'))
+    owner = create_engine(make_url(db.resolve_url(PG_URL)).set(database=name), isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"'))
+    owner.dispose()
+    url = make_url(db.resolve_url(PG_URL)).set(username=name, password=None, database=name)
+    engine = db.make_engine(url.render_as_string(hide_password=False))
+    try:
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT has_database_privilege(current_database(), 'TEMPORARY')")).scalar() \
+                is False
+        assert ingest(engine, tmp_path, "big.csv", many_lines(0, 600)).new_lines == 600
+        assert ingest(engine, tmp_path, "next.csv", many_lines(300, 900)).new_lines == 300
+        assert [amount for _, amount in stored(engine)] == [i * 100 + i % 100 for i in range(900)]
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()

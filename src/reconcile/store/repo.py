@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, Select, String, Table, Text, bindparam, cast, func, select, text
+from sqlalchemy import BigInteger, Select, String, Table, Text, bindparam, cast, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -241,11 +241,17 @@ def insert_ignore(session: Session, table: Table, frame: pl.DataFrame) -> int:
 
     The count is the database's own (rows the statement stored), not a count of the table before and after:
     that would read the whole history and, on PostgreSQL, take in rows another import committed meanwhile.
-    PostgreSQL goes through a staging table at any size: an executemany's rowcount is not reliable there."""
+    PostgreSQL goes through a staging table at any size: an executemany's rowcount is not reliable there.
+    """
     if frame.height == 0:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        return _copy_ignore(session, table, frame)
+        if session.execute(text("SELECT has_database_privilege(current_database(), 'TEMPORARY')")).scalar():
+            return _copy_ignore(session, table, frame)
+        # a server that revoked PostgreSQL's default TEMPORARY privilege: row inserts, counted by what RETURNING
+        # gives back (only the rows stored)
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing().returning(literal_column("1"))
+        return sum(len(session.execute(statement, list(part)).all()) for part in chunks(frame.to_dicts()))
     if _plain_defaults(table, dict.fromkeys(frame.columns)):
         return _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns],
                                "INSERT OR IGNORE")
