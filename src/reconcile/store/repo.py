@@ -159,10 +159,11 @@ def _converted(values: list[Any], convert: Any) -> list[Any]:
     return out
 
 
-def _insert_sqlite_frame(session: Session, table: Table, frame: pl.DataFrame, verb: str) -> int | None:
-    """A large frame into SQLite column by column (_insert_columns): rows stored, None when that path does not
-    apply."""
-    if session.get_bind().dialect.name != "sqlite" or frame.height < COPY_FROM \
+def _insert_sqlite_frame(session: Session, table: Table, frame: pl.DataFrame, verb: str,
+                         at_least: int = COPY_FROM) -> int | None:
+    """A frame of at least `at_least` rows into SQLite column by column (_insert_columns): rows stored, None
+    when that path does not apply."""
+    if session.get_bind().dialect.name != "sqlite" or frame.height < at_least \
             or not _plain_defaults(table, dict.fromkeys(frame.columns)):
         return None
     return _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns],
@@ -202,7 +203,8 @@ def copy_frame(session: Session, table: Table | str, frame: pl.DataFrame) -> Non
 def _copy_ignore(session: Session, table: Table, frame: pl.DataFrame) -> int:
     """insert_ignore on PostgreSQL: COPY into a column-only staging table (no keys, no
     constraints), then one INSERT ... SELECT ... ON CONFLICT DO NOTHING in the frame's order, so ids follow
-    the file as they do row by row. ~4x an executemany of single-row INSERTs at 65k bank lines."""
+    the file as they do row by row. At 65k bank lines: 1.8x the single-row INSERTs it replaces when all are
+    new, 2.9x when all are already stored."""
     staging = f"staging_{table.name}"
     columns = ", ".join(f'"{n}"' for n in frame.columns)
     session.execute(text(f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
@@ -252,9 +254,8 @@ def insert_ignore(session: Session, table: Table, frame: pl.DataFrame) -> int:
         # gives back (only the rows stored)
         statement: Any = postgresql.insert(table).on_conflict_do_nothing().returning(literal_column("1"))
         return sum(len(session.execute(statement, list(part)).all()) for part in chunks(frame.to_dicts()))
-    if _plain_defaults(table, dict.fromkeys(frame.columns)):
-        return _insert_columns(session, table, frame.columns, [frame.get_column(n).to_list() for n in frame.columns],
-                               "INSERT OR IGNORE")
+    if (stored := _insert_sqlite_frame(session, table, frame, "INSERT OR IGNORE", at_least=1)) is not None:
+        return stored
     return changed(session, sqlite.insert(table).on_conflict_do_nothing(), frame.to_dicts())
 
 
@@ -346,7 +347,7 @@ def settled_currency(allocation: Any = None) -> Any:
 
 def changed(session: Session, statement: Any, params: Sequence[Mapping[str, Any]] | None = None) -> int:
     """Run an INSERT, UPDATE or DELETE (once, or once per params row) in the session's transaction; the number
-    of rows it changed (the drivers sum an executemany's)."""
+    of rows it changed. sqlite3 sums an executemany's; psycopg through SQLAlchemy answers -1 (insert_ignore)."""
     from sqlalchemy.engine import CursorResult
 
     result = session.execute(statement, params) if params is not None else session.execute(statement)
