@@ -61,7 +61,7 @@ SWEDISH_ENVELOPE = re.compile(r"ä[1-5]:|-å")  # ISO 646-SE: "{" is "ä" and "}
 TERMINATOR = re.compile(r"-(\}.*|XXX)?")
 STATEMENT_LINE = re.compile(
     r"(?P<value>\d{6})(?P<entry>\d{4})? *(?P<mark>R?[CD])(?P<funds>[A-Z])?[ \n]?"
-    r"(?P<amount>\d+(?:,\d*)?|,\d+)(?P<type>[A-Z](?:[A-Z0-9]{3}| {3}))"
+    r"(?P<amount>\d+(?:,\d*)?|,\d+) ?(?P<type>[A-Z](?:[A-Z0-9]{3}| {3}))"  # Commerzbank: "12,35 NRTI"
 )
 CUSTOMER_WIDTH = 16    # :61: customer reference, 16x
 BALANCE = re.compile(r"(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})?(?P<amount>\d+(?:,\d*)?|,\d+)")

@@ -299,6 +299,12 @@ def test_debit_credit_marks_and_reversals(mark: str, amount: int, reversal: bool
     assert (line["amount_minor"], line["is_reversal"], line["bank_code"]) == (amount, reversal, "NTRF")
 
 
+def test_a_space_between_amount_and_transaction_type_is_read() -> None:
+    # Commerzbank writes ":61:2006080608D12,35 NRTIKREF+//2016021783252833"
+    [line] = lines_of(mt940(":61:2006080608D12,35 NRTIKREF+//2016021783252833\n:86:text\n"))
+    assert (line["amount_minor"], line["bank_code"], line["source_ref"]) == (-1235, "NRTI", "2016021783252833")
+
+
 def test_entry_date_across_the_year_end_and_no_entry_date() -> None:
     rows = lines_of(mt940(":61:2312311229D1,00NTRFNONREF\n:61:2401011231D1,00NMSC\n:61:240103C7NCHG\n"))
     assert [(r["value_date"], r["booking_date"]) for r in rows] == [
