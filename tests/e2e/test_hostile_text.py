@@ -120,6 +120,11 @@ def test_amounts_are_whole_on_a_narrow_terminal_and_large_tables_stream(tmp_path
     narrow = runner.invoke(app, ["balances", *db], env={"COLUMNS": "60"}).stdout
     for row in rows:
         assert format_amount(to_minor(row["open"], row["currency"]), row["currency"]) in narrow
+    # single-word columns (dates, ids, invoice numbers) are never cut in the middle either
+    customer = rows[0]["customer_id"]
+    entries = json.loads(runner.invoke(app, ["customer", customer, "--json", *db]).stdout)["entries"]
+    statement = runner.invoke(app, ["customer", customer, *db], env={"COLUMNS": "60"}).stdout
+    assert entries and all(e["date"] in statement and e["reference"] in statement for e in entries)
     # past STREAM_ROWS rows the table is aligned plain text: the same amounts, no box drawing
     original = common.STREAM_ROWS
     common.STREAM_ROWS = 2

@@ -188,6 +188,14 @@ def handles_errors(fn: F) -> F:
 STREAM_ROWS = 500  # above this many rows a table is streamed as aligned plain text
 TEXT_WIDTH = 40    # a text column of a streamed table folds at this width
 TEXT_MIN = 8       # ... and of a drawn table is never narrower than this
+WORD_MAX = 34      # a column of single words up to this long (dates, ids, IBANs) is never broken
+
+
+def _whole_columns(columns: Sequence[str], rows: list[list[str]], right: Sequence[str]) -> list[bool]:
+    """Which columns are shown whole: amounts and counts, and columns of single words (a date, an
+    invoice number, an IBAN) that a fold would cut in the middle ("2026-10-0" / "1")."""
+    return [c in right or all(len(r[i]) <= WORD_MAX and not any(ch.isspace() for ch in r[i]) for r in rows)
+            for i, c in enumerate(columns)]
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -200,15 +208,17 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         return
     table = Table(title=Text(clean(title)) if title else None, title_justify="left", header_style="bold")
     needed = 1
-    for i, column in enumerate(columns):
+    for i, (column, whole) in enumerate(zip(columns, _whole_columns(columns, cells, right), strict=True)):
         longest = max([len(column), *(len(r[i]) for r in cells)])
-        if column in right:  # whole, on one line: the table grows past the terminal rather than cut one
+        if whole:  # on one line: the table grows past the terminal rather than cut one
             # min_width keeps it whole (overflow="ignore" would also drop rich's right justification)
-            table.add_column(column, justify="right", no_wrap=True, min_width=longest)
+            table.add_column(column, justify="right" if column in right else "left", no_wrap=True,
+                             min_width=longest)
             needed += longest + 3
-        else:
-            table.add_column(column, justify="left", overflow="fold", min_width=min(longest, TEXT_MIN))
-            needed += min(longest, TEXT_MIN) + 3
+        else:  # free text folds between words, never narrower than its header
+            narrowest = min(longest, max(TEXT_MIN, len(column)))
+            table.add_column(column, justify="left", overflow="fold", min_width=narrowest)
+            needed += narrowest + 3
     if needed > console.width:
         table.width = needed
     for row in cells:
@@ -220,7 +230,7 @@ def stream_table(title: str | None, columns: Sequence[str], rows: list[list[str]
     """A large table as aligned plain lines: linear in the rows, amounts whole, text folded."""
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     fixed = sum(w for w, c in zip(widths, columns, strict=True) if c in right)
-    folded = [i for i, c in enumerate(columns) if c not in right]
+    folded = [i for i, whole in enumerate(_whole_columns(columns, rows, right)) if not whole]
     room = max(shutil.get_terminal_size((200, 24)).columns - fixed - 2 * (len(columns) - 1), 0)
     cap = max(TEXT_WIDTH, room // max(len(folded), 1))
     for i in folded:
