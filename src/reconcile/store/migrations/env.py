@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from reconcile.store.migrations.references import compared
 from reconcile.store.tables import Base
 
 config = context.config
@@ -24,7 +25,8 @@ def run() -> None:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         with connection.begin():
-            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite)
+            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite,
+                              include_object=compared(engine.dialect.name))
             with context.begin_transaction():
                 context.run_migrations()
             if sqlite:
