@@ -215,8 +215,9 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
             table.add_column(column, justify="right" if column in right else "left", no_wrap=True,
                              min_width=longest)
             needed += longest + 3
-        else:  # free text folds between words, never narrower than its header
-            narrowest = min(longest, max(TEXT_MIN, len(column)))
+        else:  # free text folds between words, never narrower than its header or a word (up to WORD_MAX)
+            word = max((len(w) for r in cells for w in r[i].split()), default=0)
+            narrowest = min(longest, max(TEXT_MIN, len(column), min(word, WORD_MAX)))
             table.add_column(column, justify="left", overflow="fold", min_width=narrowest)
             needed += narrowest + 3
     if needed > console.width:
