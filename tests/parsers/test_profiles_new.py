@@ -326,3 +326,42 @@ def test_check_exit_codes_and_json(tmp_path: Path) -> None:
     code, out = _cli("profiles", "check", str(unknown))
     assert code == 1 and "generic [built-in]: no (line 1: no column 'id')" in out
     assert f"reconcile profiles new {unknown}" in out
+
+
+# Debit and credit in two columns, as three real exports write them: Lloyds (a header ending in a comma
+# over rows that do not, the sort code marked as text with Excel's leading apostrophe), Crédit Mutuel
+# (French, accented headers, decimal comma) and Alfa-Bank (Russian headers, a trailing ';').
+LLOYDS = (
+    b"Transaction Date,Transaction Type,Sort Code,Account Number,Transaction Description,Debit Amount,"
+    b"Credit Amount,Balance,\n"
+    b"15/01/2024,DEB,'99-88-74,1515152252,Ebay*xxxx CD xxxx    14JAN24 ,8.99,,2040.59\n"
+    b"12/01/2024,DEB,'99-88-74,1515152252,NON-GBP TRANS FEE  2.75% CD 1417 ,4.79,,2049.58\n"
+    b"01/12/2023,BGC,'99-88-74,1515152252,ACME LTD RP010110001110 INV-2023-118 ,,2000.00,2054.37\n"
+)
+CREDIT_MUTUEL = (
+    "Date;Date de valeur;Débit;Crédit;Libellé;Solde\n"
+    "03/11/2025;03/11/2025;-26,99;;PRLV SEPA ACME TELECOM;8350,59\n"
+    "05/11/2025;05/11/2025;;2950,00;VIR SEPA CLIENT FACTURE 2025-0042;11300,59\n"
+    "06/11/2025;06/11/2025;-543,21;;CARTE 0111 FOURNISSEUR;10757,38\n"
+).encode()
+ALFA = (
+    "Тип счёта;Номер счета;Валюта;Дата операции;Референс проводки;Описание операции;Приход;Расход;\n"
+    "Мой счет;40702810900000012345;RUR;31.05.17;ABCDEF11111111111;Оплата по счету 118;33123,56;0;\n"
+    "Мой счет;40702810900000012345;RUR;03.05.17;ABCDEF22222222222;Комиссия за переводы;0;50;\n"
+).encode()
+
+
+@pytest.mark.parametrize(("name", "data", "amounts", "remittance", "first_text"), [
+    ("sample-statement.csv", LLOYDS, [-899, -479, 200000], "Transaction Description", "Ebay*xxxx CD xxxx"),
+    ("export.csv", CREDIT_MUTUEL, [-2699, 295000, -54321], "Libellé", "PRLV SEPA ACME TELECOM"),
+    ("alfabank.csv", ALFA, [3312356, -5000], "Описание операции", "Оплата по счету 118"),
+])
+def test_debit_and_credit_columns_are_found_in_any_language(name: str, data: bytes, amounts: list[int],
+                                                            remittance: str, first_text: str) -> None:
+    inference = infer_profile(data, name)
+    assert inference.error is None, inference.to_dict()
+    profile = profile_from_text(inference.text, Path("inferred.toml"), "test")
+    [statement] = parse_csv(data, Path(name), profile).statements
+    assert statement.lines["amount_minor"].to_list() == amounts
+    assert f'remittance = "{remittance}"' in inference.text
+    assert statement.lines["remittance"][0].startswith(first_text)

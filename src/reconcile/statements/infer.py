@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,6 +125,14 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "ausgang",
         "charge",
         "out",
+        "cargo",      # es
+        "addebit",    # it: addebiti
+        "uscite",
+        "obciazen",   # pl: obciążenia
+        "vydaj",      # cs: výdaj
+        "uttag",      # sv
+        "расход",     # ru
+        "списание",
     ),
     "credit": (
         "credit",
@@ -135,6 +144,14 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "inkomsten",
         "eingang",
         "in",
+        "abono",      # es
+        "accredit",   # it: accrediti
+        "entrate",
+        "uznani",     # pl: uznania
+        "prijem",     # cs: příjem
+        "insattning", # sv: insättning
+        "приход",     # ru
+        "поступлени",
     ),
     "fee": ("fee", "commission", "gebühr", "kosten", "comisión"),
     "amount": (
@@ -149,7 +166,7 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "gross",
         "total",
     ),
-    "currency": ("currency", "währung", "waehrung", "valuta", "munt", "divisa", "devise", "ccy"),
+    "currency": ("currency", "währung", "waehrung", "valuta", "munt", "divisa", "devise", "ccy", "валюта"),
     "id": (
         "transaction id",
         "transaction number",
@@ -181,9 +198,12 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "cuenta",
         "compte",
         "iban",
+        "номер счета",
     ),
     "counterparty_name": (
         "counterparty",
+        "контрагент",
+        "kontrahent",
         "payee",
         "payer",
         "beneficiary",
@@ -226,6 +246,13 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "libellé",
         "note",
         "subject",
+        "descripción",
+        "causale",    # it
+        "opis",       # pl
+        "popis",      # cs
+        "meddelande", # sv
+        "описание",   # ru
+        "назначение",
     ),
 }
 
@@ -373,8 +400,9 @@ def _dialect(lines: list[str], result: Inference) -> tuple[str, str]:
     """The delimiter that splits most lines into the same number (>1) of cells, and the quote."""
     sample = [line for line in lines if line.strip()][:200]
     joined = "\n".join(sample)
+    # fields wrapped in single quotes; a lone leading one is Excel's text mark (Lloyds: "'99-88-74")
     singles = joined.count("'") > 2 * joined.count('"') and re.search(
-        r"(^|[,;\t|])'", joined, re.MULTILINE
+        r"(^|[,;\t|])'[^'\n]*'($|[,;\t|])", joined, re.MULTILINE
     )
     quote = "'" if singles else '"'
     best, best_score = ",", -1.0
@@ -420,7 +448,9 @@ def _table(rows: list[tuple[int, list[str]]]) -> tuple[int | None, int, int, int
                 if (
                     position
                     and _is_header(rows[position - 1][1])
-                    and len(rows[position - 1][1]) in (width, width - 1)
+                    and (len(rows[position - 1][1]) in (width, width - 1)
+                         # a header ending in a delimiter over rows that do not (Lloyds: "...,Balance,")
+                         or (len(rows[position - 1][1]) == width + 1 and not rows[position - 1][1][-1].strip()))
                 ):
                     header = position - 1
                 body = [r for _, r in rows[position : last + 1]]
@@ -531,10 +561,15 @@ def _classify(column: _Column, decimal: str, thousands: str) -> None:
         column.kind = "integer"
 
 
+def _folded(text: str) -> str:
+    """Lower case without accents: "Débit", "Crédit" (fr), "Débito" (pt), "Výdaj" (cs) read as plain words."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
 def _role_of(name: str, candidates: tuple[str, ...]) -> int | None:
     """How well a header name fits a role: the index of the first word list entry it contains."""
-    norm = " " + re.sub(r"[\s_\-./()#:]+", " ", name.lower()).strip() + " "
-    for rank, word in enumerate(candidates):
+    norm = " " + re.sub(r"[\s_\-./()#:]+", " ", _folded(name)).strip() + " "
+    for rank, word in enumerate(_folded(w) for w in candidates):
         if f" {word} " in norm or (len(word) > 4 and word in norm):
             return rank
     return None
@@ -668,12 +703,16 @@ def _assign(
         c
         for c in columns
         if c.role is None
+        # the currency of a card payment's original amount is not the account's (neon: "Original currency")
+        and _role_of(c.name, ("original", "foreign", "local", "orig")) is None
         and (
             c.kind == "currency"
-            or (
+            or (  # codes outside the known list (RUR, LTL) under a header that says currency;
+                # not any column of three capitals (Lloyds' "Transaction Type": DEB, BGC)
                 c.kind == "text"
                 and all(re.fullmatch(r"[A-Z]{3}", v) for v in c.cells if v)
                 and any(c.cells)
+                and (_role_of(c.name, ROLE_WORDS["currency"]) is not None or bool(set(c.cells) & KNOWN_CODES))
             )
         )
     ]
