@@ -80,6 +80,18 @@ KNOWN_CODES = set(_EXPONENTS) | {
     "TRY",
     "RON",
 }
+# ISO 4217 codes, with withdrawn ones still found in old exports (LTL, RUR, HRK...): a column of three
+# capitals is a currency column when its cells are these, not when they are type codes (DEB, BGC, FPI)
+_ISO_CODES = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD
+CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ
+GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
+LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
+PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB
+TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
+LTL LVL EEK HRK RUR SIT SKK CYP MTL BGL
+"""
+ISO_4217 = frozenset(_ISO_CODES.split())
 SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "CHF": "CHF"}
 
 # Header words for each role, lower case; the first list that a name contains decides (order
@@ -166,7 +178,7 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
         "gross",
         "total",
     ),
-    "currency": ("currency", "währung", "waehrung", "valuta", "munt", "divisa", "devise", "ccy", "валюта"),
+    "currency": ("currency", "währung", "waehrung", "valuta", "munt", "divisa", "devise", "ccy", "валюта", "valiuta"),
     "id": (
         "transaction id",
         "transaction number",
@@ -707,12 +719,12 @@ def _assign(
         and _role_of(c.name, ("original", "foreign", "local", "orig")) is None
         and (
             c.kind == "currency"
-            or (  # codes outside the known list (RUR, LTL) under a header that says currency;
-                # not any column of three capitals (Lloyds' "Transaction Type": DEB, BGC)
+            or (  # codes outside the known list (RUR, LTL): ISO codes, or under a header that says
+                # currency; not any column of three capitals (Lloyds' "Transaction Type": DEB, BGC)
                 c.kind == "text"
                 and all(re.fullmatch(r"[A-Z]{3}", v) for v in c.cells if v)
                 and any(c.cells)
-                and (_role_of(c.name, ROLE_WORDS["currency"]) is not None or bool(set(c.cells) & KNOWN_CODES))
+                and (_role_of(c.name, ROLE_WORDS["currency"]) is not None or set(c.cells) - {""} <= ISO_4217)
             )
         )
     ]
