@@ -23,7 +23,10 @@ KNOWN_FIELDS = {
     "id", "booking_date", "value_date", "amount", "debit", "credit", "direction", "currency",
     "counterparty_name", "counterparty_account", "remittance", "reference", "end_to_end_id", "account",
 }
-ENCODINGS = {"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso-8859-1", "utf-16"}
+# "utf-8-or-cp1252": banks that changed their export's encoding over the years (Rabobank): UTF-8 when
+# the bytes are valid UTF-8, else Windows-1252
+UTF8_OR_CP1252 = "utf-8-or-cp1252"
+ENCODINGS = {"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso-8859-1", "utf-16", UTF8_OR_CP1252}
 # How an indicator column signs columns.amount (direction_mode), and what a debit or credit cell's
 # own sign means (debit_credit_rule); generic.toml says more.
 DIRECTION_MODES = {

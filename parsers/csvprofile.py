@@ -24,7 +24,7 @@ from reconcile.core.money import exponent as money_exponent
 from reconcile.core.money import format_minor
 from reconcile.core.money_expr import exponent_expr, minor_units_expr
 from reconcile.parsers.base import ParsedFile, Statement, lines_frame
-from reconcile.parsers.csv_profiles import Profile
+from reconcile.parsers.csv_profiles import UTF8_OR_CP1252, Profile
 
 HASH_COLUMNS = ["booking_date", "amount_minor", "currency", "counterparty_name", "counterparty_account",
                 "remittance", "reference"]
@@ -68,6 +68,12 @@ def _encoding(data: bytes, profile: Profile) -> str:
         return "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
+    if profile.encoding == UTF8_OR_CP1252:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "cp1252"
+        return "utf-8"
     return profile.encoding
 
 
@@ -395,6 +401,12 @@ def _ragged_row(body: str, first_index: int, profile: Profile, trailing: bool, p
             raise InputError(
                 path, f"line {line}", f"{len(row)} cells where the header has {width}{extra}"
             )
+        # only reached once polars refused the table: a quote that opens or closes nothing (Rabobank
+        # once wrote 'NL77RABO0311467415","EUR"' with the row's first quote missing)
+        stray = next((c for c in row if profile.quote in (c[:1], c[-1:])), None)
+        if stray is not None:
+            raise InputError(path, f"line {line}", f"a stray {profile.quote} in the cell {stray!r}: a quote "
+                             "missing or one too many")
 
 
 def parse_csv(data: bytes, path: Path, profile: Profile, account: str | None = None) -> ParsedFile:
