@@ -389,3 +389,12 @@ def test_a_rabobank_export_is_read_by_the_built_in_profile_in_either_encoding(tm
         ("000000000000007215", "-2.50", None, "Kosten"),
         ("000000000000007216", "-20.00", None, "Betaalautomaat"),
     ]
+
+
+def test_a_row_missing_its_opening_quote_is_named(tmp_path: Path) -> None:
+    lines = RABO.decode().splitlines(keepends=True)
+    lines[2] = lines[2][1:]  # '"NL11RABO...' -> 'NL11RABO...' (a real Rabobank export had this)
+    path = tmp_path / "CSV_A_broken.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    code, out = _cli("parse", str(path))
+    assert code == 2 and "line 3: a stray \" in the cell 'NL11RABO0104955555\"'" in out, out
