@@ -398,3 +398,21 @@ def test_a_row_missing_its_opening_quote_is_named(tmp_path: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
     code, out = _cli("parse", str(path))
     assert code == 2 and "line 3: a stray \" in the cell 'NL11RABO0104955555\"'" in out, out
+
+
+def test_two_unnamed_number_columns_that_split_the_rows_are_money_out_and_in() -> None:
+    """No header: a column of negatives and a column of positives, never both filled on a row."""
+    data = (
+        b"Account Number : 08088804068,Account Name : Account Owner,: EUR,,,\n"
+        b",,,,,\n"
+        b"15/04/24,OP 1,LABEL 1,\"-50,00\",,DETAILS 1\n"
+        b"15/04/24,OP 2,LABEL 2,,\"1300,00\",CLIENT X INV 2024-118\n"
+        b"16/04/24,OP 3,LABEL 3,\"-80,68\",,DETAILS 2\n"
+    )
+    inference = infer_profile(data, "export.csv")
+    assert inference.error is None, inference.to_dict()
+    assert any("never both filled on a row" in u for u in inference.unsure)
+    [statement] = parse_csv(data, Path("export.csv"),
+                            profile_from_text(inference.text, Path("inferred.toml"), "test")).statements
+    assert statement.lines["amount_minor"].to_list() == [-5000, 130000, -8068]
+    assert statement.currency == "EUR"

@@ -466,6 +466,14 @@ def _table(rows: list[tuple[int, list[str]]]) -> tuple[int | None, int, int, int
                 ):
                     header = position - 1
                 body = [r for _, r in rows[position : last + 1]]
+                if header is not None:
+                    # a line above the rows that leaves several filled columns unnamed is metadata
+                    # ("Account Number : 0808,Account Name : Owner,: EUR,,,"), not their header
+                    names = rows[header][1]
+                    unnamed = [i for i in range(width) if not (names[i].strip() if i < len(names) else "")
+                               and any(i < len(r) and r[i].strip() for r in body)]
+                    if len(unnamed) > 1:
+                        header = None
                 trailing = (
                     header is not None
                     and len(rows[header][1]) == width - 1
@@ -689,15 +697,22 @@ def _assign(
                     return keys
                 result.error = "no column of amounts found"
                 return keys
-            amount = spare[0]
-            amount.role = "amount"
-            if len(spare) > 1:
+            debit, credit = _complementary_pair(spare, decimal, thousands)
+            if debit is not None and credit is not None:
                 result.unsure.append(
-                    f"{amount.name}: the first of {len(spare)} number columns, read as the amount"
+                    f"{debit.name}, {credit.name}: never both filled on a row, read as money out and money in"
                 )
-        cols["amount"] = amount
-        _direction(amount, markers, cols, keys, decimal, thousands, result)
-    else:
+            else:
+                amount = spare[0]
+                amount.role = "amount"
+                if len(spare) > 1:
+                    result.unsure.append(
+                        f"{amount.name}: the first of {len(spare)} number columns, read as the amount"
+                    )
+        if amount is not None:
+            cols["amount"] = amount
+            _direction(amount, markers, cols, keys, decimal, thousands, result)
+    if amount is None:
         cols["debit"], cols["credit"] = debit, credit
         assert debit is not None and credit is not None  # the pair was found, or the amount column was
         _debit_credit_rule(debit, credit, keys, decimal, thousands, result)
@@ -848,6 +863,23 @@ def _debit_credit_pair(
         return None, None
     debit.role, credit.role = "debit", "credit"
     return debit, credit
+
+
+def _complementary_pair(
+    spare: list[_Column], decimal: str, thousands: str
+) -> tuple[_Column | None, _Column | None]:
+    """Two unnamed number columns that split the rows between them (one filled per row): money out and
+    money in. The one written negative is the debit; with no signs to tell, the left one (Debit before
+    Credit, Soll before Haben, as banks write them)."""
+    for n, left in enumerate(spare):
+        for right in spare[n + 1 :]:
+            cells = list(zip(left.cells, right.cells, strict=True))
+            if all(bool(a) != bool(b) for a, b in cells) and any(a for a, _ in cells) and any(b for _, b in cells):
+                negative = [_signs(c, decimal, thousands)[0] > 0 for c in (left, right)]
+                debit, credit = (right, left) if negative == [False, True] else (left, right)
+                debit.role, credit.role = "debit", "credit"
+                return debit, credit
+    return None, None
 
 
 def _balance_pair(
