@@ -155,7 +155,8 @@ def test_unapply_with_rematch_lets_the_next_run_post_it_again(engine: Engine, tm
 
 
 @pytest.mark.parametrize(("ref", "error", "match"), [
-    ("NOPE", NotFoundError, "no bank line NOPE"),
+    ("NOPE", NotFoundError, "no bank line NOPE$"),
+    ("NL91ABNA0417164300/P1", NotFoundError, r"give the line's source_ref, and its account with --account"),
     ("Q1", ReconcileError, "is exception, not posted"),
 ])
 def test_unapply_refuses_what_is_not_posted(engine: Engine, tmp_path: Path, ref: str, error: type, match: str) -> None:

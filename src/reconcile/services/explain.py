@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from reconcile.core.errors import NotFoundError, ReconcileError
 from reconcile.core.evidence import evidence_of, suggestions_of
 from reconcile.core.money import format_minor
+from reconcile.services.ledger import find_line
 from reconcile.store import db, tables
 
 # What a queue reason means, for people.
@@ -128,17 +128,8 @@ def _advice(session: Session, line_id: int) -> dict[str, Any] | None:
 
 def explain(session: Session, source_ref: str, account: str | None = None) -> dict[str, Any]:
     """explain_line inside the caller's transaction."""
-    bl, al, ex = tables.BankLine, tables.Allocation, tables.ExceptionItem
-    query = select(bl).where(bl.source_ref == source_ref)
-    if account:
-        query = query.where(bl.account == account)
-    lines = session.execute(query.order_by(bl.account)).scalars().all()
-    if not lines:
-        raise NotFoundError(f"no bank line {source_ref}" + (f" on account {account}" if account else ""))
-    if len(lines) > 1:
-        raise ReconcileError(f"bank line {source_ref} is on several accounts "
-                             f"({', '.join(x.account for x in lines)}): name the account")
-    line = lines[0]
+    al, ex = tables.Allocation, tables.ExceptionItem
+    line = find_line(session, source_ref, account)
     rows = session.execute(select(al).where(al.bank_line_id == line.id).order_by(al.id)).scalars().all()
     items = session.execute(select(ex).where(ex.bank_line_id == line.id).order_by(ex.id)).scalars().all()
     allocations = [{

@@ -25,9 +25,10 @@ def find_line(session, source_ref: str, account: str | None) -> tables.BankLine:
     query = select(bl).where(bl.source_ref == source_ref)
     if account:
         query = query.where(bl.account == account)
-    found = session.execute(query).scalars().all()
+    found = session.execute(query.order_by(bl.account)).scalars().all()
     if not found:
-        raise NotFoundError(f"no bank line {source_ref}" + (f" on account {account}" if account else ""))
+        hint = " (give the line's source_ref, and its account with --account)" if "/" in source_ref else ""
+        raise NotFoundError(f"no bank line {source_ref}" + (f" on account {account}" if account else "") + hint)
     if len(found) > 1:
         accounts = ", ".join(sorted(line.account for line in found))
         raise ReconcileError(f"bank line {source_ref} exists on several accounts ({accounts}): name one with --account")
