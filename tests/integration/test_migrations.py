@@ -29,7 +29,8 @@ def _fill_at_0001(engine: Engine) -> None:
         c.execute(text(
             "INSERT INTO bank_lines (account, source_ref, statement_id, booking_date, amount_minor, currency,"
             " direction, is_reversal, status, generation, ingested_at) VALUES"
-            " ('NL01', 'REF1', 1, '2026-11-01', 10000, 'EUR', 'credit', false, 'posted', 0, '2026-11-01')"))
+            " ('NL01', 'REF1', 1, '2026-11-01', 10000, 'EUR', 'credit', false, 'posted', 0, '2026-11-01'),"
+            " ('NL01', 'REF2', 1, '2026-11-01', 2500, 'EUR', 'credit', false, 'unmatched', 0, '2026-11-01')"))
         c.execute(text(
             "INSERT INTO posting_runs (run_id, started_at, as_of, status, dry_run, actor)"
             " VALUES ('run-1', '2026-11-01', '2026-11-01', 'completed', false, 'system')"))
@@ -49,7 +50,11 @@ def test_upgrade_from_the_previous_revision_keeps_the_ledger(db_url: str) -> Non
         _fill_at_0001(engine)
         db.upgrade(engine)
         with engine.connect() as c:
-            assert c.execute(text("SELECT source_ref, status FROM bank_lines")).all() == [("REF1", "posted")]
+            assert c.execute(text("SELECT source_ref, status FROM bank_lines ORDER BY id")).all() == [
+                ("REF1", "posted"), ("REF2", "unmatched")]
+            # 0010: the unmatched line is listed for the next run, the posted one is not
+            assert c.execute(text("SELECT b.source_ref FROM open_lines o JOIN bank_lines b ON b.id = o.bank_line_id"
+                                  )).scalars().all() == ["REF2"]
             assert c.execute(text("SELECT sum(amount_minor) FROM allocations")).scalar_one() == 10000
             context = MigrationContext.configure(c, opts={"compare_type": True,
                                                        "include_object": compared(c.dialect.name)})

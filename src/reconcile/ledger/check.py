@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reconcile.core.allocation import clamp_open_expr, order_violations
-from reconcile.core.codes import ItemStatus, Kind, Reason
+from reconcile.core.codes import OPEN_LINE_STATUSES, ItemStatus, Kind, Reason
 from reconcile.core.money import format_minor
 from reconcile.store import repo, tables
 
@@ -73,7 +73,7 @@ def _lines(session: Session, scope: Scope) -> pl.DataFrame:
         select(p.bank_line_id, func.count().label("active_postings"))
         .where(p.reversed_at.is_(None)).group_by(p.bank_line_id).subquery()
     )
-    ex = tables.ExceptionItem
+    ex, ol = tables.ExceptionItem, tables.OpenLine
     # a posted line may also carry an open closed_elsewhere question; the rest of the queue is for unposted lines
     open_items = (
         select(ex.bank_line_id, func.count().label("open_items"),
@@ -87,10 +87,12 @@ def _lines(session: Session, scope: Scope) -> pl.DataFrame:
             func.coalesce(active.c.active_postings, 0),
             func.coalesce(open_items.c.open_items, 0) - func.coalesce(open_items.c.closed_elsewhere, 0),
             func.coalesce(open_items.c.closed_elsewhere, 0),
+            case((ol.bank_line_id.is_(None), 0), else_=1),
         )
         .outerjoin(allocated, allocated.c.bank_line_id == bl.id)
         .outerjoin(active, active.c.bank_line_id == bl.id)
         .outerjoin(open_items, open_items.c.bank_line_id == bl.id)
+        .outerjoin(ol, ol.bank_line_id == bl.id)
     )
     if not scope.everything:
         query = query.where(bl.id.in_(scope.lines()))
@@ -98,6 +100,7 @@ def _lines(session: Session, scope: Scope) -> pl.DataFrame:
         "id": pl.Int64(), "account": pl.String(), "source_ref": pl.String(), "amount_minor": pl.Int64(),
         "currency": pl.String(), "status": pl.String(), "allocated": pl.Int64(), "rows": pl.Int64(),
         "active_postings": pl.Int64(), "open_items": pl.Int64(), "closed_elsewhere": pl.Int64(),
+        "listed_open": pl.Int64(),
     })
 
 
@@ -119,6 +122,10 @@ def _line_violations(lines: pl.DataFrame) -> list[Violation]:
          lambda r: f"status {r['status']} but {r['open_items']} open queue item(s)"),
         ("queue_status", ~posted & (pl.col("closed_elsewhere") != 0),
          lambda r: f"status {r['status']} but an open closed_elsewhere item (only a posting can be closed elsewhere)"),
+        ("open_lines", pl.col("status").is_in([str(s) for s in OPEN_LINE_STATUSES]) & (pl.col("listed_open") == 0),
+         lambda r: f"status {r['status']} but not in open_lines: no run would see it"),
+        ("open_lines", ~pl.col("status").is_in([str(s) for s in OPEN_LINE_STATUSES]) & (pl.col("listed_open") == 1),
+         lambda r: f"status {r['status']} but listed in open_lines"),
     ]
     found = []
     for rule, condition, describe in checks:

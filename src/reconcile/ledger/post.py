@@ -17,7 +17,7 @@ import polars as pl
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from reconcile.core.codes import ItemStatus, LineStatus, Reason
+from reconcile.core.codes import OPEN_LINE_STATUSES, ItemStatus, LineStatus, Reason
 from reconcile.core.errors import LedgerError
 from reconcile.core.evidence import evidence_of
 from reconcile.ledger.open_items import move_open
@@ -46,7 +46,7 @@ def check_balanced(allocations: pl.DataFrame, lines: pl.DataFrame) -> None:
         )
 
 
-def _claim_lines(session: Session, line_ids: list[int], new_status: str, from_statuses: tuple[str, ...]) -> None:
+def claim_lines(session: Session, line_ids: list[int], new_status: str, from_statuses: tuple[str, ...]) -> None:
     """Move lines to new_status; fail the chunk if any was taken by someone else meanwhile."""
     bl = tables.BankLine.__table__
     for part, among in repo.among(session, bl.c.id, line_ids):
@@ -85,10 +85,10 @@ def post_chunk(
     check_balanced(allocations, lines)
     generation = dict(lines.select("bank_line_id", "generation").iter_rows())
     posted_ids = allocations["bank_line_id"].unique().sort().to_list()
-    open_statuses = (LineStatus.UNMATCHED, LineStatus.EXCEPTION)
+    open_statuses = OPEN_LINE_STATUSES
 
     if posted_ids:
-        _claim_lines(session, posted_ids, LineStatus.POSTED, open_statuses)
+        claim_lines(session, posted_ids, LineStatus.POSTED, open_statuses)
         repo.insert_frame(session, tables.Posting.__table__, pl.DataFrame({
             "bank_line_id": posted_ids, "generation": [generation[i] for i in posted_ids],
         }, schema={"bank_line_id": pl.Int64(), "generation": pl.Int64()}).with_columns(
@@ -131,11 +131,11 @@ def post_chunk(
 
     if exceptions.height:
         ids = exceptions["bank_line_id"].to_list()
-        _claim_lines(session, ids, LineStatus.EXCEPTION, open_statuses)
+        claim_lines(session, ids, LineStatus.EXCEPTION, open_statuses)
         queue_lines(session, exceptions, generation, run_id=run_id, now=now, business_date=business_date)
 
     if skipped.height:
-        _claim_lines(session, skipped["bank_line_id"].to_list(), "skipped", ("unmatched",))
+        claim_lines(session, skipped["bank_line_id"].to_list(), "skipped", ("unmatched",))
 
     return ChunkResult(len(posted_ids), allocations.height, exceptions.height, skipped.height)
 

@@ -165,7 +165,7 @@ def load_book(engine: Engine) -> Book:
 def _lines_for_run(engine: Engine) -> pl.DataFrame:
     """Unmatched lines, and open unclaimed exceptions (new data may now explain them)."""
     with db.transaction(engine) as session:
-        lines = repo.lines_to_match(session, ("unmatched", "exception"))
+        lines = repo.open_lines_to_match(session)
         ex = tables.ExceptionItem
         # a person holds it, or it was unapplied on purpose: only a person decides those
         claimed = session.execute(
@@ -173,14 +173,9 @@ def _lines_for_run(engine: Engine) -> pl.DataFrame:
                 ex.status == "open", ex.claimed_by.is_not(None) | (ex.reason == "unapplied")
             )
         ).scalars().all()
-        bl = tables.BankLine
-        generations = repo.frame_of(
-            session, select(bl.id, bl.generation).where(bl.status.in_(("unmatched", "exception"))),
-            {"bank_line_id": pl.Int64(), "generation": pl.Int64()},
-        )
     if claimed:
         lines = lines.filter(~pl.col("bank_line_id").is_in(claimed))
-    return lines.join(generations, on="bank_line_id", how="left")
+    return lines
 
 
 def _with_installment_ids(allocations: pl.DataFrame, book: Book) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reconcile.core import frames
+from reconcile.core.codes import OPEN_LINE_STATUSES
 from reconcile.store import tables
 
 BATCH = 5000
@@ -307,11 +308,14 @@ BANK_LINE_COLUMNS = (
 )
 
 
-def lines_to_match(session: Session, statuses: Sequence[str]) -> pl.DataFrame:
-    """Bank lines in the given statuses, in the matcher's schema."""
-    bl = tables.BankLine
-    query = select(*[getattr(bl, c) for c in BANK_LINE_COLUMNS]).where(bl.status.in_(statuses))
-    schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in BANK_LINE_COLUMNS[1:]}}
+def open_lines_to_match(session: Session) -> pl.DataFrame:
+    """The bank lines a run may still decide (open_lines: unmatched or exception), in the matcher's schema,
+    with their generation: read through open_lines, so the cost follows the open work, not the history."""
+    bl, ol = tables.BankLine, tables.OpenLine
+    query = select(*[getattr(bl, c) for c in BANK_LINE_COLUMNS], bl.generation) \
+        .join(ol, ol.bank_line_id == bl.id).where(bl.status.in_(OPEN_LINE_STATUSES))
+    schema = {"bank_line_id": pl.Int64(), **{c: frames.MATCH_LINES[c] for c in BANK_LINE_COLUMNS[1:]},
+              "generation": pl.Int64()}
     return frame_of(session, query, schema)
 
 

@@ -93,6 +93,12 @@ class PayerAccount(Base):
 # credit note. Never beyond zero: a posting that would over-apply an item is refused by the database.
 SAME_SIGN = "(amount_minor >= 0 AND {0} >= 0) OR (amount_minor < 0 AND {0} <= 0)"
 
+# PostgreSQL: half of each page is left free in the tables whose rows every run rewrites (a line's status,
+# an item's open amount), so the new version fits beside the old one: a HOT update, with no new index
+# entries. A day's lines and the items they pay lie together on disk and are rewritten in the same run, so
+# the room must hold a new version of every row on the page (migration 0010; about twice the disk).
+ROOM_FOR_UPDATES = {"postgresql_with": {"fillfactor": 50}}
+
 
 class Invoice(Base):
     """An open item of the receivables system: an invoice, or a credit note (negative amount).
@@ -109,6 +115,7 @@ class Invoice(Base):
         CheckConstraint(SAME_SIGN.format("open_amount_minor"), name="open_sign"),
         CheckConstraint(SAME_SIGN.format("snapshot_open_minor"), name="snapshot_open_sign"),
         CheckConstraint("excess_minor = 0 OR open_amount_minor = 0", name="excess_only_when_settled"),
+        ROOM_FOR_UPDATES,
     )
 
     invoice_number: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -147,6 +154,7 @@ class Installment(Base):
         CheckConstraint("open_amount_minor >= 0", name="open_not_negative"),
         CheckConstraint("installment_no >= 1", name="number_positive"),
         CheckConstraint("excess_minor = 0 OR open_amount_minor = 0", name="excess_only_when_settled"),
+        ROOM_FOR_UPDATES,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -197,14 +205,14 @@ class BankLine(Base):
     __tablename__ = "bank_lines"
     __table_args__ = (
         UniqueConstraint("account", "source_ref", name="uq_bank_lines_account_source_ref"),
-        Index("ix_bank_lines_status", "status"),
         Index("ix_bank_lines_account_amount", "account", "amount_minor"),  # bank returns (0002)
+        ROOM_FOR_UPDATES,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64))
     source_ref: Mapped[str] = mapped_column(String(255))
-    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"))
     booking_date: Mapped[date] = mapped_column(Date)
     value_date: Mapped[date | None] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(Money)
@@ -222,11 +230,23 @@ class BankLine(Base):
     exchange_rate: Mapped[str | None] = mapped_column(String(32))
     charges_minor: Mapped[int | None] = mapped_column(Money)
     location: Mapped[str | None] = mapped_column(Text)
-    # unmatched -> posted | exception | skipped; a reversal returns posted -> unmatched
+    # unmatched -> posted | exception | skipped; a reversal returns posted -> unmatched. Not indexed, so a
+    # change of status rewrites the row in place (see ROOM_FOR_UPDATES); the lines a run may still decide
+    # are found through open_lines
     status: Mapped[str] = mapped_column(String(16), default="unmatched")
     # bumped by every reversal, so a line can be posted again exactly once more
     generation: Mapped[int] = mapped_column(Integer, default=0)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OpenLine(Base):
+    """The id of every bank line a run may still decide (status unmatched or exception), kept by triggers on
+    bank_lines (migration 0010): the day's work, found without an index on status. No foreign key: only
+    those triggers write it, from the lines' own rows; `reconcile check` compares it with the statuses."""
+
+    __tablename__ = "open_lines"
+
+    bank_line_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 # --- ledger ----------------------------------------------------------------
