@@ -337,7 +337,8 @@ def _allocation_violations(session: Session, scope: Scope) -> list[Violation]:
     ).all()
     for reversed_id, count in twice:
         found.append(Violation("reversed_twice", f"allocation {reversed_id}", f"reversed {count} times"))
-    postings = select(p.id, p.bank_line_id).where(~select(al.id).where(al.posting_id == p.id).exists())
+    postings = select(p.id, p.bank_line_id).where(
+        ~select(al.id).where(al.bank_line_id == p.bank_line_id, al.posting_id == p.id).exists())
     if not scope.everything:
         postings = postings.where(p.bank_line_id.in_(scope.lines()))
     empty = session.execute(postings).all()

@@ -30,12 +30,12 @@ THEN_STATUSES = {
 }
 
 
-def _allocation_rows(session: Session, posting_id: int) -> pl.DataFrame:
+def _allocation_rows(session: Session, line_id: int, posting_id: int) -> pl.DataFrame:
     al = tables.Allocation
     return repo.frame_of(session, select(
         al.id, al.kind, al.customer_id, al.invoice_number, al.installment_id, al.installment_no,
         al.amount_minor, al.currency, al.settled_amount_minor, al.settled_currency,
-    ).where(al.posting_id == posting_id, al.kind != Kind.REVERSAL), {
+    ).where(al.bank_line_id == line_id, al.posting_id == posting_id, al.kind != Kind.REVERSAL), {
         "id": pl.Int64(), "kind": pl.String(), "customer_id": pl.String(), "invoice_number": pl.String(),
         "installment_id": pl.Int64(), "installment_no": pl.Int64(), "amount_minor": pl.Int64(),
         "currency": pl.String(), "settled_amount_minor": pl.Int64(), "settled_currency": pl.String(),
@@ -66,7 +66,7 @@ def reverse_line(
     ).scalar_one()
     session.execute(update(p).where(p.c.id == posting_id).values(reversed_at=now))
 
-    originals = _allocation_rows(session, posting_id)
+    originals = _allocation_rows(session, line_id, posting_id)
     repo.insert_rows(session, tables.Allocation.__table__, [
         {
             "posting_id": posting_id, "bank_line_id": line_id, "run_id": run_id, "kind": Kind.REVERSAL,

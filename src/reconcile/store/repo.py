@@ -67,6 +67,10 @@ def pg_array(values: Sequence[Any]) -> str:
     here, and a posting chunk sends several such lists."""
     if all(type(v) is int for v in values):
         return "{" + ",".join(map(str, values)) + "}"
+    if all(type(v) is str for v in values):
+        plain = "".join(values)
+        if '"' not in plain and "\\" not in plain:  # nothing to escape: one join, not a call per key
+            return '{"' + '","'.join(values) + '"}'
 
     def element(value: Any) -> str:
         if value is None:

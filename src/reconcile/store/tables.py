@@ -292,7 +292,8 @@ class Allocation(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
+    # not indexed: a posting's rows are found by their line (bank_line_id, then posting_id)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
     bank_line_id: Mapped[int] = mapped_column(ForeignKey("bank_lines.id"), index=True)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("posting_runs.run_id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
