@@ -3,10 +3,11 @@ may still decide are listed in open_lines, kept by triggers; on PostgreSQL, bank
 installments leave half of each page free for the new versions of their rows.
 
 Before, every claim of a line (unmatched -> posted) added an entry to each of bank_lines' five indexes, and
-every open-amount move one to each of invoices' three: 2.4 s of the 5.9 s of server time that posting 100k
-allocations took (bench/post.py). A row whose indexed columns do not change, and whose page has room for
-its new version, is updated without touching any index (a HOT update). Two indexes no query needs go too:
-bank_lines.statement_id, and allocations.posting_id (a posting's rows are read by their line first).
+every open-amount move one to each of invoices' three: 2.7-2.9 s of the 6.4-6.5 s of server time that
+posting 100k allocations took over one connection (bench/post.py). A row whose indexed columns do not
+change, and whose page has room for its new version, is updated without touching any index (a HOT update).
+Two indexes no query needs go too: bank_lines.statement_id, and allocations.posting_id (a posting's rows
+are read by their line first).
 
 Revision ID: 0010
 Revises: 0009
