@@ -112,6 +112,9 @@ def test_claims_and_open_amount_moves_rewrite_rows_in_place(pg_url: str, tmp_pat
             " pg_stat_get_xact_tuples_updated('invoices'::regclass),"
             " pg_stat_get_xact_tuples_hot_updated('invoices'::regclass)")).one()
         assert _open_lines_in(session) == []  # the claimed lines left open_lines in the same transaction
+        # the open-amount update probes keys with hash and merge joins off (repo.probing_by_key), for itself only
+        assert session.execute(text("SHOW enable_hashjoin")).scalar() == "on"
+        assert session.execute(text("SHOW enable_mergejoin")).scalar() == "on"
         session.rollback()
     assert tuple(counts) == (3, 3, 3, 3)
     assert set(_open_lines(day)) == {"B1", "B2", "B3"}  # rolled back with the claim
