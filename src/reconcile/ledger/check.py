@@ -106,6 +106,7 @@ def _lines(session: Session, scope: Scope) -> pl.DataFrame:
 
 def _line_violations(lines: pl.DataFrame) -> list[Violation]:
     posted = pl.col("status") == "posted"
+    still_open = pl.col("status").is_in([str(s) for s in OPEN_LINE_STATUSES])
     checks = [
         ("line_unbalanced", posted & (pl.col("allocated") != pl.col("amount_minor")),
          lambda r: f"allocations add up to {_money(r['allocated'], r['currency'])}, "
@@ -122,9 +123,9 @@ def _line_violations(lines: pl.DataFrame) -> list[Violation]:
          lambda r: f"status {r['status']} but {r['open_items']} open queue item(s)"),
         ("queue_status", ~posted & (pl.col("closed_elsewhere") != 0),
          lambda r: f"status {r['status']} but an open closed_elsewhere item (only a posting can be closed elsewhere)"),
-        ("open_lines", pl.col("status").is_in([str(s) for s in OPEN_LINE_STATUSES]) & (pl.col("listed_open") == 0),
+        ("open_lines", still_open & (pl.col("listed_open") == 0),
          lambda r: f"status {r['status']} but not in open_lines: no run would see it"),
-        ("open_lines", ~pl.col("status").is_in([str(s) for s in OPEN_LINE_STATUSES]) & (pl.col("listed_open") == 1),
+        ("open_lines", ~still_open & (pl.col("listed_open") == 1),
          lambda r: f"status {r['status']} but listed in open_lines"),
     ]
     found = []

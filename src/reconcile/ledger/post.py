@@ -85,10 +85,9 @@ def post_chunk(
     check_balanced(allocations, lines)
     generation = dict(lines.select("bank_line_id", "generation").iter_rows())
     posted_ids = allocations["bank_line_id"].unique().sort().to_list()
-    open_statuses = OPEN_LINE_STATUSES
 
     if posted_ids:
-        claim_lines(session, posted_ids, LineStatus.POSTED, open_statuses)
+        claim_lines(session, posted_ids, LineStatus.POSTED, OPEN_LINE_STATUSES)
         repo.insert_frame(session, tables.Posting.__table__, pl.DataFrame({
             "bank_line_id": posted_ids, "generation": [generation[i] for i in posted_ids],
         }, schema={"bank_line_id": pl.Int64(), "generation": pl.Int64()}).with_columns(
@@ -131,7 +130,7 @@ def post_chunk(
 
     if exceptions.height:
         ids = exceptions["bank_line_id"].to_list()
-        claim_lines(session, ids, LineStatus.EXCEPTION, open_statuses)
+        claim_lines(session, ids, LineStatus.EXCEPTION, OPEN_LINE_STATUSES)
         queue_lines(session, exceptions, generation, run_id=run_id, now=now, business_date=business_date)
 
     if skipped.height:

@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reconcile.core.codes import ItemStatus, Kind, LineStatus, Reason
+from reconcile.core.codes import OPEN_LINE_STATUSES, ItemStatus, Kind, LineStatus, Reason
 from reconcile.core.errors import LedgerError
 from reconcile.core.evidence import evidence_text, suggestions_text
 from reconcile.ledger.open_items import move_open
@@ -116,7 +116,7 @@ def _close_unposted(session: Session, line_ids: list[int], status: str, resoluti
     bl, ex = tables.BankLine.__table__, tables.ExceptionItem.__table__
     for part, among in repo.among(session, bl.c.id, line_ids):
         moved = repo.changed(session, update(bl).where(
-            among, bl.c.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))).values(status=status))
+            among, bl.c.status.in_(OPEN_LINE_STATUSES)).values(status=status))
         if moved != len(part):
             raise LedgerError(
                 f"{len(part) - moved} bank line(s) changed status while their returns were being applied")

@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from reconcile.core.codes import LineStatus
+from reconcile.core.codes import OPEN_LINE_STATUSES
 from reconcile.parsers.advice import ParsedAdvice
 from reconcile.store import repo, tables
 
@@ -101,7 +101,7 @@ def advices_for_run(session: Session) -> tuple[pl.DataFrame, pl.DataFrame]:
         a.id, a.advice_ref, a.payer_name, a.payer_id, a.payment_amount_minor, a.currency, a.payment_date,
         a.trace_number, a.end_to_end_id, a.balanced, a.bank_line_id, a.linked_by,
     ).outerjoin(bl, bl.id == a.bank_line_id).where(
-        a.bank_line_id.is_(None) | bl.status.in_((LineStatus.UNMATCHED, LineStatus.EXCEPTION))), ADVICE_FRAME)
+        a.bank_line_id.is_(None) | bl.status.in_(OPEN_LINE_STATUSES)), ADVICE_FRAME)
     return frame, advice_lines(session, frame["advice_id"].to_list())
 
 
