@@ -78,13 +78,15 @@ def link(lines: pl.DataFrame, advices: pl.DataFrame, window: timedelta = DATE_WI
     taken = set(advices.filter(pl.col("bank_line_id").is_not_null())["bank_line_id"].to_list())
     # every way of linking needs the same currency and amount: only those lines are looked at (a day of
     # thousands of payments and hundreds of advices stays linear)
+    unlinked = advices.filter(pl.col("bank_line_id").is_null())
+    asked = unlinked.select("currency", pl.col("payment_amount_minor").alias("amount_minor")).unique()
     by_amount: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    credits = lines.filter(pl.col("amount_minor") > 0).sort("bank_line_id") \
-        .with_columns(name_fold(pl.col("counterparty_name")).alias("_folded_name"))
+    credits = lines.filter(pl.col("amount_minor") > 0).join(asked, on=["currency", "amount_minor"], how="semi") \
+        .sort("bank_line_id").with_columns(name_fold(pl.col("counterparty_name")).alias("_folded_name"))
     for c in credits.iter_rows(named=True):
         if c["bank_line_id"] not in taken:
             by_amount.setdefault((c["currency"], c["amount_minor"]), []).append(c)
-    open_advices = list(advices.filter(pl.col("bank_line_id").is_null()).sort("advice_id")
+    open_advices = list(unlinked.sort("advice_id")
                         .with_columns(name_fold(pl.col("payer_name")).alias("_folded_name")).iter_rows(named=True))
     found: list[tuple[int, int, str]] = []
     linked: set[int] = set()

@@ -123,11 +123,11 @@ def _score(payer: list[str], known: list[str], payer_as_cut: list[str],
            known_as_cut: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
     # token_set forgives extra words ("ACME BERLIN" paying for Acme) but calls "Favre" a perfect match for
     # "Favre Prazisionstechnik Consulting"; token_sort tells that family apart. The mean keeps both virtues.
-    token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=1)
-    token_sort = cpdist(payer, known, scorer=fuzz.token_sort_ratio, workers=1)
+    token_set = cpdist(payer, known, scorer=fuzz.token_set_ratio, workers=-1)
+    token_sort = cpdist(payer, known, scorer=fuzz.token_sort_ratio, workers=-1)
     best = (token_set + token_sort) / 2
     # and the names as the bank may have cut them (_as_cut below)
-    prefix = cpdist(payer_as_cut, known_as_cut, scorer=fuzz.ratio, workers=1)
+    prefix = cpdist(payer_as_cut, known_as_cut, scorer=fuzz.ratio, workers=-1)
     scores: np.ndarray[Any, np.dtype[np.float64]] = np.maximum(best, prefix).astype(np.float64)
     return scores
 

@@ -31,11 +31,17 @@ def resolve_url(url: str | None = None) -> str:
     return url
 
 
+SQLITE_CACHE_KIB = 65536  # per connection; pages are allocated as they are used
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # a page cache of up to 64 MiB (default 2 MiB): a posting run rewrites pages of invoices and bank lines
+    # all over the file, and with the small cache each statement spills and rereads them (-5 % on a run)
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
