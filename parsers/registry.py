@@ -78,7 +78,7 @@ def read_statement(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(path, None, f"cannot read file: {exc.strerror or exc}") from None
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(): that copies the whole file to look at its first byte
         raise InputError(path, None, "file is empty")
     return data
 

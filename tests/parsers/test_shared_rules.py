@@ -14,7 +14,7 @@ import pytest
 
 from reconcile.core import frames
 from reconcile.core.errors import InputError
-from reconcile.parsers import camt_fast, parse_bytes
+from reconcile.parsers import camt_fast, parse_bytes, parse_file
 from reconcile.parsers.base import (
     IBAN_COUNTRY_ZONES,
     ParsedFile,
@@ -285,3 +285,20 @@ def test_the_rule_runs_for_every_format_in_the_registry() -> None:
 def test_empty_frames_pass() -> None:
     empty = ParsedFile("test", [replace(Statement("A", "EUR", frames.empty(frames.BANK_LINES)))])
     assert distinct_source_refs(empty) is empty
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b" \t\r\n\x0b\x0c  \n"])
+def test_a_file_of_nothing_but_whitespace_is_refused_as_empty(tmp_path: Path, content: bytes) -> None:
+    blank = tmp_path / "blank.csv"
+    blank.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        parse_file(blank)
+    assert caught.value.why == "file is empty"
+
+
+def test_a_file_with_one_visible_byte_is_read_not_refused_as_empty(tmp_path: Path) -> None:
+    almost = tmp_path / "almost.csv"
+    almost.write_bytes(b"\n\n x\n")
+    with pytest.raises(InputError) as caught:  # read, then refused for what it is: no format claims it
+        parse_file(almost)
+    assert caught.value.why != "file is empty"
