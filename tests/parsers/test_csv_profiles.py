@@ -97,6 +97,21 @@ def test_generic_bad_rows(row: bytes, where: str, why: str) -> None:
     assert why in caught.value.why
 
 
+@pytest.mark.parametrize(
+    ("rows", "where"),
+    [
+        # the amount is named first, then the booking date, then the value date, wherever the rows are
+        (b"1,23/11/2026,,1.00,EUR,A,,x\n2,2026-11-23,,12.345,EUR,B,,y\n", "line 3, column amount"),
+        (b"1,2026-11-23,31/12/2026,1.00,EUR,A,,x\n2,23/11/2026,,1.00,EUR,B,,y\n", "line 3, column booking_date"),
+    ],
+)
+def test_a_file_with_several_faults_names_the_same_one_every_time(rows: bytes, where: str) -> None:
+    for _ in range(5):  # the columns are read on two threads: the fault named must not depend on which ends first
+        with pytest.raises(InputError) as caught:
+            parse_bytes(GENERIC_HEADER + rows, Path("bank.csv"))
+        assert caught.value.where == where
+
+
 def test_an_id_the_export_repeats_keeps_both_transactions() -> None:
     parsed = parse_bytes(GENERIC_HEADER + b"1,2026-11-23,,1.00,EUR,A,,x\n1,2026-11-24,,2.00,EUR,B,,y\n",
                          Path("bank.csv"))
